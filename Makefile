@@ -1,0 +1,153 @@
+# rtflex: PREEMPT_RT Linux 7.2 images for ARM boards, built offline.
+#
+#   make                  build everything for $(BOARD), boot it in QEMU and
+#                         compare rtlat with cyclictest
+#   make test             host tests + guest tests in the booted image
+#   make qemu             boot the image with an interactive console
+#   make help             everything else
+#
+# BOARD selects a directory under board/ (default: qemu-vexpress-a9).
+
+BOARD ?= qemu-vexpress-a9
+TOP := $(CURDIR)
+BUILD := $(TOP)/build
+DL := $(TOP)/dl
+
+BOARDS := $(sort $(patsubst board/%/board.mk,%,$(wildcard board/*/board.mk)))
+ifeq ($(filter $(BOARD),$(BOARDS)),)
+$(error Unknown BOARD '$(BOARD)'. Known boards: $(BOARDS). Example: make BOARD=$(firstword $(BOARDS)))
+endif
+BOARD_DIR := $(TOP)/board/$(BOARD)
+include $(BOARD_DIR)/board.mk
+include $(TOP)/kernel/kernel.mk
+
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+SHELL := /bin/bash
+
+RUST_TARGET := armv7-unknown-linux-gnueabihf
+CARGO ?= cargo
+B := $(BUILD)/$(BOARD)
+LINUX_SRC := $(BUILD)/linux-$(LINUX_VERSION)
+LINUX_OBJ := $(B)/linux
+LINUX_PATCHES := $(sort $(wildcard kernel/patches/linux/*.patch)) $(wildcard kernel/patches/linux/series)
+KERNEL_MODULES := $(sort $(wildcard kernel/modules/*))
+ZIMAGE := $(LINUX_OBJ)/arch/arm/boot/zImage
+DTB := $(LINUX_OBJ)/arch/arm/boot/dts/$(BOARD_DTB)
+ROOTFS_IMG := $(B)/rootfs.ext4
+SDCARD := $(B)/sdcard.img
+RT_APPS_OUT := $(TOP)/target/$(RUST_TARGET)/release
+GUEST := scripts/guest.py --board-dir $(BOARD_DIR) --build-dir $(B) --zimage $(ZIMAGE) --dtb $(DTB) --sdcard $(SDCARD)
+
+.PHONY: all
+all: image compare
+
+.PHONY: help
+help:
+	@sed -n 's/^#   \{0,1\}//p' Makefile | head -n 12
+	@echo
+	@echo "Other targets:"
+	@echo "  deps          install host dependencies (apt packages, Rust target, bindgen)"
+	@echo "  kernel        configure and build the kernel ($(LINUX_VERSION), $(BOARD_KERNEL_DEFCONFIG) + kernel/configs/*)"
+	@echo "  rt-apps       cross-build the Rust apps and guest test binaries"
+	@echo "  rootfs        assemble the Debian armhf root file system"
+	@echo "  image         make $(SDCARD:$(TOP)/%=%)"
+	@echo "  compare       boot, run rtlat and cyclictest, print the comparison"
+	@echo "  host-test     cargo test (armv7 binaries under qemu-user)"
+	@echo "  guest-test    boot in test mode and run the guest tests"
+	@echo "  boards        list the boards"
+	@echo "  clean         remove build/ and target/ (keeps dl/ downloads)"
+	@echo
+	@echo "Boards: $(BOARDS)   (current: $(BOARD))"
+
+.PHONY: boards
+boards:
+	@for b in $(BOARDS); do printf '%-20s %s\n' "$$b" "$$(sed -n 's/^BOARD_DESCRIPTION := //p' board/$$b/board.mk)"; done
+
+# ---- host dependencies -------------------------------------------------------
+DEPS_STAMP := $(BUILD)/.deps-$(shell cat scripts/setup-host.sh | cksum | cut -d' ' -f1)
+$(DEPS_STAMP): scripts/setup-host.sh
+	scripts/setup-host.sh
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/.deps-* && touch $@
+.PHONY: deps
+deps:
+	scripts/setup-host.sh
+
+# ---- kernel ------------------------------------------------------------------
+$(LINUX_SRC)/.rtflex-stamp: $(LINUX_HASH_FILE) $(LINUX_PATCHES) scripts/get-kernel-source.sh | $(DEPS_STAMP)
+	scripts/get-kernel-source.sh $(LINUX_VERSION) $(LINUX_HASH_FILE) $(LINUX_DEBIAN_PACKAGE) \
+		$(LINUX_DEBIAN_SUITE) $(LINUX_DEBIAN_MIRROR) $(TOP)/kernel/patches/linux $(DL) $(LINUX_SRC)
+	touch $@
+.PHONY: kernel-source
+kernel-source: $(LINUX_SRC)/.rtflex-stamp
+
+KERNEL_STAMP := $(LINUX_OBJ)/.rtflex-stamp
+$(KERNEL_STAMP): $(LINUX_SRC)/.rtflex-stamp $(LINUX_COMMON_FRAGMENTS) $(BOARD_KERNEL_FRAGMENTS) \
+		$(BOARD_DIR)/board.mk scripts/build-kernel.sh $(shell find kernel/modules -type f)
+	LLVM_SUFFIX=$(LINUX_LLVM_SUFFIX) scripts/build-kernel.sh $(LINUX_SRC) $(LINUX_OBJ) \
+		$(BOARD_KERNEL_DEFCONFIG) "$(LINUX_COMMON_FRAGMENTS) $(BOARD_KERNEL_FRAGMENTS)" \
+		"$(BOARD_KERNEL_DTBS)" $(KERNEL_MODULES)
+	touch $@
+.PHONY: kernel
+kernel: $(KERNEL_STAMP)
+
+# ---- user space --------------------------------------------------------------
+APPS_STAGING := $(B)/staging/apps
+.PHONY: rt-apps
+rt-apps: | $(DEPS_STAMP)
+	RTFLEX_LINUX_VERSION=$(LINUX_VERSION) scripts/build-rt-apps.sh $(RUST_TARGET) $(APPS_STAGING)
+
+# Kernel modules (in-tree and ours) for the root file system, merged /usr.
+MODULES_STAGING := $(B)/staging/modules
+.PHONY: modules-staging
+modules-staging: $(KERNEL_STAMP)
+	rm -rf $(MODULES_STAGING) && mkdir -p $(MODULES_STAGING)/usr/lib
+	rel=$$(cat $(LINUX_OBJ)/include/config/kernel.release) && \
+	if [ -d $(LINUX_OBJ)/modules-install/lib/modules ]; then \
+		cp -a $(LINUX_OBJ)/modules-install/lib/modules $(MODULES_STAGING)/usr/lib/; fi && \
+	mkdir -p $(MODULES_STAGING)/usr/lib/modules/$$rel/extra && \
+	find $(LINUX_OBJ)/extmod -name '*.ko' -exec install -m 0644 {} $(MODULES_STAGING)/usr/lib/modules/$$rel/extra/ \; && \
+	rm -f $(MODULES_STAGING)/usr/lib/modules/$$rel/build $(MODULES_STAGING)/usr/lib/modules/$$rel/source && \
+	/sbin/depmod -b $(MODULES_STAGING)/usr $$rel
+
+# ---- root file system and SD card image --------------------------------------
+include rootfs/rootfs.mk
+.PHONY: rootfs
+rootfs: rt-apps modules-staging
+	scripts/build-rootfs.sh $(ROOTFS_IMG) $(ROOTFS_SIZE) $(ROOTFS_DEBIAN_SUITE) $(ROOTFS_DEBIAN_ARCH) \
+		$(ROOTFS_DEBIAN_MIRROR) $(ROOTFS_PACKAGES_FILE) $(DL) $(ROOTFS_OVERLAY) \
+		$(APPS_STAGING) $(MODULES_STAGING)
+
+.PHONY: image
+image: kernel rootfs
+	scripts/mkimage.sh $(BOARD_DIR)/genimage.cfg $(B) $(ZIMAGE) $(DTB) $(ROOTFS_IMG)
+
+# ---- boot and test -----------------------------------------------------------
+.PHONY: compare
+compare: image
+	$(GUEST) compare
+
+.PHONY: host-test
+host-test: | $(DEPS_STAMP)
+	cargo test --locked --target $(RUST_TARGET) --workspace 2>&1 | tee $(BUILD)/host-test.log; \
+		exit $${PIPESTATUS[0]}
+
+.PHONY: guest-test
+guest-test: image
+	$(GUEST) test
+
+# Host tests first (fast), then the guest; one closing line for both.
+.PHONY: test
+test: image
+	@mkdir -p $(BUILD)
+	-cargo test --locked --target $(RUST_TARGET) --workspace > $(BUILD)/host-test.log 2>&1; \
+		echo $$? > $(BUILD)/host-test.rc
+	@grep -E '^(test |test result|error)' $(BUILD)/host-test.log | grep -v '\.\.\. ok$$' || true
+	$(GUEST) test --host-log $(BUILD)/host-test.log --host-rc $$(cat $(BUILD)/host-test.rc)
+
+.PHONY: qemu
+qemu: image
+	$(GUEST) shell
+
+.PHONY: clean
+clean:
+	rm -rf $(BUILD) $(TOP)/target

@@ -1,0 +1,13 @@
+# QEMU Versatile Express with a Cortex-A9 MPCore tile (qemu-system-arm -M vexpress-a9).
+BOARD_DESCRIPTION := QEMU vexpress-a9 (Cortex-A9 MPCore, SD card root)
+BOARD_KERNEL_DEFCONFIG := vexpress_defconfig
+BOARD_KERNEL_FRAGMENTS :=
+# DTBs to build, as kernel make targets, and the one this board boots with.
+BOARD_KERNEL_DTBS := arm/vexpress-v2p-ca9.dtb
+BOARD_DTB := arm/vexpress-v2p-ca9.dtb
+BOARD_CONSOLE := ttyAMA0
+# Second UART: the guest test runner streams results to the host over it.
+BOARD_RESULTS_TTY := ttyAMA1
+BOARD_ROOT_DEVICE := /dev/mmcblk0p2
+BOARD_QEMU_MACHINE := vexpress-a9
+BOARD_QEMU_ARGS := -M vexpress-a9 -smp 1 -m 512M

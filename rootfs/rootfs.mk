@@ -1,0 +1,8 @@
+# Root file system: Debian armhf packages + rootfs/overlay + rt-apps.
+ROOTFS_DEBIAN_SUITE := bookworm
+ROOTFS_DEBIAN_ARCH := armhf
+ROOTFS_DEBIAN_MIRROR := http://deb.debian.org/debian
+ROOTFS_PACKAGES_FILE := $(TOP)/rootfs/debian-packages.txt
+ROOTFS_OVERLAY := $(TOP)/rootfs/overlay
+# ext4 root partition size; the SD image is rounded up to a power of two.
+ROOTFS_SIZE := 384M

@@ -1,0 +1,77 @@
+//! rtlat against the real cyclictest (the oracle), same parameters, same
+//! kernel: results must agree, and the JSON reports must have the same keys.
+#![cfg(feature = "guest")]
+
+use guest_tests::{json_key_paths, run_ok};
+use serde_json::Value;
+
+/// Identical parameters for both tools: memory locked, SCHED_FIFO 90,
+/// 1 ms period, 3000 wake-ups, histogram up to 400 us.
+const ARGS: &[&str] = &["-m", "-p", "90", "-i", "1000", "-l", "3000", "-h", "400", "-q"];
+const LOOPS: u64 = 3000;
+
+fn report(tool: &str) -> Value {
+    let path = format!("/tmp/guest-test-{tool}.json");
+    let json_arg = format!("--json={path}");
+    let mut args: Vec<&str> = ARGS.to_vec();
+    args.push(&json_arg);
+    run_ok(tool, &args);
+    let text = std::fs::read_to_string(&path).expect("no JSON report written");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{tool} JSON does not parse: {e}\n{text}"))
+}
+
+fn thread0(v: &Value, key: &str) -> f64 {
+    v["thread"]["0"][key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("thread.0.{key} missing in {v}"))
+}
+
+/// Tolerance for the comparison (see the README, "How the tests work"):
+/// under `-icount shift=3,sleep=off` a guest instruction is 8 ns of guest
+/// time and both tools measure the same kernel path (hrtimer interrupt,
+/// wake-up, context switch, return to user, clock read): they may differ
+/// only by their own user-space instructions between the clock read and the
+/// next sleep, a few hundred instructions, i.e. a few microseconds. We
+/// allow the larger of 30% and 10 us on min and avg. The maximum is a tail
+/// statistic (one sample) and is only required to stay in the histogram.
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= f64::max(0.30 * a.max(b), 10.0)
+}
+
+#[test]
+fn rtlat_agrees_with_cyclictest() {
+    let c = report("cyclictest");
+    let r = report("rtlat");
+    for (name, v) in [("cyclictest", &c), ("rtlat", &r)] {
+        assert_eq!(thread0(v, "cycles") as u64, LOOPS, "{name} cycles");
+        assert!(thread0(v, "max") < 400.0, "{name} max beyond histogram");
+        assert!(thread0(v, "min") <= thread0(v, "avg"));
+        assert!(thread0(v, "avg") <= thread0(v, "max"));
+    }
+    for key in ["min", "avg"] {
+        let (a, b) = (thread0(&c, key), thread0(&r, key));
+        assert!(close(a, b), "{key}: cyclictest {a} vs rtlat {b}");
+    }
+    // Histograms count every sample once.
+    for (name, v) in [("cyclictest", &c), ("rtlat", &r)] {
+        let total: u64 = v["thread"]["0"]["histogram"]
+            .as_object()
+            .expect("histogram")
+            .values()
+            .map(|n| n.as_u64().expect("count"))
+            .sum();
+        assert_eq!(total, LOOPS, "{name} histogram total");
+    }
+}
+
+#[test]
+fn rtlat_json_has_the_same_keys_as_cyclictest() {
+    let c = json_key_paths(&report("cyclictest"));
+    let r = json_key_paths(&report("rtlat"));
+    let only_c: Vec<_> = c.difference(&r).collect();
+    let only_r: Vec<_> = r.difference(&c).collect();
+    assert!(
+        only_c.is_empty() && only_r.is_empty(),
+        "keys only in cyclictest: {only_c:?}; only in rtlat: {only_r:?}"
+    );
+}

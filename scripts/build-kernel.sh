@@ -1,0 +1,84 @@
+#!/bin/bash
+# Configure and build the rtflex kernel out of tree, with LLVM and ccache.
+#
+#   build-kernel.sh SRC OBJ DEFCONFIG "FRAGMENTS..." "DTBS..." MODULE_DIRS...
+#
+# Config = DEFCONFIG + every fragment (later ones win), resolved with
+# olddefconfig; then every option a fragment asks for must have survived,
+# or the build stops naming the ones that did not.
+set -euo pipefail
+here=$(dirname "$(readlink -f "$0")")
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+
+[ $# -ge 5 ] || die "usage: $0 SRC OBJ DEFCONFIG FRAGMENTS DTBS [MODULE_DIR...]"
+src=$1 obj=$2 defconfig=$3 fragments=$4 dtbs=$5
+shift 5
+llvm=${LLVM_SUFFIX:--19}
+jobs=${JOBS:-$(($(nproc) + 1))}
+
+need "clang$llvm" "Run 'make deps' (or: apt-get install clang${llvm} lld${llvm} llvm${llvm})."
+need "ld.lld$llvm" "Run 'make deps' (or: apt-get install lld${llvm})."
+need bindgen "Run 'make deps' (or: cargo install --locked bindgen-cli --version 0.72.1)."
+need rustc "Install Rust with rustup (https://rustup.rs), then run 'make deps'."
+
+cc="clang$llvm"
+if command -v ccache >/dev/null 2>&1; then
+	cc="ccache clang$llvm"
+else
+	rtflex_log "ccache not found: building without it (make deps installs it)"
+fi
+# Reproducible version string, and better ccache hits.
+export KBUILD_BUILD_USER=rtflex KBUILD_BUILD_HOST=rtflex
+export KBUILD_BUILD_TIMESTAMP=${KBUILD_BUILD_TIMESTAMP:-$(date -u -d "@${SOURCE_DATE_EPOCH:-0}" 2>/dev/null || echo "Thu Jan  1 00:00:00 UTC 1970")}
+kmake() { make -C "$src" O="$obj" ARCH=arm LLVM="$llvm" CC="$cc" -j"$jobs" "$@"; }
+
+mkdir -p "$obj"
+kmake -s rustavailable >/dev/null 2>&1 || {
+	kmake rustavailable || true
+	die "the kernel cannot use this Rust toolchain (see above). Run 'make deps'."
+}
+
+rtflex_log "configuring: $defconfig + $(for f in $fragments; do basename "$f"; done | tr '\n' ' ')"
+kmake -s "$defconfig"
+# shellcheck disable=SC2086
+cat $fragments >> "$obj/.config"
+kmake -s olddefconfig
+
+# Every option a fragment asks for must have survived olddefconfig.
+missing=()
+# shellcheck disable=SC2086
+while IFS= read -r line; do
+	case "$line" in
+	CONFIG_*=*) opt=${line%%=*} want=$line ;;
+	"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}; want="" ;;
+	*) continue ;;
+	esac
+	got=$(grep -E "^($opt=|# $opt is not set)" "$obj/.config" || true)
+	if [ -z "$want" ]; then
+		case "$got" in "" | "# $opt is not set") ;; *) missing+=("$opt: wanted unset, got '$got'") ;; esac
+	elif [ "$got" != "$want" ]; then
+		missing+=("$want: got '${got:-<absent: dependencies not met>}'")
+	fi
+done < <(cat $fragments)
+if [ ${#missing[@]} -gt 0 ]; then
+	printf '[rtflex] error: %d kernel option(s) from the fragments did not survive olddefconfig:\n' "${#missing[@]}" >&2
+	printf '    %s\n' "${missing[@]}" >&2
+	die "fix the fragments under kernel/configs/ or the board's base defconfig ($obj/.config)"
+fi
+rtflex_log "config checked: every fragment option survived"
+
+rtflex_log "building zImage, DTBs and modules (-j$jobs)"
+# shellcheck disable=SC2086
+kmake zImage modules $dtbs
+rm -rf "$obj/modules-install"
+kmake -s INSTALL_MOD_PATH="$obj/modules-install" INSTALL_MOD_STRIP=1 modules_install
+
+# Our out-of-tree modules (e.g. the Rust self-test module), built against
+# this exact kernel; outputs go to $obj/extmod/<name>, not into the source.
+for m in "$@"; do
+	name=$(basename "$m")
+	rtflex_log "building module $name"
+	make -C "$obj" ARCH=arm LLVM="$llvm" CC="$cc" M="$(readlink -f "$m")" MO="$obj/extmod/$name" -j"$jobs" modules
+done
+rtflex_log "kernel $(cat "$obj/include/config/kernel.release") ready in $obj"

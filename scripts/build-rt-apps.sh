@@ -1,0 +1,54 @@
+#!/bin/bash
+# Cross-build the rt-apps workspace for the boards and stage it for the
+# root file system:
+#   STAGING/usr/bin/<binary>                  every binary of the workspace
+#   STAGING/usr/lib/rtflex/tests/<test>       guest test executables
+#                                             (rt-apps/guest-tests, --features guest)
+#
+#   build-rt-apps.sh RUST_TARGET STAGING
+set -euo pipefail
+here=$(dirname "$(readlink -f "$0")")
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+[ $# -eq 2 ] || die "usage: $0 RUST_TARGET STAGING"
+target=$1 staging=$2
+need cargo "Install Rust with rustup (https://rustup.rs), then run 'make deps'."
+need arm-linux-gnueabihf-gcc "Run 'make deps' (or: apt-get install gcc-arm-linux-gnueabihf)."
+rustup target list --installed 2>/dev/null | grep -qx "$target" ||
+	die "Rust target $target missing: run 'make deps' (or: rustup target add $target)"
+
+# Executables from cargo's JSON messages: "bin" or "test".
+executables() {
+	python3 -c '
+import json, sys
+kind = sys.argv[1]
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    is_test = m["profile"]["test"]
+    if (kind == "test") == is_test:
+        print(m["target"]["name"], m["executable"])
+' "$1"
+}
+
+rm -rf "$staging"
+mkdir -p "$staging/usr/bin" "$staging/usr/lib/rtflex/tests"
+rtflex_log "rt-apps: building for $target"
+cargo build --release --locked --target "$target" --workspace --bins \
+	--message-format=json-render-diagnostics >"$staging.bins.json"
+while read -r name exe; do
+	install -m 0755 "$exe" "$staging/usr/bin/$name"
+done < <(executables bin <"$staging.bins.json")
+
+rtflex_log "rt-apps: building guest tests"
+cargo test --release --locked --target "$target" -p guest-tests --features guest --no-run \
+	--message-format=json-render-diagnostics >"$staging.tests.json"
+while read -r name exe; do
+	install -m 0755 "$exe" "$staging/usr/lib/rtflex/tests/$name"
+done < <(executables test <"$staging.tests.json")
+rm -f "$staging.bins.json" "$staging.tests.json"
+rtflex_log "rt-apps: $(ls "$staging/usr/bin" | tr '\n' ' ')| tests: $(ls "$staging/usr/lib/rtflex/tests" | tr '\n' ' ')"

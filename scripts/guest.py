@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Boot an rtflex image in QEMU and talk to it.
+
+  guest.py test     boot in test mode, run the guest tests, print
+                    "N passed, N failed" (host test counts included with
+                    --host-log), exit non-zero on any failure, hang or oops
+  guest.py compare  boot, run cyclictest and rtlat with identical
+                    parameters, print the comparison table
+  guest.py shell    boot with an interactive console (Ctrl-a x quits)
+
+The console (first UART) goes to the terminal or a log file; the guest
+scripts stream their results over the second UART (board.mk
+BOARD_RESULTS_TTY) into a file, framed by "rtflex-guest:" lines.
+"""
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+
+# Kernel log lines that mean the kernel is broken.
+KERNEL_PROBLEMS = re.compile(
+    r"Kernel panic|Internal error: Oops|Oops:|BUG:|WARNING:|Unable to handle kernel|"
+    r"------------\[ cut here \]------------|rcu_.* self-detected stall|"
+    r"sleeping function called from invalid context"
+)
+TEST_LINE = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)")
+CARGO_RESULT = re.compile(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored")
+
+ICOUNT = "shift=3,sleep=off"
+
+
+def read_board(path):
+    """Variables of a board.mk (NAME := value lines)."""
+    board = {}
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^(\w+)\s*:?=\s*(.*)$", line.rstrip("\n"))
+            if m:
+                board[m.group(1)] = m.group(2).strip()
+    return board
+
+
+def qemu_command(args, board, mode, results_path):
+    console = board["BOARD_CONSOLE"]
+    append = [
+        f"console={console},115200",
+        f"root={board['BOARD_ROOT_DEVICE']}",
+        "rootwait",
+        "rw",
+    ]
+    if mode != "shell":
+        append += [f"rtflex.mode={mode}", f"rtflex.results={board['BOARD_RESULTS_TTY']}"]
+    cmd = ["qemu-system-arm"] + shlex.split(board["BOARD_QEMU_ARGS"])
+    cmd += ["-kernel", args.zimage, "-dtb", args.dtb]
+    cmd += ["-drive", f"if=sd,format=raw,file={args.sdcard}"]
+    cmd += ["-append", " ".join(append), "-no-reboot", "-display", "none"]
+    if mode == "shell":
+        cmd += ["-serial", "mon:stdio"]
+        if not args.no_icount:
+            cmd += ["-icount", ICOUNT]
+    else:
+        # Tests and comparisons never modify the image.
+        cmd += ["-snapshot", "-monitor", "none", "-serial", "stdio"]
+        cmd += ["-serial", f"file:{results_path}"]
+        cmd += ["-icount", ICOUNT]
+    # Boards whose console is not the first UART (e.g. i.MX6 on ttymxc1)
+    # put their serial ports in order in BOARD_QEMU_ARGS themselves.
+    return cmd
+
+
+def boot(args, board, mode):
+    """Boot the guest in MODE; return (results text, console problems, why)."""
+    os.makedirs(args.build_dir, exist_ok=True)
+    results_path = os.path.join(args.build_dir, f"{mode}-results.log")
+    console_path = os.path.join(args.build_dir, f"{mode}-console.log")
+    for p in (results_path, console_path):
+        if os.path.exists(p):
+            os.remove(p)
+    cmd = qemu_command(args, board, mode, results_path)
+    print("[rtflex] " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    problems = []
+
+    def pump():
+        with open(console_path, "wb") as log:
+            for raw in proc.stdout:
+                log.write(raw)
+                log.flush()
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if args.verbose:
+                    print("  | " + line, flush=True)
+                if KERNEL_PROBLEMS.search(line):
+                    problems.append(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+
+    def results():
+        try:
+            with open(results_path, "rb") as f:
+                return f.read().decode("utf-8", "replace").replace("\r", "")
+        except FileNotFoundError:
+            return ""
+
+    why = None
+    ended_at = None
+    while True:
+        if proc.poll() is not None:
+            break
+        now = time.monotonic()
+        if "rtflex-guest: end" in results():
+            ended_at = ended_at or now
+            if now - ended_at > 30:  # ended but did not power off: stop it
+                proc.kill()
+                break
+        elif any("Kernel panic" in p for p in problems):
+            why = "kernel panic"
+            time.sleep(2)
+            proc.kill()
+            break
+        elif now - start > args.timeout:
+            why = f"timeout after {args.timeout} s"
+            proc.kill()
+            break
+        time.sleep(0.5)
+    proc.wait()
+    reader.join(timeout=5)
+    elapsed = time.monotonic() - start
+    text = results()
+    if why is None and "rtflex-guest: end" not in text:
+        why = f"guest stopped before finishing (qemu exit {proc.returncode})"
+    print(f"[rtflex] guest ran {elapsed:.1f} s; console log: {console_path}", flush=True)
+    return text, problems, why
+
+
+def frames(text):
+    """Files the guest sent: {name: content}."""
+    files = {}
+    for m in re.finditer(r"^rtflex-guest: file (\S+)\n(.*?)^rtflex-guest: endfile \1$",
+                         text, re.S | re.M):
+        files[m.group(1)] = m.group(2)
+    return files
+
+
+def host_counts(path):
+    passed = failed = ignored = 0
+    if path:
+        with open(path, errors="replace") as f:
+            for m in CARGO_RESULT.finditer(f.read()):
+                passed += int(m.group(1))
+                failed += int(m.group(2))
+                ignored += int(m.group(3))
+    return passed, failed, ignored
+
+
+def cmd_test(args, board):
+    text, problems, why = boot(args, board, "test")
+    passed = failed = ignored = 0
+    failures = []
+    current = None
+    current_failed = 0
+    for line in text.splitlines():
+        if line.startswith("rtflex-guest: run "):
+            current, current_failed = line.split()[-1], 0
+            continue
+        m = re.match(r"^rtflex-guest: exit (\S+) (-?\d+)$", line)
+        if m:
+            if m.group(2) != "0" and current_failed == 0:
+                failed += 1
+                failures.append(f"{m.group(1)}: test binary exited with {m.group(2)}")
+            continue
+        m = TEST_LINE.match(line)
+        if m:
+            name = f"{current}::{m.group(1)}"
+            print(f"  guest {name} ... {m.group(2)}")
+            if m.group(2) == "ok":
+                passed += 1
+            elif m.group(2) == "ignored":
+                ignored += 1
+            else:
+                failed += 1
+                current_failed += 1
+                failures.append(name)
+    if problems:
+        failed += 1
+        failures.append("kernel log on the console: " + "; ".join(problems[:5]))
+    if why:
+        failed += 1
+        failures.append(f"guest: {why}")
+    if failures:
+        print("[rtflex] failures:")
+        for f in failures:
+            print(f"  - {f}")
+        print(f"[rtflex] results: {os.path.join(args.build_dir, 'test-results.log')}")
+    print(f"[rtflex] guest: {passed} passed, {failed} failed, {ignored} ignored")
+    hp, hf, hi = host_counts(args.host_log)
+    if args.host_log:
+        if args.host_rc != 0 and hf == 0:
+            hf = 1  # cargo failed without a failing test: a build error
+        print(f"[rtflex] host:  {hp} passed, {hf} failed, {hi} ignored ({args.host_log})")
+    total_failed = failed + hf
+    print(f"{passed + hp} passed, {total_failed} failed, {ignored + hi} skipped")
+    return 1 if total_failed else 0
+
+
+def cmd_compare(args, board):
+    text, problems, why = boot(args, board, "compare")
+    files = frames(text)
+    m = re.search(r"^rtflex-guest: args (.*)$", text, re.M)
+    cargs = m.group(1) if m else "?"
+    m = re.search(r"^rtflex-guest: begin (.*)$", text, re.M)
+    release = m.group(1) if m else "?"
+    outdir = os.path.join(args.build_dir, "compare")
+    os.makedirs(outdir, exist_ok=True)
+    for name, content in files.items():
+        with open(os.path.join(outdir, name), "w") as f:
+            f.write(content)
+    if why or problems:
+        print(f"[rtflex] comparison failed: {why or ''} {'; '.join(problems[:3])}")
+        return 1
+    rows = []
+    for tool in ("cyclictest", "rtlat"):
+        try:
+            report = json.loads(files[f"{tool}.json"])
+        except (KeyError, ValueError) as e:
+            print(f"[rtflex] no usable JSON from {tool}: {e}")
+            print(files.get(f"{tool}.txt", ""))
+            return 1
+        for tid, t in sorted(report["thread"].items(), key=lambda kv: int(kv[0])):
+            rows.append((tool, tid, t["cycles"], t["min"], float(t["avg"]), t["max"]))
+    print()
+    print(f"Wake-up latency, {board['BOARD_QEMU_MACHINE']} under QEMU -icount {ICOUNT}, Linux {release}")
+    print("(guest time follows instruction count, 8 ns per instruction: this compares")
+    print(" code paths, it does not predict a board's microseconds)")
+    print(f"parameters for both tools: {cargs}")
+    print()
+    print(f"{'tool':<12}{'thread':>7}{'cycles':>9}{'min us':>9}{'avg us':>9}{'max us':>9}")
+    for tool, tid, cycles, mn, avg, mx in rows:
+        print(f"{tool:<12}{tid:>7}{cycles:>9}{mn:>9}{avg:>9.2f}{mx:>9}")
+    c = [r for r in rows if r[0] == "cyclictest"]
+    r = [r for r in rows if r[0] == "rtlat"]
+    for a, b in zip(c, r):
+        print(f"{'difference':<12}{a[1]:>7}{b[2] - a[2]:>9}{b[3] - a[3]:>+9}"
+              f"{b[4] - a[4]:>+9.2f}{b[5] - a[5]:>+9}")
+    print()
+    print(f"[rtflex] reports and histograms: {outdir}/")
+    return 0
+
+
+def cmd_shell(args, board):
+    cmd = qemu_command(args, board, "shell", None)
+    print("[rtflex] " + " ".join(shlex.quote(c) for c in cmd))
+    print("[rtflex] interactive console; quit with Ctrl-a x", flush=True)
+    os.execvp(cmd[0], cmd)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["test", "compare", "shell"])
+    p.add_argument("--board-dir", required=True)
+    p.add_argument("--build-dir", required=True)
+    p.add_argument("--zimage", required=True)
+    p.add_argument("--dtb", required=True)
+    p.add_argument("--sdcard", required=True)
+    p.add_argument("--timeout", type=int, default=int(os.environ.get("RTFLEX_GUEST_TIMEOUT", 900)))
+    p.add_argument("--host-log", help="cargo test output to add to the totals")
+    p.add_argument("--host-rc", type=int, default=0, help="cargo test exit code")
+    p.add_argument("--no-icount", action="store_true", help="shell: run at full speed")
+    p.add_argument("-v", "--verbose", action="store_true", help="echo the guest console")
+    args = p.parse_args()
+    for f in (args.zimage, args.dtb, args.sdcard):
+        if not os.path.exists(f):
+            sys.exit(f"[rtflex] error: {f} missing: run 'make image' first")
+    board = read_board(os.path.join(args.board_dir, "board.mk"))
+    return {"test": cmd_test, "compare": cmd_compare, "shell": cmd_shell}[args.mode](args, board)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
