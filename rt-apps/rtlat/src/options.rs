@@ -1,0 +1,1124 @@
+//! Command-line options, with cyclictest's names and semantics.
+//!
+//! The parser is a small `getopt_long` work-alike: short options can be
+//! clustered (`-mSp80`), a short option's argument may be attached (`-p80`)
+//! or separate (`-p 80`), long options take `--name=value` or `--name value`
+//! and may be abbreviated to any unambiguous prefix. `-a`/`--affinity` and
+//! `-t`/`--threads` have optional arguments and, like cyclictest, also take
+//! the next word when it looks like their argument (`-t 4`, `-a 0-1`).
+//!
+//! Deliberately stricter than cyclictest: unknown options, stray words,
+//! non-numeric numbers and out-of-range values are usage errors (exit 2)
+//! instead of printing the help and exiting 0.
+
+use crate::action::ActionKind;
+use crate::cpuset::parse_cpuset;
+
+/// Default base interval in microseconds (cyclictest `DEFAULT_INTERVAL`).
+pub const DEFAULT_INTERVAL_US: u32 = 1000;
+/// Default per-thread interval increment in microseconds (`DEFAULT_DISTANCE`).
+pub const DEFAULT_DISTANCE_US: u32 = 500;
+/// Largest histogram (cyclictest `HIST_MAX`); bigger requests are capped.
+pub const HIST_MAX: usize = 1_000_000;
+
+/// Scheduling policy of the measuring threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    Other,
+    Fifo,
+    Rr,
+    Batch,
+    Idle,
+}
+
+impl Policy {
+    /// cyclictest's lower-case policy name (as printed in the status header).
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Other => "other",
+            Policy::Fifo => "fifo",
+            Policy::Rr => "rr",
+            Policy::Batch => "batch",
+            Policy::Idle => "idle",
+        }
+    }
+
+    /// Whether this is a real-time policy that takes a priority.
+    pub fn is_rt(self) -> bool {
+        matches!(self, Policy::Fifo | Policy::Rr)
+    }
+
+    fn parse(s: &str) -> Option<Policy> {
+        match s.to_ascii_lowercase().as_str() {
+            "other" | "normal" => Some(Policy::Other),
+            "fifo" => Some(Policy::Fifo),
+            "rr" => Some(Policy::Rr),
+            "batch" => Some(Policy::Batch),
+            "idle" => Some(Policy::Idle),
+            _ => None,
+        }
+    }
+}
+
+/// Clock used for sleeping and measuring (`-c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    Monotonic,
+    Realtime,
+}
+
+/// How measuring threads are pinned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Affinity {
+    /// Thread N on the N-th CPU of the current affinity mask, round robin
+    /// (cyclictest's default `AFFINITY_USEALL`, also used by `-S` and a bare `-a`).
+    UseAll,
+    /// Thread N on the N-th CPU of this list, round robin (`-a CPUSET`).
+    Specified(Vec<usize>),
+}
+
+/// Where the JSON result goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JsonDest {
+    Stdout,
+    File(String),
+}
+
+/// What to do with `/dev/cpu_dma_latency`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PmQos {
+    /// Open it and write this value (µs), keep it open while running.
+    Set(i32),
+    /// `--laptop`: leave power management alone.
+    Laptop,
+    /// `--default-system`: leave power management alone.
+    DefaultSystem,
+}
+
+/// The fully resolved configuration of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub affinity: Affinity,
+    pub main_affinity: Option<Vec<usize>>,
+    pub threads: usize,
+    pub smp: bool,
+    /// Priority of the first thread (0 unless an RT policy is used).
+    pub priority: i32,
+    /// Policy as requested/resolved (`-p` implies FIFO).
+    pub policy: Policy,
+    pub priospread: bool,
+    pub interval_us: u32,
+    /// Effective per-thread interval increment (0 with a histogram).
+    pub distance_us: u32,
+    pub loops: u64,
+    pub duration_s: u64,
+    pub quiet: bool,
+    pub verbose: bool,
+    pub mlockall: bool,
+    /// Number of histogram buckets, 0 = no histogram.
+    pub histogram: usize,
+    pub histofall: bool,
+    pub histfile: Option<String>,
+    pub json: Option<JsonDest>,
+    pub nsecs: bool,
+    pub clock: Clock,
+    pub refresh_on_max: bool,
+    pub unbuffered: bool,
+    pub pm_qos: PmQos,
+    /// Per-cycle action (extension point; no-op by default).
+    pub action: ActionKind,
+    /// Messages cyclictest would print while parsing (to stderr).
+    pub notes: Vec<String>,
+}
+
+/// Result of parsing: run, or show the help.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Parsed {
+    Run(Config),
+    Help,
+}
+
+/// A usage error (exit code 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the option parser needs to know about the machine.
+#[derive(Clone, Debug)]
+pub struct CpuInfo {
+    /// Configured CPUs (`_SC_NPROCESSORS_CONF`).
+    pub max_cpus: usize,
+    /// CPUs in the current affinity mask, sorted.
+    pub allowed: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arg {
+    No,
+    Required,
+    Optional,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Opt {
+    Affinity,
+    Clock,
+    DefaultSystem,
+    Distance,
+    Duration,
+    Histogram,
+    Histofall,
+    Histfile,
+    Interval,
+    Json,
+    Laptop,
+    Latency,
+    Loops,
+    MainAffinity,
+    Mlockall,
+    Nsecs,
+    Priority,
+    Policy,
+    Priospread,
+    Quiet,
+    RefreshOnMax,
+    Smp,
+    Threads,
+    Unbuffered,
+    Verbose,
+    Help,
+}
+
+struct OptDef {
+    long: &'static str,
+    short: Option<char>,
+    arg: Arg,
+    opt: Opt,
+}
+
+const fn def(long: &'static str, short: Option<char>, arg: Arg, opt: Opt) -> OptDef {
+    OptDef {
+        long,
+        short,
+        arg,
+        opt,
+    }
+}
+
+const OPTIONS: &[OptDef] = &[
+    def("affinity", Some('a'), Arg::Optional, Opt::Affinity),
+    def("clock", Some('c'), Arg::Required, Opt::Clock),
+    def("default-system", None, Arg::No, Opt::DefaultSystem),
+    def("distance", Some('d'), Arg::Required, Opt::Distance),
+    def("duration", Some('D'), Arg::Required, Opt::Duration),
+    def("histogram", Some('h'), Arg::Required, Opt::Histogram),
+    def("histofall", Some('H'), Arg::Required, Opt::Histofall),
+    def("histfile", None, Arg::Required, Opt::Histfile),
+    def("interval", Some('i'), Arg::Required, Opt::Interval),
+    def("json", None, Arg::Required, Opt::Json),
+    def("laptop", None, Arg::No, Opt::Laptop),
+    def("latency", None, Arg::Required, Opt::Latency),
+    def("loops", Some('l'), Arg::Required, Opt::Loops),
+    def("mainaffinity", None, Arg::Required, Opt::MainAffinity),
+    def("mlockall", Some('m'), Arg::No, Opt::Mlockall),
+    def("nsecs", Some('N'), Arg::No, Opt::Nsecs),
+    def("priority", Some('p'), Arg::Required, Opt::Priority),
+    def("policy", None, Arg::Required, Opt::Policy),
+    def("priospread", None, Arg::No, Opt::Priospread),
+    def("quiet", Some('q'), Arg::No, Opt::Quiet),
+    def("refresh_on_max", Some('M'), Arg::No, Opt::RefreshOnMax),
+    def("smp", Some('S'), Arg::No, Opt::Smp),
+    def("threads", Some('t'), Arg::Optional, Opt::Threads),
+    def("unbuffered", Some('u'), Arg::No, Opt::Unbuffered),
+    def("verbose", Some('v'), Arg::No, Opt::Verbose),
+    def("help", None, Arg::No, Opt::Help),
+];
+
+/// cyclictest options rtlat knows about but does not implement: they get a
+/// specific error message rather than "unknown option".
+const UNSUPPORTED_LONG: &[&str] = &[
+    "aligned",
+    "breaktrace",
+    "fifo",
+    "oscope",
+    "relative",
+    "resolution",
+    "secaligned",
+    "system",
+    "smi",
+    "spike",
+    "spike-nodes",
+    "tracemark",
+    "dbg_cyclictest",
+    "posix_timers",
+];
+const UNSUPPORTED_SHORT: &[char] = &['A', 'b', 'F', 'o', 'r', 'R', 's', 'x'];
+
+fn err<T>(msg: impl Into<String>) -> Result<T, UsageError> {
+    Err(UsageError(msg.into()))
+}
+
+/// Parses a non-negative decimal number for option `name`.
+fn num<T: std::str::FromStr>(name: &str, val: &str) -> Result<T, UsageError> {
+    let v = val.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return err(format!(
+            "option {name}: '{val}' is not a non-negative integer"
+        ));
+    }
+    v.parse()
+        .map_err(|_| UsageError(format!("option {name}: '{val}' is out of range")))
+}
+
+/// Parses a duration for `-D`: a number of seconds with an optional suffix
+/// `s`, `m` (minutes), `h` (hours) or `d` (days), case-insensitive. Returns
+/// seconds. (cyclictest's `parse_time_string()`, but strict.)
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult = match c.to_ascii_lowercase() {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                _ => {
+                    return Err(format!(
+                        "invalid duration '{s}': unknown suffix '{c}' (use s, m, h or d)"
+                    ))
+                }
+            };
+            (&s[..i], mult)
+        }
+        _ => (s, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid duration '{s}': expected a number with optional suffix s, m, h or d"
+        ));
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("invalid duration '{s}': too large"))
+}
+
+/// Raw option values in parse order semantics (before resolution).
+#[derive(Default)]
+struct Raw {
+    affinity: Option<Affinity>,
+    affinity_given: bool,
+    main_affinity: Option<Vec<usize>>,
+    threads: Option<Option<usize>>, // Some(None) = one per CPU
+    smp: bool,
+    priority: i32,
+    policy: Option<Policy>,
+    priospread: bool,
+    interval: Option<u32>,
+    distance: Option<u32>,
+    loops: u64,
+    duration: u64,
+    quiet: bool,
+    verbose: bool,
+    mlockall: bool,
+    histogram: usize,
+    histofall: bool,
+    histfile: Option<String>,
+    json: Option<JsonDest>,
+    nsecs: bool,
+    clock: Option<Clock>,
+    refresh: bool,
+    unbuffered: bool,
+    laptop: bool,
+    default_system: bool,
+    latency: i32,
+    notes: Vec<String>,
+}
+
+/// Parses `args` (including `args[0]`, the program name).
+pub fn parse(args: &[String], cpus: &CpuInfo) -> Result<Parsed, UsageError> {
+    let mut raw = Raw::default();
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].as_str();
+        i += 1;
+        if a == "--" {
+            if i < args.len() {
+                return err(format!("unexpected argument '{}'", args[i]));
+            }
+            break;
+        }
+        if let Some(body) = a.strip_prefix("--") {
+            let (name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (body, None),
+            };
+            let d = find_long(name)?;
+            let shown = format!("--{}", d.long);
+            let value = match d.arg {
+                Arg::No => {
+                    if inline.is_some() {
+                        return err(format!("option {shown} does not take an argument"));
+                    }
+                    None
+                }
+                Arg::Required => match inline {
+                    Some(v) => Some(v.to_string()),
+                    None if i < args.len() => {
+                        i += 1;
+                        Some(args[i - 1].clone())
+                    }
+                    None => return err(format!("option {shown} requires an argument")),
+                },
+                Arg::Optional => match inline {
+                    Some(v) => Some(v.to_string()),
+                    None => take_optional(d.opt, args, &mut i),
+                },
+            };
+            if apply(&mut raw, d.opt, &shown, value, cpus)? {
+                return Ok(Parsed::Help);
+            }
+        } else if a.len() > 1 && a.starts_with('-') {
+            let chars: Vec<char> = a[1..].chars().collect();
+            let mut k = 0;
+            while k < chars.len() {
+                let c = chars[k];
+                k += 1;
+                let d = find_short(c)?;
+                let shown = format!("-{c}");
+                let rest: String = chars[k..].iter().collect();
+                let value = match d.arg {
+                    Arg::No => None,
+                    Arg::Required => {
+                        k = chars.len();
+                        if !rest.is_empty() {
+                            Some(rest)
+                        } else if i < args.len() {
+                            i += 1;
+                            Some(args[i - 1].clone())
+                        } else {
+                            return err(format!("option {shown} requires an argument"));
+                        }
+                    }
+                    Arg::Optional => {
+                        k = chars.len();
+                        if !rest.is_empty() {
+                            Some(rest)
+                        } else {
+                            take_optional(d.opt, args, &mut i)
+                        }
+                    }
+                };
+                if apply(&mut raw, d.opt, &shown, value, cpus)? {
+                    return Ok(Parsed::Help);
+                }
+            }
+        } else {
+            return err(format!("unexpected argument '{a}'"));
+        }
+    }
+    resolve(raw, cpus).map(Parsed::Run)
+}
+
+/// cyclictest's look-ahead for options with an optional argument: the next
+/// word is taken as the argument when it looks like one.
+fn take_optional(opt: Opt, args: &[String], i: &mut usize) -> Option<String> {
+    let next = args.get(*i)?;
+    let looks_like = match opt {
+        Opt::Affinity => next
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || c == '!' || c == '+' || c == 'a'),
+        Opt::Threads => next.parse::<usize>().is_ok_and(|n| n > 0),
+        _ => false,
+    };
+    if looks_like {
+        *i += 1;
+        Some(next.clone())
+    } else {
+        None
+    }
+}
+
+fn find_long(name: &str) -> Result<&'static OptDef, UsageError> {
+    if let Some(d) = OPTIONS.iter().find(|d| d.long == name) {
+        return Ok(d);
+    }
+    if UNSUPPORTED_LONG.contains(&name) {
+        return err(format!(
+            "option --{name} (a cyclictest option) is not supported by rtlat"
+        ));
+    }
+    let matches: Vec<&OptDef> = if name.is_empty() {
+        Vec::new()
+    } else {
+        OPTIONS
+            .iter()
+            .filter(|d| d.long.starts_with(name))
+            .collect()
+    };
+    match matches.len() {
+        1 => Ok(matches[0]),
+        0 => err(format!("unknown option '--{name}' (see --help)")),
+        _ => {
+            let names: Vec<String> = matches.iter().map(|d| format!("--{}", d.long)).collect();
+            err(format!(
+                "option '--{name}' is ambiguous: {}",
+                names.join(", ")
+            ))
+        }
+    }
+}
+
+fn find_short(c: char) -> Result<&'static OptDef, UsageError> {
+    if let Some(d) = OPTIONS.iter().find(|d| d.short == Some(c)) {
+        return Ok(d);
+    }
+    if UNSUPPORTED_SHORT.contains(&c) {
+        return err(format!(
+            "option -{c} (a cyclictest option) is not supported by rtlat"
+        ));
+    }
+    err(format!("unknown option '-{c}' (see --help)"))
+}
+
+/// Applies one option. Returns `Ok(true)` for `--help`.
+fn apply(
+    raw: &mut Raw,
+    opt: Opt,
+    name: &str,
+    value: Option<String>,
+    cpus: &CpuInfo,
+) -> Result<bool, UsageError> {
+    let v = value.as_deref().unwrap_or("");
+    match opt {
+        Opt::Affinity => {
+            raw.affinity_given = true;
+            if !raw.smp {
+                raw.affinity = Some(match &value {
+                    Some(s) => Affinity::Specified(
+                        parse_cpuset(s, cpus.max_cpus, &cpus.allowed)
+                            .map_err(|e| UsageError(format!("option {name}: {e}")))?,
+                    ),
+                    None => Affinity::UseAll,
+                });
+            }
+        }
+        Opt::Clock => {
+            raw.clock = Some(match num::<u32>(name, v)? {
+                0 => Clock::Monotonic,
+                1 => Clock::Realtime,
+                n => {
+                    return err(format!(
+                    "option {name}: clock {n} is invalid (0 = CLOCK_MONOTONIC, 1 = CLOCK_REALTIME)"
+                ))
+                }
+            })
+        }
+        Opt::DefaultSystem => raw.default_system = true,
+        Opt::Distance => raw.distance = Some(num(name, v)?),
+        Opt::Duration => {
+            raw.duration =
+                parse_duration(v).map_err(|e| UsageError(format!("option {name}: {e}")))?
+        }
+        Opt::Histogram | Opt::Histofall => {
+            if opt == Opt::Histofall {
+                raw.histofall = true;
+            }
+            let n: usize = num(name, v).or_else(|e| {
+                // Values beyond usize are capped like any value above HIST_MAX.
+                if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() {
+                    Ok(HIST_MAX)
+                } else {
+                    Err(e)
+                }
+            })?;
+            if n == 0 {
+                return err(format!(
+                    "option {name}: the histogram needs at least one bucket"
+                ));
+            }
+            raw.histogram = n;
+        }
+        Opt::Histfile => {
+            if v.is_empty() {
+                return err(format!("option {name}: empty file name"));
+            }
+            raw.histfile = Some(v.to_string());
+        }
+        Opt::Interval => {
+            let n: u32 = num(name, v)?;
+            if n == 0 {
+                return err(format!("option {name}: the interval must be at least 1 us"));
+            }
+            raw.interval = Some(n);
+        }
+        Opt::Json => {
+            raw.json = Some(match v {
+                "" => return err(format!("option {name}: empty file name")),
+                "-" => JsonDest::Stdout,
+                f => JsonDest::File(f.to_string()),
+            })
+        }
+        Opt::Laptop => raw.laptop = true,
+        Opt::Latency => {
+            // cyclictest clamps negative values to 0; accept a leading '-'.
+            let val = v.trim();
+            raw.latency = if let Some(neg) = val.strip_prefix('-') {
+                num::<i32>(name, neg)?;
+                0
+            } else {
+                num(name, val)?
+            };
+        }
+        Opt::Loops => raw.loops = num(name, v)?,
+        Opt::MainAffinity => {
+            raw.main_affinity = Some(
+                parse_cpuset(v, cpus.max_cpus, &cpus.allowed)
+                    .map_err(|e| UsageError(format!("option {name}: {e}")))?,
+            )
+        }
+        Opt::Mlockall => raw.mlockall = true,
+        Opt::Nsecs => raw.nsecs = true,
+        Opt::Priority => {
+            let p: i32 = num(name, v)?;
+            if p > 99 {
+                return err(format!("option {name}: priority {p} is out of range 0..99"));
+            }
+            raw.priority = p;
+            if !raw.policy.is_some_and(Policy::is_rt) {
+                raw.policy = Some(Policy::Fifo);
+            }
+        }
+        Opt::Policy => {
+            raw.policy = Some(Policy::parse(v).ok_or_else(|| {
+                UsageError(format!(
+                "option {name}: unknown policy '{v}' (use other, normal, batch, idle, fifo or rr)"
+            ))
+            })?)
+        }
+        Opt::Priospread => raw.priospread = true,
+        Opt::Quiet => raw.quiet = true,
+        Opt::RefreshOnMax => raw.refresh = true,
+        Opt::Smp => {
+            raw.smp = true;
+            raw.threads = None;
+            raw.affinity = Some(Affinity::UseAll);
+        }
+        Opt::Threads => {
+            if raw.smp {
+                raw.notes.push("WARN: -t ignored due to smp mode".into());
+            } else {
+                raw.threads = Some(match &value {
+                    Some(s) => {
+                        let n: usize = num(name, s)?;
+                        if n == 0 {
+                            return err(format!("option {name}: at least one thread is needed"));
+                        }
+                        Some(n)
+                    }
+                    None => None,
+                });
+            }
+        }
+        Opt::Unbuffered => raw.unbuffered = true,
+        Opt::Verbose => raw.verbose = true,
+        Opt::Help => return Ok(true),
+    }
+    Ok(false)
+}
+
+/// Applies cyclictest's post-parse rules (`process_options()` tail).
+fn resolve(mut raw: Raw, cpus: &CpuInfo) -> Result<Config, UsageError> {
+    if raw.affinity_given && raw.smp {
+        raw.notes.push("WARN: -a ignored due to smp mode".into());
+    }
+    let affinity = if raw.smp {
+        Affinity::UseAll
+    } else {
+        raw.affinity.take().unwrap_or(Affinity::UseAll)
+    };
+    let histogram = raw.histogram.min(HIST_MAX);
+    if histogram > 0 && raw.distance.is_some() {
+        raw.notes
+            .push("WARN: distance is ignored and set to 0, if histogram enabled".into());
+    }
+    let distance_us = if histogram > 0 {
+        0
+    } else {
+        raw.distance.unwrap_or(DEFAULT_DISTANCE_US)
+    };
+    let available = match &affinity {
+        Affinity::Specified(list) => list.len(),
+        Affinity::UseAll => cpus.allowed.len(),
+    }
+    .max(1);
+    let threads = if raw.smp {
+        cpus.allowed.len().max(1)
+    } else {
+        match raw.threads {
+            None => 1,
+            Some(None) => available,
+            Some(Some(n)) => n,
+        }
+    };
+    let default_prio = (threads as i32 + 1).min(99);
+    let mut policy = raw.policy.unwrap_or(Policy::Other);
+    let mut priority = raw.priority;
+    if raw.priospread && priority == 0 {
+        raw.notes
+            .push(format!("defaulting realtime priority to {default_prio}"));
+        priority = default_prio;
+    }
+    if priority != 0 && !policy.is_rt() {
+        raw.notes
+            .push("policy and priority don't match: setting policy to SCHED_FIFO".into());
+        policy = Policy::Fifo;
+    }
+    if policy.is_rt() && priority == 0 {
+        raw.notes
+            .push(format!("defaulting realtime priority to {default_prio}"));
+        priority = default_prio;
+    }
+    if let (Some(iv), Some(d)) = (raw.interval, raw.distance) {
+        let last = iv as u64 + d as u64 * threads.saturating_sub(1) as u64;
+        if histogram == 0 && last > u32::MAX as u64 {
+            return err("interval + distance per thread is too large");
+        }
+    }
+    Ok(Config {
+        affinity,
+        main_affinity: raw.main_affinity,
+        threads,
+        smp: raw.smp,
+        priority,
+        policy,
+        priospread: raw.priospread,
+        interval_us: raw.interval.unwrap_or(DEFAULT_INTERVAL_US),
+        distance_us,
+        loops: raw.loops,
+        duration_s: raw.duration,
+        quiet: raw.quiet,
+        verbose: raw.verbose,
+        mlockall: raw.mlockall,
+        histogram,
+        histofall: raw.histofall,
+        histfile: raw.histfile,
+        json: raw.json,
+        nsecs: raw.nsecs,
+        clock: raw.clock.unwrap_or(Clock::Monotonic),
+        refresh_on_max: raw.refresh,
+        unbuffered: raw.unbuffered,
+        pm_qos: if raw.laptop {
+            PmQos::Laptop
+        } else if raw.default_system {
+            PmQos::DefaultSystem
+        } else {
+            PmQos::Set(raw.latency)
+        },
+        action: ActionKind::default(),
+        notes: raw.notes,
+    })
+}
+
+/// Parameters of one measuring thread, derived from a [`Config`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadPlan {
+    pub index: usize,
+    /// CPU the thread is pinned to.
+    pub cpu: usize,
+    pub priority: i32,
+    /// Policy actually applied to the thread.
+    pub policy: Policy,
+    pub interval_us: u32,
+}
+
+impl Config {
+    /// Policy the measuring threads really get: the RT policy when a priority
+    /// is set, else the requested non-RT policy (other, batch or idle).
+    pub fn applied_policy(&self, priority: i32) -> Policy {
+        if self.policy.is_rt() {
+            if priority > 0 {
+                self.policy
+            } else {
+                Policy::Other
+            }
+        } else {
+            self.policy
+        }
+    }
+
+    /// Per-thread CPU, priority, policy and interval, as cyclictest assigns
+    /// them: all threads share one priority unless `--priospread` (then it
+    /// descends by one per thread, not below 0); the interval grows by the
+    /// distance per thread (distance is 0 with a histogram).
+    pub fn thread_plans(&self, allowed: &[usize]) -> Vec<ThreadPlan> {
+        (0..self.threads)
+            .map(|i| {
+                let cpu = match &self.affinity {
+                    Affinity::Specified(list) => list[i % list.len()],
+                    Affinity::UseAll if !allowed.is_empty() => allowed[i % allowed.len()],
+                    Affinity::UseAll => 0,
+                };
+                let priority = if self.priospread {
+                    (self.priority - i as i32).max(0)
+                } else {
+                    self.priority
+                };
+                ThreadPlan {
+                    index: i,
+                    cpu,
+                    priority,
+                    policy: self.applied_policy(priority),
+                    interval_us: self
+                        .interval_us
+                        .saturating_add(self.distance_us.saturating_mul(i as u32)),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The `--help` text.
+pub fn help_text() -> String {
+    format!(
+        "rtlat V {version} (cyclictest 2.4 compatible)
+Usage:
+rtlat <options>
+
+-a [CPUSET] --affinity     run thread #N on processor #N of the allowed CPUs, or
+                           if CPUSET is given, pin threads to that set in
+                           round-robin order (e.g. -a 3-5,0 -t 5; also all, !LIST, +LIST)
+         --mainaffinity=CPUSET
+                           run the main (reporting) thread on CPUSET
+-c CLOCK --clock=CLOCK     select clock: 0 = CLOCK_MONOTONIC (default), 1 = CLOCK_REALTIME
+-d DIST  --distance=DIST   distance of thread intervals in us, default=500
+                           (ignored and set to 0 with a histogram)
+-D TIME  --duration=TIME   length of the run; suffix s, m, h or d (default seconds)
+-h US    --histogram=US    dump a latency histogram with US buckets after the run
+                           (runs all threads at the same priority)
+-H US    --histofall=US    same as -h with an additional summary column
+         --histfile=PATH   write the histogram to PATH instead of stdout
+-i INTV  --interval=INTV   base interval of thread in us, default=1000
+         --json=FILE       write final results into FILE, JSON formatted (- = stdout)
+         --laptop          do not write /dev/cpu_dma_latency (save battery)
+         --default-system  do not tune power management at all
+         --latency=PM_QOS  value written to /dev/cpu_dma_latency, default 0
+-l LOOPS --loops=LOOPS     number of loops per thread: default=0 (endless)
+-m       --mlockall        lock current and future memory allocations
+-M       --refresh_on_max  update the status display only when a maximum changes
+-N       --nsecs           print results in ns instead of us (default us)
+-p PRIO  --priority=PRIO   priority of the measuring threads (implies SCHED_FIFO)
+         --policy=NAME     policy of the measuring threads: other, normal, batch,
+                           idle, fifo or rr
+         --priospread      spread priorities: thread N gets PRIO-N
+-q       --quiet           print a summary only on exit
+-S       --smp             one thread per allowed CPU, pinned, same priority
+-t [NUM] --threads[=NUM]   number of threads (without NUM: one per CPU; default 1)
+-u       --unbuffered      flush output after every update
+-v       --verbose         print every sample: n:c:v (thread:cycle:latency)
+         --help            show this help
+
+Stops after LOOPS, after TIME, or on SIGINT/SIGTERM. Exit status: 0 ok,
+1 runtime error, 2 usage error.
+",
+        version = crate::VERSION
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpus4() -> CpuInfo {
+        CpuInfo {
+            max_cpus: 4,
+            allowed: vec![0, 1, 2, 3],
+        }
+    }
+
+    fn args(s: &str) -> Vec<String> {
+        std::iter::once("rtlat")
+            .chain(s.split_whitespace())
+            .map(String::from)
+            .collect()
+    }
+
+    fn run(s: &str) -> Config {
+        match parse(&args(s), &cpus4()) {
+            Ok(Parsed::Run(c)) => c,
+            other => panic!("{s:?}: {other:?}"),
+        }
+    }
+
+    fn usage_err(s: &str) -> String {
+        match parse(&args(s), &cpus4()) {
+            Err(UsageError(m)) => m,
+            other => panic!("{s:?} should fail, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_cyclictest() {
+        let c = run("");
+        assert_eq!(c.interval_us, 1000);
+        assert_eq!(c.distance_us, 500);
+        assert_eq!(c.threads, 1);
+        assert_eq!(c.loops, 0);
+        assert_eq!(c.duration_s, 0);
+        assert_eq!(c.priority, 0);
+        assert_eq!(c.policy, Policy::Other);
+        assert_eq!(c.affinity, Affinity::UseAll);
+        assert_eq!(c.clock, Clock::Monotonic);
+        assert_eq!(c.histogram, 0);
+        assert_eq!(c.pm_qos, PmQos::Set(0));
+        assert_eq!(c.json, None);
+        assert!(!c.quiet && !c.mlockall && !c.nsecs && !c.verbose);
+        assert_eq!(c.action, ActionKind::Noop);
+    }
+
+    #[test]
+    fn short_long_clustered_and_attached_forms() {
+        let c = run("-mSp80 -i200 -h 400 -q --duration=6h");
+        assert!(c.mlockall && c.smp && c.quiet);
+        assert_eq!((c.priority, c.policy), (80, Policy::Fifo));
+        assert_eq!(c.threads, 4);
+        assert_eq!(
+            (c.interval_us, c.histogram, c.duration_s),
+            (200, 400, 6 * 3600)
+        );
+        let c = run("--mlockall --smp --priority=80 --interval=200 --distance=0");
+        assert_eq!(
+            (c.priority, c.interval_us, c.distance_us, c.threads),
+            (80, 200, 0, 4)
+        );
+        let c = run("-l100000000 -m -a0 -t1 -p99 -i200 -h400 -q");
+        assert_eq!(c.loops, 100_000_000);
+        assert_eq!(c.affinity, Affinity::Specified(vec![0]));
+        assert_eq!((c.threads, c.priority, c.histogram), (1, 99, 400));
+        // getopt_long accepts unambiguous prefixes and separate arguments.
+        let c = run("--dur 10m --histof 50 --json out.json");
+        assert_eq!(c.duration_s, 600);
+        assert_eq!(c.histogram, 50);
+        assert!(c.histofall);
+        assert_eq!(c.json, Some(JsonDest::File("out.json".into())));
+        assert_eq!(run("--json=-").json, Some(JsonDest::Stdout));
+        assert_eq!(run("-c 1").clock, Clock::Realtime);
+        assert!(run("-N").nsecs);
+        assert_eq!(
+            run("--histfile=/tmp/h -h 5").histfile.as_deref(),
+            Some("/tmp/h")
+        );
+    }
+
+    #[test]
+    fn optional_arguments_look_ahead_like_cyclictest() {
+        assert_eq!(run("-t").threads, 4);
+        assert_eq!(run("-t 3").threads, 3);
+        assert_eq!(run("-t3").threads, 3);
+        assert_eq!(run("--threads=2").threads, 2);
+        assert_eq!(run("--threads 2").threads, 2);
+        assert_eq!(run("-t -q").threads, 4);
+        assert_eq!(run("-a").affinity, Affinity::UseAll);
+        assert_eq!(run("-a 2").affinity, Affinity::Specified(vec![2]));
+        assert_eq!(run("-a1-2 -t").threads, 2);
+        assert_eq!(run("-a -q").affinity, Affinity::UseAll);
+        assert_eq!(
+            run("-a all").affinity,
+            Affinity::Specified(vec![0, 1, 2, 3])
+        );
+        assert_eq!(run("-a !0").affinity, Affinity::Specified(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn affinity_round_robin_and_smp() {
+        let info = CpuInfo {
+            max_cpus: 8,
+            allowed: (0..8).collect(),
+        };
+        let Ok(Parsed::Run(c)) = parse(&args("-a 3-5,0 -t 5"), &info) else {
+            panic!()
+        };
+        let cpus: Vec<usize> = c
+            .thread_plans(&info.allowed)
+            .iter()
+            .map(|p| p.cpu)
+            .collect();
+        assert_eq!(cpus, vec![0, 3, 4, 5, 0]);
+
+        let c = run("-S -t 2 -a 1");
+        assert_eq!(c.threads, 4);
+        assert_eq!(c.affinity, Affinity::UseAll);
+        assert!(c
+            .notes
+            .iter()
+            .any(|n| n.contains("-t ignored due to smp mode")));
+        assert!(c
+            .notes
+            .iter()
+            .any(|n| n.contains("-a ignored due to smp mode")));
+        let plans = c.thread_plans(&[0, 2, 5, 7]);
+        assert_eq!(
+            plans.iter().map(|p| p.cpu).collect::<Vec<_>>(),
+            vec![0, 2, 5, 7]
+        );
+        // Default (no -a): pinned round robin over the allowed CPUs.
+        let plans = run("-t 3").thread_plans(&[1, 3]);
+        assert_eq!(
+            plans.iter().map(|p| p.cpu).collect::<Vec<_>>(),
+            vec![1, 3, 1]
+        );
+    }
+
+    #[test]
+    fn priority_and_policy_rules() {
+        // -p implies SCHED_FIFO.
+        let c = run("-p 80");
+        assert_eq!((c.policy, c.priority), (Policy::Fifo, 80));
+        // -p keeps an explicit RR.
+        let c = run("--policy=rr -p 10");
+        assert_eq!((c.policy, c.priority), (Policy::Rr, 10));
+        // RT policy without priority: num_threads + 1.
+        let c = run("--policy=fifo -t 2");
+        assert_eq!(c.priority, 3);
+        assert!(c
+            .notes
+            .iter()
+            .any(|n| n == "defaulting realtime priority to 3"));
+        // Priority with a non-RT policy given afterwards: forced to FIFO.
+        let c = run("-p 5 --policy=batch");
+        assert_eq!(c.policy, Policy::Fifo);
+        assert!(c.notes[0].contains("setting policy to SCHED_FIFO"));
+        // Same priority for all threads, also with -h / -S.
+        let plans = run("-p 80 -t 3").thread_plans(&[0, 1, 2, 3]);
+        assert!(plans
+            .iter()
+            .all(|p| p.priority == 80 && p.policy == Policy::Fifo));
+        // --priospread descends.
+        let plans = run("-p 80 -t 3 --priospread").thread_plans(&[0]);
+        assert_eq!(
+            plans.iter().map(|p| p.priority).collect::<Vec<_>>(),
+            vec![80, 79, 78]
+        );
+        // Non-RT policies are applied as requested.
+        assert_eq!(
+            run("--policy=idle").thread_plans(&[0])[0].policy,
+            Policy::Idle
+        );
+        assert_eq!(run("--policy=NORMAL").policy, Policy::Other);
+        assert_eq!(run("").thread_plans(&[0])[0].policy, Policy::Other);
+    }
+
+    #[test]
+    fn distance_and_histogram() {
+        let plans = run("-t 3 -i 1000").thread_plans(&[0]);
+        assert_eq!(
+            plans.iter().map(|p| p.interval_us).collect::<Vec<_>>(),
+            vec![1000, 1500, 2000]
+        );
+        let plans = run("-t 3 -i 100 -d 7").thread_plans(&[0]);
+        assert_eq!(
+            plans.iter().map(|p| p.interval_us).collect::<Vec<_>>(),
+            vec![100, 107, 114]
+        );
+        let c = run("-t 3 -d 100 -h 10");
+        assert_eq!(c.distance_us, 0);
+        assert!(c.notes.iter().any(|n| n.contains("distance is ignored")));
+        assert!(c.thread_plans(&[0]).iter().all(|p| p.interval_us == 1000));
+        assert_eq!(run("-h 2000000").histogram, HIST_MAX);
+        assert_eq!(run("-h 99999999999999999999999").histogram, HIST_MAX);
+        let c = run("-H 5");
+        assert!(c.histofall);
+        assert_eq!(c.histogram, 5);
+    }
+
+    #[test]
+    fn power_management_options() {
+        assert_eq!(run("--laptop").pm_qos, PmQos::Laptop);
+        assert_eq!(run("--default-system").pm_qos, PmQos::DefaultSystem);
+        assert_eq!(run("--latency=5").pm_qos, PmQos::Set(5));
+        assert_eq!(run("--latency=-3").pm_qos, PmQos::Set(0));
+    }
+
+    #[test]
+    fn help() {
+        assert_eq!(parse(&args("--help"), &cpus4()), Ok(Parsed::Help));
+        assert_eq!(parse(&args("-q --help -i x"), &cpus4()), Ok(Parsed::Help));
+        let h = help_text();
+        for o in [
+            "--affinity",
+            "--threads",
+            "--smp",
+            "--priority",
+            "--policy",
+            "--interval",
+            "--distance",
+        ] {
+            assert!(h.contains(o), "{o} missing from help");
+        }
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(usage_err("--bogus").contains("unknown option '--bogus'"));
+        assert!(usage_err("-Z").contains("unknown option '-Z'"));
+        assert!(usage_err("-n").contains("unknown option '-n'"));
+        assert!(usage_err("-r").contains("not supported by rtlat"));
+        assert!(usage_err("--posix_timers").contains("not supported by rtlat"));
+        assert!(usage_err("-i").contains("requires an argument"));
+        assert!(usage_err("--interval").contains("requires an argument"));
+        assert!(usage_err("-i abc").contains("not a non-negative integer"));
+        assert!(usage_err("-i 0").contains("at least 1"));
+        assert!(usage_err("-i -5").contains("not a non-negative integer"));
+        assert!(usage_err("-l 1x").contains("not a non-negative integer"));
+        assert!(usage_err("-p 100").contains("out of range"));
+        assert!(usage_err("-p -1").contains("not a non-negative integer"));
+        assert!(usage_err("--policy=fast").contains("unknown policy"));
+        assert!(usage_err("-c 2").contains("clock 2 is invalid"));
+        assert!(usage_err("-h 0").contains("at least one bucket"));
+        assert!(usage_err("-D 5x").contains("unknown suffix"));
+        assert!(usage_err("-a 9").contains("CPU 9 does not exist"));
+        assert!(usage_err("-a 1-x").contains("invalid CPU list"));
+        assert!(
+            usage_err("-t 0").contains("not a non-negative integer")
+                || usage_err("-t0").contains("at least one")
+        );
+        assert!(usage_err("-t0").contains("at least one thread"));
+        assert!(usage_err("stray").contains("unexpected argument 'stray'"));
+        assert!(usage_err("-q -- x").contains("unexpected argument 'x'"));
+        assert!(usage_err("--quiet=1").contains("does not take an argument"));
+        assert!(usage_err("--hist=5").contains("ambiguous"));
+        assert!(usage_err("--json=").contains("empty file name"));
+        assert!(usage_err("-i 99999999999").contains("out of range"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10"), Ok(10));
+        assert_eq!(parse_duration("10s"), Ok(10));
+        assert_eq!(parse_duration("10S"), Ok(10));
+        assert_eq!(parse_duration("2m"), Ok(120));
+        assert_eq!(parse_duration("2M"), Ok(120));
+        assert_eq!(parse_duration("3h"), Ok(10800));
+        assert_eq!(parse_duration("1d"), Ok(86400));
+        assert_eq!(parse_duration("0"), Ok(0));
+        for bad in [
+            "",
+            "m",
+            "1.5m",
+            "-1",
+            "5w",
+            "1 m",
+            "99999999999999999999d",
+            "1mm",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Proves that the measuring loop does not touch the heap: a counting global
+//! allocator records every allocation, reallocation and deallocation made by
+//! the current thread while the loop runs.
+
+use rtlat::action::NoAction;
+use rtlat::measure::{Measurement, ThreadSpec};
+use rtlat::options::{Clock, Policy};
+use rtlat::stats::{LiveStats, VALBUF_SIZE};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+struct Counting;
+
+static HEAP_OPS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // const-initialised Cell without Drop: accessing it never allocates.
+    static TRACKING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    if TRACKING.try_with(Cell::get).unwrap_or(false) {
+        HEAP_OPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees carry over; counting has no effect on
+// the memory returned.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged; the caller upholds alloc's contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged; the caller upholds alloc_zeroed's contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note();
+        // SAFETY: `ptr`/`layout` come from this allocator, i.e. from System.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: `ptr`/`layout` come from this allocator, i.e. from System.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn heap_ops_during(f: impl FnOnce()) -> usize {
+    let before = HEAP_OPS.load(Ordering::SeqCst);
+    TRACKING.with(|t| t.set(true));
+    f();
+    TRACKING.with(|t| t.set(false));
+    HEAP_OPS.load(Ordering::SeqCst) - before
+}
+
+fn spec(histogram: usize, nsecs: bool) -> ThreadSpec {
+    ThreadSpec {
+        index: 0,
+        cpu: None,
+        policy: Policy::Other,
+        priority: 0,
+        interval_us: 200,
+        clock: Clock::Monotonic,
+        max_cycles: 300,
+        duration_s: 0,
+        nsecs,
+        histogram,
+    }
+}
+
+#[test]
+fn counter_sees_allocations() {
+    let n = heap_ops_during(|| drop(std::hint::black_box(Box::new(5u64))));
+    assert_eq!(n, 2, "the counting allocator must see alloc + dealloc");
+}
+
+#[test]
+fn measuring_loop_does_not_allocate() {
+    for (histogram, nsecs, ring) in [(0, false, 0), (1000, false, VALBUF_SIZE), (5, true, 0)] {
+        let live = LiveStats::new(ring);
+        let stop = AtomicBool::new(false);
+        let mut m = Measurement::new(&spec(histogram, nsecs), &live, &stop, NoAction);
+        let mut result = Ok(());
+        let ops = heap_ops_during(|| result = m.run_loop());
+        assert!(result.is_ok());
+        assert_eq!(
+            ops, 0,
+            "heap operations inside the loop (hist {histogram}, ns {nsecs})"
+        );
+        let (summary, hist) = m.into_results();
+        assert_eq!(summary.cycles, 300);
+        if let Some(h) = hist {
+            assert_eq!(h.total() + h.overflows(), 300);
+        }
+    }
+}
