@@ -13,6 +13,8 @@ here=$(dirname "$(readlink -f "$0")")
 
 [ $# -ge 8 ] || die "usage: $0 OUT_IMG SIZE SUITE ARCH MIRROR PACKAGES_FILE DLDIR OVERLAY [STAGING...]"
 img=$1 size=$2 suite=$3 arch=$4 mirror=$5 pkgfile=$6 dldir=$7 overlay=$8
+mkdir -p "$7" "$(dirname "$1")"
+img=$(readlink -f "$1") dldir=$(readlink -f "$7")
 shift 8
 
 # Files must be owned by root in the image: run under fakeroot when needed.

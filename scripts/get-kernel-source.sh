@@ -21,6 +21,7 @@ here=$(dirname "$(readlink -f "$0")")
 version=$1 hashfile=$2 debpkg=$3 suite=$4 mirror=$5 patchdir=$6 dldir=$7 out=$8
 
 mkdir -p "$dldir"
+dldir=$(readlink -f "$dldir")
 tmp="$out.tmp"
 rm -rf "$tmp" && mkdir -p "$tmp"
 
