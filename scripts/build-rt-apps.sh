@@ -45,7 +45,7 @@ while read -r name exe; do
 done < <(executables bin <"$staging.bins.json")
 
 rtflex_log "rt-apps: building guest tests"
-cargo test --release --locked --target "$target" -p guest-tests --features guest --no-run \
+cargo test --release --locked --target "$target" -p guest-tests --features guest --test '*' --no-run \
 	--message-format=json-render-diagnostics >"$staging.tests.json"
 while read -r name exe; do
 	install -m 0755 "$exe" "$staging/usr/lib/rtflex/tests/$name"

@@ -22,11 +22,10 @@ fn running_kernel_is_the_pinned_release() {
 
 #[test]
 fn kernel_is_preempt_rt() {
-    // Three independent witnesses: the flag file cyclictest reads, the
-    // version banner, and the configuration the kernel was built with.
-    let realtime = std::fs::read_to_string("/sys/kernel/realtime")
-        .expect("/sys/kernel/realtime missing: not a PREEMPT_RT kernel");
-    assert_eq!(realtime.trim(), "1");
+    // Two independent witnesses: the version banner the scheduler's
+    // preemption model writes, and the configuration the kernel was built
+    // with. (Mainline has no /sys/kernel/realtime; only the out-of-tree RT
+    // patch set had it.)
     let version = run_ok("uname", &["-v"]);
     assert!(version.contains("PREEMPT_RT"), "uname -v: {version}");
     let config = run_ok("zcat", &["/proc/config.gz"]);

@@ -48,6 +48,9 @@ fn rtlat_agrees_with_cyclictest() {
         assert!(thread0(v, "min") <= thread0(v, "avg"));
         assert!(thread0(v, "avg") <= thread0(v, "max"));
     }
+    for key in ["min", "avg", "max"] {
+        println!("{key}: cyclictest {} us, rtlat {} us", thread0(&c, key), thread0(&r, key));
+    }
     for key in ["min", "avg"] {
         let (a, b) = (thread0(&c, key), thread0(&r, key));
         assert!(close(a, b), "{key}: cyclictest {a} vs rtlat {b}");
