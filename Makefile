@@ -141,7 +141,7 @@ test: image
 	@mkdir -p $(BUILD)
 	-cargo test --locked --target $(RUST_TARGET) --workspace > $(BUILD)/host-test.log 2>&1; \
 		echo $$? > $(BUILD)/host-test.rc
-	@grep -E '^(test |test result|error)' $(BUILD)/host-test.log | grep -v '\.\.\. ok$$' || true
+	@grep -E -B2 -A20 '(FAILED|^error)' $(BUILD)/host-test.log || true
 	$(GUEST) test --host-log $(BUILD)/host-test.log --host-rc $$(cat $(BUILD)/host-test.rc)
 
 .PHONY: qemu
