@@ -131,6 +131,11 @@ host-test: | $(DEPS_STAMP)
 	cargo test --locked --target $(RUST_TARGET) --workspace 2>&1 | tee $(BUILD)/host-test.log; \
 		exit $${PIPESTATUS[0]}
 
+# checkpatch and commit-message checks of the kernel series.
+.PHONY: check-patches
+check-patches: $(LINUX_SRC)/.rtflex-stamp
+	scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux
+
 .PHONY: guest-test
 guest-test: image
 	$(GUEST) test
@@ -140,7 +145,8 @@ guest-test: image
 test: image
 	@mkdir -p $(BUILD)
 	-cargo test --locked --target $(RUST_TARGET) --workspace > $(BUILD)/host-test.log 2>&1; \
-		echo $$? > $(BUILD)/host-test.rc
+		rc=$$?; scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux >> $(BUILD)/host-test.log 2>&1 || rc=1; \
+		echo $$rc > $(BUILD)/host-test.rc
 	@grep -E -B2 -A20 '(FAILED|^error)' $(BUILD)/host-test.log || true
 	$(GUEST) test --host-log $(BUILD)/host-test.log --host-rc $$(cat $(BUILD)/host-test.rc)
 

@@ -1,0 +1,38 @@
+#!/bin/bash
+# Review checks for the kernel patch series, in libtest's output format so
+# `make test` counts them with the host tests:
+#  - every patch has a Subject, a commit message and a Signed-off-by;
+#  - scripts/checkpatch.pl --strict reports no ERROR or WARNING (its CHECKs
+#    are printed for the reviewer, not counted as failures).
+#
+#   check-patches.sh LINUX_SRC PATCHDIR
+set -uo pipefail
+src=$1 dir=$2
+passed=0 failed=0
+shopt -s nullglob
+for p in "$dir"/*.patch; do
+	name=$(basename "$p" .patch)
+	problems=""
+	grep -q '^Subject: ' "$p" || problems+="no Subject; "
+	grep -q '^Signed-off-by: .* <.*@.*>$' "$p" || problems+="no Signed-off-by; "
+	body=$(sed -n '/^Subject: /,/^---$/p' "$p" | sed '1d;$d' | grep -v -e '^Signed-off-by:' -e '^[[:space:]]*$' | wc -l)
+	[ "$body" -ge 3 ] || problems+="commit message too short; "
+	out=$(cd "$src" && perl scripts/checkpatch.pl --strict --quiet --no-summary --show-types "$p" 2>&1)
+	if grep -qE '^(ERROR|WARNING):' <<<"$out"; then
+		problems+="checkpatch: $out"
+	elif [ -n "$out" ]; then
+		printf '%s\n' "$out" | sed "s/^/    $name: /"
+	fi
+	if [ -z "$problems" ]; then
+		echo "test checkpatch::$name ... ok"
+		passed=$((passed + 1))
+	else
+		echo "test checkpatch::$name ... FAILED"
+		printf '%s\n' "$problems" | sed 's/^/    /'
+		failed=$((failed + 1))
+	fi
+done
+status=ok
+[ "$failed" -eq 0 ] || status=FAILED
+echo "test result: $status. $passed passed; $failed failed; 0 ignored; 0 measured; 0 filtered out"
+[ "$failed" -eq 0 ]
