@@ -54,6 +54,9 @@ help:
 	@echo "  compare       boot, run rtlat and cyclictest, print the comparison"
 	@echo "  host-test     cargo test (armv7 binaries under qemu-user)"
 	@echo "  guest-test    boot in test mode and run the guest tests"
+	@echo "  check-patches checkpatch and commit-message checks of kernel/patches/linux"
+	@echo "  kernel-dev    the kernel with our patches as git commits, in build/kernel-dev/linux"
+	@echo "  kernel-export write those commits back to kernel/patches/linux (git format-patch)"
 	@echo "  boards        list the boards"
 	@echo "  clean         remove build/ and target/ (keeps dl/ downloads)"
 	@echo
@@ -130,6 +133,14 @@ compare: image
 host-test: | $(DEPS_STAMP)
 	cargo test --locked --target $(RUST_TARGET) --workspace 2>&1 | tee $(BUILD)/host-test.log; \
 		exit $${PIPESTATUS[0]}
+
+# The patch series as git commits, for kernel development (see README).
+.PHONY: kernel-dev kernel-export
+kernel-dev: | $(DEPS_STAMP)
+	scripts/kernel-dev.sh init $(LINUX_VERSION) $(LINUX_HASH_FILE) $(LINUX_DEBIAN_PACKAGE) \
+		$(LINUX_DEBIAN_SUITE) $(LINUX_DEBIAN_MIRROR) $(DL)
+kernel-export:
+	scripts/kernel-dev.sh export
 
 # checkpatch and commit-message checks of the kernel series.
 .PHONY: check-patches
