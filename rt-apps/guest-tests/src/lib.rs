@@ -109,10 +109,9 @@ mod tests {
         let a: serde_json::Value =
             serde_json::from_str(r#"{"thread":{"0":{"min":1,"histogram":{"3":1}}},"x":1}"#)
                 .unwrap();
-        let b: serde_json::Value = serde_json::from_str(
-            r#"{"x":2,"thread":{"1":{"histogram":{"7":2,"9":1},"min":5}}}"#,
-        )
-        .unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"x":2,"thread":{"1":{"histogram":{"7":2,"9":1},"min":5}}}"#)
+                .unwrap();
         assert_eq!(json_key_paths(&a), json_key_paths(&b));
         assert!(json_key_paths(&a).contains("thread.#.histogram.#"));
         let c: serde_json::Value = serde_json::from_str(r#"{"x":2}"#).unwrap();

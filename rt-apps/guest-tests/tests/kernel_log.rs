@@ -12,5 +12,9 @@ fn kernel_log_has_no_oops_bug_or_warning() {
         "kernel log unexpectedly short: {log}"
     );
     let problems = kernel_problems(&log);
-    assert!(problems.is_empty(), "kernel reported problems:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "kernel reported problems:\n{}",
+        problems.join("\n")
+    );
 }

@@ -7,7 +7,9 @@ use serde_json::Value;
 
 /// Identical parameters for both tools: memory locked, SCHED_FIFO 90,
 /// 1 ms period, 3000 wake-ups, histogram up to 400 us.
-const ARGS: &[&str] = &["-m", "-p", "90", "-i", "1000", "-l", "3000", "-h", "400", "-q"];
+const ARGS: &[&str] = &[
+    "-m", "-p", "90", "-i", "1000", "-l", "3000", "-h", "400", "-q",
+];
 const LOOPS: u64 = 3000;
 
 fn report(tool: &str) -> Value {
@@ -17,7 +19,8 @@ fn report(tool: &str) -> Value {
     args.push(&json_arg);
     run_ok(tool, &args);
     let text = std::fs::read_to_string(&path).expect("no JSON report written");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{tool} JSON does not parse: {e}\n{text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{tool} JSON does not parse: {e}\n{text}"))
 }
 
 fn thread0(v: &Value, key: &str) -> f64 {
@@ -53,7 +56,11 @@ fn rtlat_agrees_with_cyclictest() {
         assert!(thread0(v, "avg") <= thread0(v, "max"));
     }
     for key in ["min", "avg", "max"] {
-        println!("{key}: cyclictest {} us, rtlat {} us", thread0(&c, key), thread0(&r, key));
+        println!(
+            "{key}: cyclictest {} us, rtlat {} us",
+            thread0(&c, key),
+            thread0(&r, key)
+        );
     }
     for key in ["min", "avg"] {
         let (a, b) = (thread0(&c, key), thread0(&r, key));
