@@ -79,7 +79,14 @@ for p in "${patches[@]}"; do
 	patch -d "$src" -p1 --forward --batch --quiet < "$p" || die "patch $(basename "$p") does not apply to linux $version"
 done
 
-rm -rf "$out"
-mv "$src" "$out"
+if [ -d "$out" ] && command -v rsync >/dev/null 2>&1; then
+	# Update in place: files whose content did not change keep their
+	# timestamps, so an incremental kernel build stays incremental. Changed
+	# files get the current time (no -t), never an older one.
+	rsync -rlpD --checksum --delete "$src/" "$out/"
+else
+	rm -rf "$out"
+	mv "$src" "$out"
+fi
 rm -rf "$tmp"
 rtflex_log "kernel source ready: $out (${#patches[@]} patches)"

@@ -575,8 +575,8 @@ LPAE, ARM physical addresses reach 40 bits). Errors:
   not mapped         EFAULT  no mapping contains the address
   kernel address     EINVAL  at or above TASK_SIZE (incl. the vectors page)
   permission denied  EPERM   the caller lacks CAP_SYS_ADMIN
-  no ptrace access   EACCES  ptrace read access denied, by the rule of
-                             /proc/<pid>/pagemap (which CAP_SYS_ADMIN passes)
+  no ptrace access   EACCES  the ptrace rules deny access to the process
+                             (CAP_SYS_ADMIN alone does not replace them)
   no such process    ESRCH   or it has no address space (kernel thread,
                              zombie)
   kernel lacks vaddr_to_paddr()
@@ -584,7 +584,7 @@ LPAE, ARM physical addresses reach 40 bits). Errors:
 
 Privilege: root, or CAP_SYS_ADMIN (physical addresses help rowhammer-style
 attacks; /proc/<pid>/pagemap hides them too). Another process also needs
-ptrace read access, as for its pagemap.
+ptrace read access (same user and dumpable, or CAP_SYS_PTRACE).
 
 vtop only looks: it never faults a page in. A page that was only read maps
 the shared zero page (the same physical address everywhere); write to it, or

@@ -107,10 +107,9 @@ pub enum Error {
     /// `EPERM`: the caller lacks `CAP_SYS_ADMIN`, needed even for its own
     /// memory (physical addresses help rowhammer-style attacks).
     PermissionDenied,
-    /// `EACCES`: no `PTRACE_MODE_READ` access to the target process (the
-    /// rule of `/proc/<pid>/pagemap`). Unreachable in practice while the
-    /// call requires `CAP_SYS_ADMIN`: `mm_access()` grants read access to
-    /// `perfmon_capable()` callers, which includes them.
+    /// `EACCES`: the ptrace rules (`PTRACE_MODE_READ`, Yama, LSMs) deny
+    /// access to the target process. Unlike `/proc/<pid>/pagemap`, the call
+    /// does not let `CAP_SYS_ADMIN` stand in for ptrace access.
     NoPtraceAccess,
     /// `ESRCH`: no such process, or it has no user address space (a kernel
     /// thread, a zombie, an exiting process).
