@@ -74,5 +74,7 @@ mkdir -p "$root"/{dev,proc,sys,tmp,run,root,var/log,mnt}
 chmod 1777 "$root/tmp"
 
 rm -f "$img"
-mkfs.ext4 -q -F -L rootfs -d "$root" "$img" "$size" || die "mkfs.ext4 failed (is $size large enough?)"
+# No lazy inode-table/journal init: it would zero them in the background
+# after the first mount, disk and interrupt load that disturbs latency runs.
+mkfs.ext4 -q -F -L rootfs -E lazy_itable_init=0,lazy_journal_init=0 -d "$root" "$img" "$size" || die "mkfs.ext4 failed (is $size large enough?)"
 rtflex_log "rootfs image: $img ($size)"
