@@ -7,7 +7,8 @@
 #
 #   check-patches.sh LINUX_SRC PATCHDIR
 set -uo pipefail
-src=$1 dir=$2
+src=$1 dir=$(readlink -f "$2")
+[ -f "$src/scripts/checkpatch.pl" ] || { echo "check-patches.sh: no $src/scripts/checkpatch.pl" >&2; exit 1; }
 passed=0 failed=0
 shopt -s nullglob
 for p in "$dir"/*.patch; do
@@ -17,8 +18,10 @@ for p in "$dir"/*.patch; do
 	grep -q '^Signed-off-by: .* <.*@.*>$' "$p" || problems+="no Signed-off-by; "
 	body=$(sed -n '/^Subject: /,/^---$/p' "$p" | sed '1d;$d' | grep -v -e '^Signed-off-by:' -e '^[[:space:]]*$' | wc -l)
 	[ "$body" -ge 3 ] || problems+="commit message too short; "
-	out=$(cd "$src" && perl scripts/checkpatch.pl --strict --quiet --no-summary --show-types "$p" 2>&1)
-	if grep -qE '^(ERROR|WARNING):' <<<"$out"; then
+	# Debian's python3 (with python3-ply) for checkpatch's spdxcheck.py,
+	# not another python3 earlier in PATH.
+	out=$(cd "$src" && PATH=/usr/bin:$PATH perl scripts/checkpatch.pl --strict --quiet --no-summary --show-types "$p" 2>&1)
+	if grep -qE '^(ERROR|WARNING):|open failed' <<<"$out"; then
 		problems+="checkpatch: $out"
 	elif [ -n "$out" ]; then
 		printf '%s\n' "$out" | sed "s/^/    $name: /"

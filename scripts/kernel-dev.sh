@@ -25,7 +25,9 @@ init)
 	rmdir "$empty"
 	cd "$dev"
 	git init -q
-	git add -A
+	# -f: Debian's tree ignores everything at its top level (/* in
+	# .gitignore); add new files with 'git add -f' there too.
+	git add -A -f
 	git -c user.name=rtflex -c user.email=rtflex@localhost commit -q -m "Linux $1 (pristine)"
 	git tag rtflex-base
 	shopt -s nullglob
@@ -33,6 +35,9 @@ init)
 		git am -q "$p" || die "git am $(basename "$p") failed in $dev"
 	done
 	rtflex_log "kernel tree for development: $dev (base tag: rtflex-base)"
+	if grep -qx '/\*' .gitignore; then
+		rtflex_log "note: this tree's .gitignore ignores new top-level paths: use 'git add -f' for new files"
+	fi
 	;;
 export)
 	cd "$dev" || die "no $dev: run 'make kernel-dev' first"

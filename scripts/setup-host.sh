@@ -12,7 +12,7 @@ RUST_TARGET=armv7-unknown-linux-gnueabihf
 
 APT_PACKAGES=(
 	# kernel build (C and Rust, LLVM)
-	make bc bison flex libssl-dev libelf-dev cpio kmod xz-utils zstd python3 perl rsync patch
+	make bc bison flex libssl-dev libelf-dev cpio kmod xz-utils zstd python3 python3-ply python3-git perl rsync patch
 	clang-19 lld-19 llvm-19 libclang-19-dev ccache
 	# user space cross build and host unit tests under qemu-user
 	gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user
