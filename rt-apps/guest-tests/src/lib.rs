@@ -118,3 +118,146 @@ mod tests {
         assert_ne!(json_key_paths(&a), json_key_paths(&c));
     }
 }
+
+// ---------------------------------------------------------------------------
+// FlexSC (tests/flexsc.rs)
+
+/// True in host dry runs of the FlexSC tests (`--features emulate`): the
+/// flexsc crate's user-space emulator stands in for the kernel. Checks
+/// that only the real kernel can pass are skipped then; in the image this
+/// is always false.
+pub const FLEXSC_EMULATED: bool = cfg!(feature = "emulate");
+
+/// Registers this process with FlexSC (the emulator in host dry runs).
+pub fn flexsc_try_register(cfg: &flexsc::Config) -> flexsc::Result<flexsc::FlexSc> {
+    #[cfg(feature = "emulate")]
+    return flexsc::FlexSc::emulated(cfg);
+    #[cfg(not(feature = "emulate"))]
+    return flexsc::FlexSc::register(cfg);
+}
+
+/// Registers this process with FlexSC, panicking with a clear message if
+/// the kernel has no FlexSC (the rtflex kernel always has
+/// `CONFIG_FLEXSC=y`: that is a failure, not a reason to skip).
+pub fn flexsc_register(cfg: &flexsc::Config) -> flexsc::FlexSc {
+    match flexsc_try_register(cfg) {
+        Ok(fx) => fx,
+        Err(flexsc::Error::Unsupported) => panic!(
+            "flexsc_register() is not implemented by the running kernel (ENOSYS): \
+             the rtflex kernel must be built with CONFIG_FLEXSC=y"
+        ),
+        Err(e) => panic!("flexsc_register({cfg:?}) failed: {e}"),
+    }
+}
+
+/// Lines of `after` (a later kernel log) that report a problem
+/// ([`kernel_problems`]) and were not in `before`.
+pub fn new_kernel_problems(before: &str, after: &str) -> Vec<String> {
+    let old: BTreeSet<&str> = before.lines().collect();
+    kernel_problems(after)
+        .into_iter()
+        .filter(|l| !old.contains(l))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every thread in the system whose name starts with `prefix`, as
+/// `(pid, tid, name)`, from `/proc/*/task/*/comm`.
+pub fn threads_named(prefix: &str) -> Vec<(u32, u32, String)> {
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Ok(comm) = std::fs::read_to_string(t.path().join("comm")) {
+                let comm = comm.trim_end().to_string();
+                if comm.starts_with(prefix) {
+                    out.push((pid, tid, comm));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A xorshift64* pseudo-random generator: seeded, repeatable, no crate.
+#[derive(Clone, Debug)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator from a seed (0 is replaced by a fixed non-zero value).
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// The next 32 random bits.
+    pub fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    /// A number in `0..n` (n > 0).
+    pub fn below(&mut self, n: u32) -> u32 {
+        ((self.next_u32() as u64 * n as u64) >> 32) as u32
+    }
+
+    /// One element of a non-empty slice.
+    pub fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len() as u32) as usize]
+    }
+}
+
+#[cfg(test)]
+mod flexsc_helper_tests {
+    use super::*;
+
+    #[test]
+    fn only_new_problem_lines_count() {
+        let before = "[ 1.0] ok\n[ 2.0] WARNING: old one\n";
+        let after = "[ 1.0] ok\n[ 2.0] WARNING: old one\n[ 3.0] BUG: new one\n";
+        assert_eq!(new_kernel_problems(before, after), ["[ 3.0] BUG: new one"]);
+        assert!(new_kernel_problems(after, after).is_empty());
+    }
+
+    #[test]
+    fn xorshift_is_repeatable_and_bounded() {
+        let mut a = XorShift::new(42);
+        let mut b = XorShift::new(42);
+        let va: Vec<u32> = (0..100).map(|_| a.below(7)).collect();
+        let vb: Vec<u32> = (0..100).map(|_| b.below(7)).collect();
+        assert_eq!(va, vb);
+        assert!(va.iter().all(|&v| v < 7));
+        assert!((0..7).all(|k| va.contains(&k)));
+        assert_ne!(XorShift::new(1).next_u64(), XorShift::new(2).next_u64());
+    }
+
+    #[test]
+    fn own_threads_are_found_by_name() {
+        let me = std::process::id();
+        let found = threads_named("");
+        assert!(found.iter().any(|&(pid, tid, _)| pid == me && tid == me));
+    }
+}

@@ -1,14 +1,18 @@
 //! The program: parse options, set the system up like cyclictest, start the
 //! measuring threads, show live status, collect and print the results.
 
-use crate::action::{ActionKind, NoAction};
+use crate::action::{
+    ActionKind, DirectWriter, IoAction, IoDest, IoSpec, IoTarget, IoVia, NoAction,
+};
+use crate::flexsc_io::{self, FlexScWriter};
 use crate::measure::{self, Gate, ThreadOutcome, ThreadSpec};
 use crate::options::{self, Affinity, Config, CpuInfo, JsonDest, Parsed, PmQos, ThreadPlan};
 use crate::output::{self, JsonInfo, ThreadReport};
 use crate::rt;
 use crate::stats::{LiveStats, ThreadState, VALBUF_SIZE};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -69,8 +73,53 @@ fn policy_header(cfg: &Config, plans: &[ThreadPlan]) -> String {
     }
 }
 
+/// Per-run resources of the per-cycle action, set up once before the
+/// measuring threads start.
+enum ActionSetup {
+    Noop,
+    Io {
+        spec: IoSpec,
+        /// `--io-file`, opened (truncated) once, O_APPEND.
+        file: Option<File>,
+        /// `--io-via=flexsc`: the process's FlexSC registration.
+        fx: Option<flexsc_io::Shared>,
+    },
+}
+
+/// Opens the `--io-file` and registers with FlexSC, so that a bad path or a
+/// kernel without FlexSC fails before measuring. Errors are printed.
+fn setup_action(kind: &ActionKind) -> Result<ActionSetup, i32> {
+    let spec = match kind {
+        ActionKind::Noop => return Ok(ActionSetup::Noop),
+        ActionKind::Io(spec) => spec.clone(),
+    };
+    let file = match &spec.target {
+        IoTarget::File(path) => Some(
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_APPEND)
+                .open(path)
+                .map_err(|e| {
+                    eprintln!("rtlat: cannot create I/O file '{path}': {e}");
+                    EXIT_FAILURE
+                })?,
+        ),
+        IoTarget::Pipe => None,
+    };
+    let fx = match spec.via {
+        IoVia::Direct => None,
+        IoVia::FlexSc => Some(flexsc_io::register().map_err(|e| {
+            eprintln!("rtlat: {e}");
+            EXIT_FAILURE
+        })?),
+    };
+    Ok(ActionSetup::Io { spec, file, fx })
+}
+
 fn spawn_thread(
-    kind: &ActionKind,
+    setup: &ActionSetup,
     spec: ThreadSpec,
     live: Arc<LiveStats>,
     gate: Arc<Gate>,
@@ -78,9 +127,27 @@ fn spawn_thread(
     let builder = thread::Builder::new()
         .name(format!("rtlat-{}", spec.index))
         .stack_size(THREAD_STACK);
-    match kind {
-        ActionKind::Noop => {
+    // One monomorphised measuring loop per action type: the default (no
+    // action) loop contains no I/O code at all.
+    match setup {
+        ActionSetup::Noop => {
             builder.spawn(move || measure::thread_main(spec, live, &rt::STOP, gate, NoAction))
+        }
+        ActionSetup::Io { spec: io, file, fx } => {
+            let dest = match file {
+                Some(f) => IoDest::File(f.try_clone()?),
+                None => IoDest::Pipe,
+            };
+            match fx {
+                None => {
+                    let action = IoAction::new(dest, io.size, DirectWriter);
+                    builder.spawn(move || measure::thread_main(spec, live, &rt::STOP, gate, action))
+                }
+                Some(fx) => {
+                    let action = IoAction::new(dest, io.size, FlexScWriter::new(fx.clone()));
+                    builder.spawn(move || measure::thread_main(spec, live, &rt::STOP, gate, action))
+                }
+            }
         }
     }
 }
@@ -194,6 +261,10 @@ pub fn run(cfg: &Config, cpus: &CpuInfo, cmdline: &str, start_time: String) -> i
             }
         },
     };
+    let action = match setup_action(&cfg.action) {
+        Ok(a) => a,
+        Err(rc) => return rc,
+    };
     if rt::clock_getres(libc::CLOCK_MONOTONIC) != Some(crate::time::Ts::new(0, 1)) {
         eprintln!("WARN: High resolution timers not available");
     }
@@ -230,7 +301,7 @@ pub fn run(cfg: &Config, cpus: &CpuInfo, cmdline: &str, start_time: String) -> i
             }
             let _ = writeln!(out, "Thread {} Interval: {}", plan.index, plan.interval_us);
         }
-        match spawn_thread(&cfg.action, spec, live.clone(), gate.clone()) {
+        match spawn_thread(&action, spec, live.clone(), gate.clone()) {
             Ok(handle) => threads.push(Running {
                 plan: plan.clone(),
                 live,

@@ -8,7 +8,9 @@
 //! * [`stats`]: per-thread statistics shared with the main thread through
 //!   atomics, and the pre-allocated [`stats::Histogram`];
 //! * [`measure`]: the measuring thread and its allocation- and syscall-free loop;
-//! * [`action`]: the per-cycle action extension point (no-op today);
+//! * [`action`]: the per-cycle action extension point (no-op by default,
+//!   or one write per cycle: `--io-file`/`--io-pipe`);
+//! * [`flexsc_io`]: `--io-via=flexsc`, the writes posted through FlexSC;
 //! * [`output`]: cyclictest's text formats (status line, histogram) and JSON;
 //! * [`rt`]: thin, documented wrappers around the Linux/libc calls (the only
 //!   module that contains `unsafe`);
@@ -22,6 +24,7 @@
 pub mod action;
 pub mod app;
 pub mod cpuset;
+pub mod flexsc_io;
 pub mod measure;
 pub mod options;
 pub mod output;

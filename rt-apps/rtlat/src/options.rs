@@ -11,7 +11,7 @@
 //! non-numeric numbers and out-of-range values are usage errors (exit 2)
 //! instead of printing the help and exiting 0.
 
-use crate::action::ActionKind;
+use crate::action::{ActionKind, IoSpec, IoTarget, IoVia, IO_SIZE_DEFAULT, IO_SIZE_MAX};
 use crate::cpuset::parse_cpuset;
 
 /// Default base interval in microseconds (cyclictest `DEFAULT_INTERVAL`).
@@ -175,6 +175,10 @@ enum Opt {
     Histofall,
     Histfile,
     Interval,
+    IoFile,
+    IoPipe,
+    IoSize,
+    IoVia,
     Json,
     Laptop,
     Latency,
@@ -220,6 +224,10 @@ const OPTIONS: &[OptDef] = &[
     def("histofall", Some('H'), Arg::Required, Opt::Histofall),
     def("histfile", None, Arg::Required, Opt::Histfile),
     def("interval", Some('i'), Arg::Required, Opt::Interval),
+    def("io-file", None, Arg::Required, Opt::IoFile),
+    def("io-pipe", None, Arg::No, Opt::IoPipe),
+    def("io-size", None, Arg::Required, Opt::IoSize),
+    def("io-via", None, Arg::Required, Opt::IoVia),
     def("json", None, Arg::Required, Opt::Json),
     def("laptop", None, Arg::No, Opt::Laptop),
     def("latency", None, Arg::Required, Opt::Latency),
@@ -338,6 +346,10 @@ struct Raw {
     laptop: bool,
     default_system: bool,
     latency: i32,
+    io_file: Option<String>,
+    io_pipe: bool,
+    io_size: Option<usize>,
+    io_via: Option<IoVia>,
     notes: Vec<String>,
 }
 
@@ -559,6 +571,29 @@ fn apply(
             }
             raw.interval = Some(n);
         }
+        Opt::IoFile => {
+            if v.is_empty() {
+                return err(format!("option {name}: empty file name"));
+            }
+            raw.io_file = Some(v.to_string());
+        }
+        Opt::IoPipe => raw.io_pipe = true,
+        Opt::IoSize => {
+            let n: usize = num(name, v)?;
+            if !(1..=IO_SIZE_MAX).contains(&n) {
+                return err(format!(
+                    "option {name}: {n} bytes is out of range 1..{IO_SIZE_MAX}"
+                ));
+            }
+            raw.io_size = Some(n);
+        }
+        Opt::IoVia => {
+            raw.io_via = Some(match v {
+                "direct" => IoVia::Direct,
+                "flexsc" => IoVia::FlexSc,
+                _ => return err(format!("option {name}: '{v}' is not direct or flexsc")),
+            })
+        }
         Opt::Json => {
             raw.json = Some(match v {
                 "" => return err(format!("option {name}: empty file name")),
@@ -686,6 +721,25 @@ fn resolve(mut raw: Raw, cpus: &CpuInfo) -> Result<Config, UsageError> {
             .push(format!("defaulting realtime priority to {default_prio}"));
         priority = default_prio;
     }
+    let action = match (raw.io_file.take(), raw.io_pipe) {
+        (Some(_), true) => return err("--io-file and --io-pipe exclude each other"),
+        (Some(path), false) => ActionKind::Io(IoSpec {
+            target: IoTarget::File(path),
+            size: raw.io_size.unwrap_or(IO_SIZE_DEFAULT),
+            via: raw.io_via.unwrap_or_default(),
+        }),
+        (None, true) => ActionKind::Io(IoSpec {
+            target: IoTarget::Pipe,
+            size: raw.io_size.unwrap_or(IO_SIZE_DEFAULT),
+            via: raw.io_via.unwrap_or_default(),
+        }),
+        (None, false) => {
+            if raw.io_size.is_some() || raw.io_via.is_some() {
+                return err("--io-size and --io-via need --io-file or --io-pipe");
+            }
+            ActionKind::Noop
+        }
+    };
     if let (Some(iv), Some(d)) = (raw.interval, raw.distance) {
         let last = iv as u64 + d as u64 * threads.saturating_sub(1) as u64;
         if histogram == 0 && last > u32::MAX as u64 {
@@ -722,7 +776,7 @@ fn resolve(mut raw: Raw, cpus: &CpuInfo) -> Result<Config, UsageError> {
         } else {
             PmQos::Set(raw.latency)
         },
-        action: ActionKind::default(),
+        action,
         notes: raw.notes,
     })
 }
@@ -806,6 +860,15 @@ rtlat <options>
 -H US    --histofall=US    same as -h with an additional summary column
          --histfile=PATH   write the histogram to PATH instead of stdout
 -i INTV  --interval=INTV   base interval of thread in us, default=1000
+         --io-file=PATH    every cycle, write one record (thread:cycle:latency as
+                           text, --io-size bytes) to PATH (truncated at start,
+                           then appended to by every thread)
+         --io-pipe         same, to a pipe per thread that a SCHED_OTHER reader
+                           thread drains
+         --io-size=BYTES   bytes per record, 1..256, default 64
+         --io-via=HOW      direct: write(2) in the measuring thread (default);
+                           flexsc: post the write to a FlexSC syscall thread
+                           (data copied, not waited for; needs a FlexSC kernel)
          --json=FILE       write final results into FILE, JSON formatted (- = stdout)
          --laptop          do not write /dev/cpu_dma_latency (save battery)
          --default-system  do not tune power management at all
@@ -1039,6 +1102,48 @@ mod tests {
     }
 
     #[test]
+    fn io_options() {
+        let io = |s: &str| match run(s).action {
+            ActionKind::Io(spec) => spec,
+            ActionKind::Noop => panic!("{s}: no I/O action"),
+        };
+        assert_eq!(
+            io("--io-pipe"),
+            IoSpec {
+                target: IoTarget::Pipe,
+                size: 64,
+                via: IoVia::Direct
+            }
+        );
+        assert_eq!(
+            io("--io-file=/tmp/x --io-size=256 --io-via=flexsc"),
+            IoSpec {
+                target: IoTarget::File("/tmp/x".into()),
+                size: 256,
+                via: IoVia::FlexSc
+            }
+        );
+        assert_eq!(
+            io("--io-via direct --io-size 1 --io-file /dev/null").size,
+            1
+        );
+        assert_eq!(io("-m -p 90 --io-pipe -i 1000").via, IoVia::Direct);
+        assert_eq!(run("-m -p 90 -i 1000").action, ActionKind::Noop);
+        // Unambiguous prefixes work as for every long option.
+        assert_eq!(io("--io-p --io-v=flexsc").via, IoVia::FlexSc);
+        assert!(usage_err("--io-size=0 --io-pipe").contains("out of range 1..256"));
+        assert!(usage_err("--io-size=257 --io-pipe").contains("out of range 1..256"));
+        assert!(usage_err("--io-size=x --io-pipe").contains("not a non-negative integer"));
+        assert!(usage_err("--io-via=uring --io-pipe").contains("not direct or flexsc"));
+        assert!(usage_err("--io-pipe --io-file=/tmp/x").contains("exclude each other"));
+        assert!(usage_err("--io-size=8").contains("need --io-file or --io-pipe"));
+        assert!(usage_err("--io-via=flexsc").contains("need --io-file or --io-pipe"));
+        assert!(usage_err("--io-file=").contains("empty file name"));
+        assert!(usage_err("--io-pipe=1").contains("does not take an argument"));
+        assert!(usage_err("--io=1").contains("ambiguous"));
+    }
+
+    #[test]
     fn power_management_options() {
         assert_eq!(run("--laptop").pm_qos, PmQos::Laptop);
         assert_eq!(run("--default-system").pm_qos, PmQos::DefaultSystem);
@@ -1059,6 +1164,10 @@ mod tests {
             "--policy",
             "--interval",
             "--distance",
+            "--io-file=PATH",
+            "--io-pipe",
+            "--io-size=BYTES",
+            "--io-via=HOW",
         ] {
             assert!(h.contains(o), "{o} missing from help");
         }

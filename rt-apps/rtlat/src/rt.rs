@@ -71,6 +71,48 @@ pub fn clock_nanosleep_abs(clock: libc::clockid_t, until: &Ts) -> i32 {
     unsafe { libc::clock_nanosleep(clock, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) }
 }
 
+/// `write(2)` of all of `buf` to `fd`, retried after a signal (EINTR) and
+/// after a short write. Allocates nothing (errors are plain OS codes).
+#[inline]
+pub fn write_all(fd: std::os::fd::RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is a live slice readable for `buf.len()` bytes for the
+        // whole call; write() only reads from it. `fd` is a plain integer: a
+        // descriptor that is not open gives EBADF, no memory is touched.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// A pipe, both ends close-on-exec: (read end, write end).
+pub fn pipe() -> io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: `fds` is a writable array of two c_ints, as pipe2 requires.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by
+    // nothing else; each is wrapped (and later closed) exactly once.
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
+}
+
 /// `clock_getres(clock)`.
 pub fn clock_getres(clock: libc::clockid_t) -> Option<Ts> {
     let mut ts = libc::timespec {

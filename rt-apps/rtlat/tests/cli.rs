@@ -439,3 +439,128 @@ fn measuring_loop_makes_only_clock_syscalls() {
     assert!(before.contains(&"sched_setscheduler"));
     assert!(before.contains(&"sched_setaffinity"));
 }
+
+#[test]
+fn io_file_gets_one_record_per_cycle_and_thread() {
+    let path = temp_path("io.txt");
+    let io = format!("--io-file={}", path.display());
+    let out = run_rtlat(&[
+        "-t",
+        "2",
+        "-l",
+        "50",
+        "-i",
+        "1000",
+        "-q",
+        &io,
+        "--io-size=32",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(text.len(), 2 * 50 * 32);
+    let mut seen = [Vec::new(), Vec::new()];
+    for line in text.lines() {
+        assert_eq!(line.len(), 31, "{line:?}");
+        let f: Vec<i64> = line.split(':').map(|v| v.trim().parse().unwrap()).collect();
+        assert!(f[2] >= 0, "{line}");
+        seen[f[0] as usize].push(f[1]);
+    }
+    for s in seen {
+        // O_APPEND: the threads' records interleave but none is lost or torn.
+        assert_eq!(s, (0..50).collect::<Vec<i64>>());
+    }
+    let lines: Vec<String> = stdout(&out)
+        .lines()
+        .filter(|l| l.starts_with("T:"))
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| parse_stat(l)[3] == 50));
+}
+
+#[test]
+fn io_pipe_run_completes() {
+    let out = run_rtlat(&["-l", "200", "-i", "500", "-q", "--io-pipe", "--io-size=256"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text.lines().find(|l| l.starts_with("T: 0")).unwrap();
+    assert_eq!(parse_stat(line)[3], 200);
+}
+
+#[test]
+fn io_errors() {
+    let out = run_rtlat(&["-l", "10", "-q", "--io-file=/nonexistent-dir/io.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot create I/O file"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_rtlat(&["-l", "10", "-q", "--io-size=300", "--io-pipe"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// qemu-user does not know the FlexSC system calls (ENOSYS), like a kernel
+/// without them: rtlat must refuse, not fall back to direct writes.
+#[test]
+fn io_via_flexsc_without_flexsc_fails_clearly() {
+    if !cfg!(target_arch = "arm") || runs_natively() {
+        eprintln!("SKIPPED: needs the armv7 build under qemu-user (no FlexSC there)");
+        return;
+    }
+    let out = run_rtlat(&["-l", "10", "-q", "--io-pipe", "--io-via=flexsc"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--io-via=flexsc") && err.contains("FlexSC"),
+        "{err}"
+    );
+    assert!(!stdout(&out).contains("T: 0"), "measured anyway");
+}
+
+#[test]
+fn measuring_loop_with_direct_io_makes_only_clock_and_write_syscalls() {
+    if !have_qemu_arm() || !cfg!(target_arch = "arm") {
+        eprintln!("SKIPPED: needs qemu-arm and the armv7 build to trace syscalls");
+        return;
+    }
+    let loops = 40;
+    let out = std::process::Command::new("qemu-arm")
+        .args([
+            "-strace",
+            "-L",
+            ARM_SYSROOT,
+            rtlat_bin(),
+            "-q",
+            "-i",
+            "1000",
+            "--io-file=/dev/null",
+            "-l",
+        ])
+        .arg(loops.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = strace_events(&stderr(&out));
+    let is_abs = |e: &(String, String)| {
+        e.0.starts_with("clock_nanosleep") && e.1.starts_with("CLOCK_MONOTONIC,1,")
+    };
+    let first = events.iter().position(is_abs).expect("no absolute sleep");
+    let last = events.iter().rposition(is_abs).unwrap();
+    let window = &events[first..=last];
+    let bad: Vec<_> = window
+        .iter()
+        .filter(|(n, _)| {
+            !(n.starts_with("clock_nanosleep") || n.starts_with("clock_gettime") || n == "write")
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "syscalls inside the measuring loop: {bad:?}"
+    );
+    // One 64-byte write per wake-up (the last one follows the last sleep).
+    let writes: Vec<_> = window.iter().filter(|e| e.0 == "write").collect();
+    assert_eq!(writes.len(), loops - 1, "{writes:?}");
+    assert!(writes.iter().all(|w| w.1.contains(",64)")), "{writes:?}");
+}

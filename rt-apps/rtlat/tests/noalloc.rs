@@ -1,8 +1,10 @@
 //! Proves that the measuring loop does not touch the heap: a counting global
 //! allocator records every allocation, reallocation and deallocation made by
-//! the current thread while the loop runs.
+//! the current thread while the loop runs, with the default (no) action and
+//! with the per-cycle I/O action (`--io-pipe`, `--io-file`), direct and
+//! through FlexSC (the flexsc library's emulator of the kernel side).
 
-use rtlat::action::NoAction;
+use rtlat::action::{CycleAction, DirectWriter, IoAction, IoDest, NoAction};
 use rtlat::measure::{Measurement, ThreadSpec};
 use rtlat::options::{Clock, Policy};
 use rtlat::stats::{LiveStats, VALBUF_SIZE};
@@ -102,4 +104,56 @@ fn measuring_loop_does_not_allocate() {
             assert_eq!(h.total() + h.overflows(), 300);
         }
     }
+}
+
+#[test]
+fn measuring_loop_with_direct_io_does_not_allocate() {
+    let path = std::env::temp_dir().join(format!("rtlat-noalloc-{}.txt", std::process::id()));
+    for (dest, size) in [
+        (IoDest::Pipe, 64),
+        (IoDest::Pipe, 256),
+        (IoDest::File(std::fs::File::create(&path).unwrap()), 1),
+        (IoDest::File(std::fs::File::create(&path).unwrap()), 64),
+    ] {
+        let what = format!("{dest:?} {size}");
+        let live = LiveStats::new(VALBUF_SIZE);
+        let stop = AtomicBool::new(false);
+        let mut m = Measurement::new(
+            &spec(100, false),
+            &live,
+            &stop,
+            IoAction::new(dest, size, DirectWriter),
+        );
+        m.action_mut().prepare().unwrap();
+        let mut result = Ok(());
+        let ops = heap_ops_during(|| result = m.run_loop());
+        assert!(result.is_ok(), "{what}: {result:?}");
+        assert_eq!(ops, 0, "heap operations inside the loop ({what})");
+        assert_eq!(m.action_mut().records(), 300, "{what}");
+        m.action_mut().finish().unwrap();
+        assert_eq!(m.into_results().0.cycles, 300);
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 300 * 64);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn measuring_loop_with_flexsc_io_does_not_allocate() {
+    let cfg = flexsc::Config {
+        npages: 1,
+        nworkers: 1,
+        ..flexsc::Config::default()
+    };
+    let fx = std::sync::Arc::new(flexsc::FlexSc::emulated(&cfg).expect("emulator"));
+    let live = LiveStats::new(0);
+    let stop = AtomicBool::new(false);
+    let action = IoAction::new(IoDest::Pipe, 64, rtlat::flexsc_io::FlexScWriter::new(fx));
+    let mut m = Measurement::new(&spec(100, false), &live, &stop, action);
+    m.action_mut().prepare().unwrap();
+    let mut result = Ok(());
+    let ops = heap_ops_during(|| result = m.run_loop());
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(ops, 0, "heap operations inside the loop (FlexSC writes)");
+    assert_eq!(m.action_mut().records(), 300);
+    m.action_mut().finish().unwrap();
 }

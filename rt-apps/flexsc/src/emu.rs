@@ -1,0 +1,421 @@
+//! A user-space emulator of the kernel side of FlexSC (feature `testing`).
+//!
+//! It maps an anonymous region laid out exactly like the kernel's (control
+//! page + syscall pages, not inherited by `fork()`: `MADV_DONTFORK`) and
+//! runs N threads named `flexsc-<pid>-<n>` that do what the kernel's syscall
+//! threads do:
+//!
+//! * claim a SUBMITTED entry with a compare-and-swap SUBMITTED -> BUSY, copy
+//!   `nr`, `args`, `flags` and `resv` once;
+//! * `-EINVAL` for non-zero flags or reserved words, `-ENOSYS` for calls not
+//!   in [`crate::allow::ALLOWED`], otherwise run the call with `syscall()`;
+//! * write `ret` and compare-and-swap BUSY -> DONE (release) only if the
+//!   entry is still BUSY (else count `dropped`); `completions += 1`, full
+//!   barrier, `FUTEX_WAKE` when `waiters` is not zero;
+//! * poll `poll_us`, then count themselves in `idle_workers`, re-check, and
+//!   sleep until kicked.
+//!
+//! Registration checks the configuration like the kernel (`EINVAL`), refuses
+//! a second region in the process (`EBUSY`) and a process under seccomp
+//! (`EPERM`). Shutdown interrupts calls in flight with a signal (`-EINTR`).
+//! It cannot report BLOCKED (it does not know when a call sleeps).
+//! Only meaningful on 32-bit ARM EABI, where the entry's words are the real
+//! system call arguments.
+
+use crate::allow;
+use crate::sys::{self, Ctrl, Entry, BUSY, DONE, SUBMITTED};
+use core::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::{mpsc, Arc, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Pid of the process that has an emulated region (EBUSY for a second).
+static REGISTERED: AtomicI32 = AtomicI32::new(0);
+
+/// The signal that interrupts workers at shutdown.
+const INTERRUPT: libc::c_int = libc::SIGUSR2;
+
+struct Shared {
+    base: usize,
+    nentries: usize,
+    poll: Duration,
+    stop: AtomicBool,
+    kick: AtomicU32,
+}
+
+impl Shared {
+    fn ctrl(&self) -> &Ctrl {
+        // SAFETY: `base` is the start of the emulator's own mapping, which
+        // stays mapped until every worker has been joined (shutdown) or
+        // forever (abandon); Ctrl consists of atomics.
+        unsafe { &*(self.base as *const Ctrl) }
+    }
+
+    fn entry(&self, i: usize) -> &Entry {
+        assert!(i < self.nentries);
+        // SAFETY: as ctrl(); entry i is inside the syscall pages.
+        unsafe { &*((self.base + sys::PAGE_SIZE) as *const Entry).add(i) }
+    }
+}
+
+/// The emulated kernel side of one region.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    len: usize,
+    workers: Vec<JoinHandle<()>>,
+}
+
+extern "C" fn on_interrupt(_: libc::c_int) {}
+
+fn install_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask"
+        // value; we install a handler that does nothing (async-signal-safe)
+        // and deliberately no SA_RESTART, so blocking calls return EINTR.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = on_interrupt as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(INTERRUPT, &sa, core::ptr::null_mut());
+        }
+    });
+}
+
+fn under_seccomp() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Seccomp:").map(|v| v.trim() != "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn online_cpus() -> u64 {
+    // SAFETY: sysconf takes an integer and touches no memory.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.clamp(1, 64) as u32;
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+fn validate(cfg: &sys::Config) -> Result<(), i32> {
+    let bad = cfg.version != sys::CONFIG_VERSION
+        || cfg.flags != 0
+        || cfg.resv0 != 0
+        || cfg.resv != [0, 0]
+        || !(1..=sys::MAX_PAGES).contains(&cfg.npages)
+        || !(1..=sys::MAX_WORKERS).contains(&cfg.nworkers)
+        || cfg.poll_us > sys::MAX_POLL_US
+        || (cfg.cpus != 0 && cfg.cpus & online_cpus() == 0)
+        || match cfg.policy {
+            sys::SCHED_OTHER => cfg.priority != 0,
+            sys::SCHED_FIFO | sys::SCHED_RR => !(1..=99).contains(&cfg.priority),
+            _ => true,
+        };
+    if bad {
+        Err(libc::EINVAL)
+    } else {
+        Ok(())
+    }
+}
+
+/// Applies the configuration's CPUs and policy to the calling thread.
+fn setup_worker(cfg: &sys::Config) -> Result<(), i32> {
+    if cfg.cpus != 0 {
+        // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
+        for cpu in 0..64 {
+            if cfg.cpus & (1 << cpu) != 0 {
+                // SAFETY: cpu < 64 is inside the set (1024 bits).
+                unsafe { libc::CPU_SET(cpu, &mut set) };
+            }
+        }
+        // SAFETY: pid 0 is the calling thread; `set` is a live cpu_set_t
+        // of the size we pass.
+        let r = unsafe { libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set) };
+        if r != 0 {
+            return Err(sys::errno());
+        }
+    }
+    if cfg.policy != sys::SCHED_OTHER {
+        let p = libc::sched_param {
+            sched_priority: cfg.priority as i32,
+        };
+        // SAFETY: pid 0 is the calling thread; `p` is a live sched_param.
+        let r = unsafe { libc::sched_setscheduler(0, cfg.policy as i32, &p) };
+        if r != 0 {
+            return Err(libc::EPERM);
+        }
+    }
+    Ok(())
+}
+
+impl Emulator {
+    /// Maps a region and starts the workers, or fails with an errno as the
+    /// kernel would.
+    pub fn start(cfg: &sys::Config) -> Result<Emulator, i32> {
+        validate(cfg)?;
+        if under_seccomp() {
+            return Err(libc::EPERM);
+        }
+        // SAFETY: getpid cannot fail.
+        let pid = unsafe { libc::getpid() };
+        if REGISTERED.load(Ordering::SeqCst) == pid {
+            return Err(libc::EBUSY);
+        }
+        install_handler();
+        let len = sys::region_len(cfg.npages);
+        // SAFETY: a fresh anonymous mapping at an address of the kernel's
+        // choosing overlaps nothing.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(sys::errno());
+        }
+        // SAFETY: advice on our own fresh mapping; MADV_DONTFORK only
+        // changes what a child inherits (like the kernel's VM_DONTCOPY).
+        unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) };
+        let nentries = cfg.npages as usize * sys::ENTRIES_PER_PAGE;
+        let shared = Arc::new(Shared {
+            base: p as usize,
+            nentries,
+            poll: Duration::from_micros(cfg.poll_us as u64),
+            stop: AtomicBool::new(false),
+            kick: AtomicU32::new(0),
+        });
+        let c = shared.ctrl();
+        c.version.store(sys::CONFIG_VERSION, Ordering::Relaxed);
+        c.nentries.store(nentries as u32, Ordering::Relaxed);
+        c.nworkers.store(cfg.nworkers, Ordering::Relaxed);
+        c.entries_offset
+            .store(sys::PAGE_SIZE as u32, Ordering::Relaxed);
+        c.magic.store(sys::MAGIC, Ordering::Release);
+        let mut emu = Emulator {
+            shared,
+            len,
+            workers: Vec::new(),
+        };
+        let (tx, rx) = mpsc::channel();
+        for n in 0..cfg.nworkers {
+            let sh = Arc::clone(&emu.shared);
+            let tx = tx.clone();
+            let cfg = *cfg;
+            let spawned = std::thread::Builder::new()
+                .name(format!("flexsc-{pid}-{n}"))
+                .spawn(move || {
+                    let r = setup_worker(&cfg);
+                    let ok = r.is_ok();
+                    let _ = tx.send(r);
+                    if ok {
+                        worker(&sh, n as usize);
+                    }
+                });
+            match spawned {
+                Ok(h) => emu.workers.push(h),
+                Err(e) => {
+                    emu.shutdown();
+                    return Err(e.raw_os_error().unwrap_or(libc::ENOMEM));
+                }
+            }
+        }
+        drop(tx);
+        for _ in 0..cfg.nworkers {
+            if let Err(e) = rx.recv().unwrap_or(Err(libc::ENOMEM)) {
+                emu.shutdown();
+                return Err(e);
+            }
+        }
+        REGISTERED.store(pid, Ordering::SeqCst);
+        Ok(emu)
+    }
+
+    /// Start of the region.
+    pub fn base(&self) -> usize {
+        self.shared.base
+    }
+
+    /// What `flexsc_wait(addr, 0, NULL)` does first: wake sleeping workers.
+    pub fn kick(&self) {
+        self.shared.kick.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake_all(&self.shared.kick);
+    }
+
+    /// `flexsc_wait(addr, min_complete, timeout)`.
+    pub fn wait(&self, min_complete: u32, timeout: Option<Duration>) -> Result<u32, i32> {
+        let sh = &self.shared;
+        if min_complete as usize > sh.nentries {
+            return Err(libc::EINVAL);
+        }
+        self.kick();
+        let deadline = timeout.map(|d| Instant::now() + d);
+        let c = sh.ctrl();
+        loop {
+            let seen = c.completions.load(Ordering::SeqCst);
+            let done = (0..sh.nentries)
+                .filter(|&i| sh.entry(i).status.load(Ordering::Acquire) == DONE)
+                .count() as u32;
+            if done >= min_complete {
+                return Ok(done);
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(l) if !l.is_zero() => Some(l),
+                    _ => return Err(libc::ETIMEDOUT),
+                },
+                None => None,
+            };
+            c.waiters.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let r = sys::futex_wait(&c.completions, seen, left);
+            c.waiters.fetch_sub(1, Ordering::SeqCst);
+            if r == Err(libc::EINTR) {
+                return Err(libc::EINTR);
+            }
+        }
+    }
+
+    /// Stops the workers (interrupting calls in flight), joins them and
+    /// unmaps the region: what the kernel does on `munmap()`.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.kick();
+        for h in self.workers.drain(..) {
+            while !h.is_finished() {
+                // SAFETY: the thread is not joined yet, so its pthread_t is
+                // valid; the signal's handler does nothing.
+                unsafe { libc::pthread_kill(h.as_pthread_t(), INTERRUPT) };
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _ = h.join();
+        }
+        // SAFETY: our own mapping; every thread that used it is joined, and
+        // FlexSc no longer touches it after shutdown.
+        unsafe { libc::munmap(self.shared.base as *mut libc::c_void, self.len) };
+        // SAFETY: getpid cannot fail.
+        let pid = unsafe { libc::getpid() };
+        let _ = REGISTERED.compare_exchange(pid, 0, Ordering::SeqCst, Ordering::SeqCst);
+        self.len = 0;
+    }
+
+    /// In a forked child: the workers and the mapping do not exist here.
+    pub fn abandon(mut self) {
+        self.workers.clear();
+        self.len = 0;
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            self.stop_all();
+        }
+    }
+}
+
+fn worker(sh: &Shared, n: usize) {
+    let c = sh.ctrl();
+    let mut next = n * 7;
+    'outer: loop {
+        if sh.stop.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(i) = claim(sh, &mut next) {
+            run(sh, i);
+            continue;
+        }
+        let t0 = Instant::now();
+        while t0.elapsed() < sh.poll {
+            if sh.stop.load(Ordering::Acquire) {
+                return;
+            }
+            if let Some(i) = claim(sh, &mut next) {
+                run(sh, i);
+                continue 'outer;
+            }
+            core::hint::spin_loop();
+        }
+        // Sleep: count ourselves idle, full barrier, re-check (the poster
+        // stores SUBMITTED, full barrier, reads idle_workers).
+        let seen = sh.kick.load(Ordering::SeqCst);
+        c.idle_workers.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let pending =
+            (0..sh.nentries).any(|i| sh.entry(i).status.load(Ordering::Relaxed) == SUBMITTED);
+        if !pending && !sh.stop.load(Ordering::SeqCst) {
+            let _ = sys::futex_wait(&sh.kick, seen, Some(Duration::from_millis(200)));
+        }
+        c.idle_workers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn claim(sh: &Shared, next: &mut usize) -> Option<usize> {
+    for k in 0..sh.nentries {
+        let i = (*next + k) % sh.nentries;
+        let s = &sh.entry(i).status;
+        if s.load(Ordering::Relaxed) == SUBMITTED
+            && s.compare_exchange(SUBMITTED, BUSY, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            *next = i + 1;
+            return Some(i);
+        }
+    }
+    None
+}
+
+fn run(sh: &Shared, i: usize) {
+    let e = sh.entry(i);
+    // Read every word once: the page may change under us.
+    let nr = e.nr.load(Ordering::Relaxed);
+    let args: [u32; 6] = core::array::from_fn(|k| e.args[k].load(Ordering::Relaxed));
+    let flags = e.flags.load(Ordering::Relaxed);
+    let resv = e.resv.iter().any(|r| r.load(Ordering::Relaxed) != 0);
+    let ret = if flags != 0 || resv {
+        -libc::EINVAL
+    } else if !allow::is_allowed(nr) {
+        -libc::ENOSYS
+    } else {
+        // SAFETY: this is the kernel's job emulated: run what the process
+        // posted. Entries posted through the library carry words whose
+        // buffers stay valid until DONE (its safety model); raw entries
+        // are the unsafe poster's responsibility, as they are with the
+        // kernel. Invalid pointers make the call fail with EFAULT.
+        match unsafe { sys::syscall6(nr, args) } {
+            Ok(v) => v as i32,
+            Err(errno) => -errno,
+        }
+    };
+    let c = sh.ctrl();
+    if e.status.load(Ordering::Acquire) == BUSY {
+        e.ret.store(ret, Ordering::Relaxed);
+        if e.status
+            .compare_exchange(BUSY, DONE, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            c.completions.fetch_add(1, Ordering::Release);
+            fence(Ordering::SeqCst);
+            if c.waiters.load(Ordering::Relaxed) != 0 {
+                sys::futex_wake_all(&c.completions);
+            }
+            return;
+        }
+    }
+    c.dropped.fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,128 @@
+//! The posting path does not touch the heap: a counting global allocator
+//! records every allocation, reallocation and deallocation the current
+//! thread makes while it posts (and waits) through an emulated region.
+#![cfg(target_arch = "arm")]
+
+mod common;
+
+use common::{close, lock, pipe, tmpfile};
+use flexsc::{Call, Config, FlexSc, KernelTimespec};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static HEAP_OPS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // const-initialised Cell without Drop: accessing it never allocates.
+    static TRACKING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    if TRACKING.try_with(Cell::get).unwrap_or(false) {
+        HEAP_OPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees carry over; counting has no effect on
+// the memory returned.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged; the caller upholds alloc's contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged; the caller upholds alloc_zeroed's contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note();
+        // SAFETY: `ptr`/`layout` come from this allocator, i.e. from System.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: `ptr`/`layout` come from this allocator, i.e. from System.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn heap_ops_during(f: impl FnOnce()) -> usize {
+    let before = HEAP_OPS.load(Ordering::SeqCst);
+    TRACKING.with(|t| t.set(true));
+    f();
+    TRACKING.with(|t| t.set(false));
+    HEAP_OPS.load(Ordering::SeqCst) - before
+}
+
+#[test]
+fn counter_sees_allocations() {
+    let n = heap_ops_during(|| drop(std::hint::black_box(Box::new(5u64))));
+    assert_eq!(n, 2, "the counting allocator must see alloc + dealloc");
+}
+
+fn exercise(fx: &FlexSc, fd: i32, r: i32, w: i32) {
+    let pid = std::process::id() as usize;
+    for k in 0..200u64 {
+        fx.pwrite_detached(fd, b"detached record\n", k * 16)
+            .unwrap();
+        let t = fx.write_copy(w, b"xy").unwrap();
+        assert_eq!(fx.wait(t).unwrap(), 2);
+        let t = fx.getpid().unwrap();
+        assert_eq!(fx.wait(t).unwrap(), pid);
+        let [a, b] = fx
+            .post_batch([Call::getpid(), Call::sched_yield()])
+            .unwrap();
+        assert_eq!(fx.wait_all([a, b]), [Ok(pid), Ok(0)]);
+        let data = [7u8; 64];
+        let mut back = [0u8; 2];
+        let mut ts = KernelTimespec::default();
+        fx.scope(|s| {
+            let t = s.pwrite64(fd, &data, 1 << 20).unwrap();
+            let rd = s.read(r, &mut back).unwrap();
+            let ct = s.clock_gettime(libc::CLOCK_MONOTONIC, &mut ts).unwrap();
+            assert_eq!(s.wait(t).unwrap(), 64);
+            assert_eq!(rd.wait().0.unwrap(), 2);
+            assert_eq!(ct.wait().0.unwrap(), 0);
+        });
+        assert_eq!(&back, b"xy");
+        assert!(ts.tv_sec > 0 || ts.tv_nsec > 0);
+        assert_eq!(fx.call(Call::fsync(fd)).unwrap(), 0);
+    }
+    fx.drain().unwrap();
+}
+
+#[test]
+fn posting_and_waiting_do_not_allocate() {
+    let _g = lock();
+    let fx = FlexSc::emulated(&Config::default()).unwrap();
+    let f = tmpfile();
+    let (r, w) = pipe();
+    // Warm up (lazy statics of std, first use of thread locals).
+    exercise(&fx, f.as_raw_fd(), r, w);
+    let ops = heap_ops_during(|| exercise(&fx, f.as_raw_fd(), r, w));
+    assert_eq!(ops, 0, "heap operations on the posting path");
+    close(r);
+    close(w);
+}
+
+#[test]
+fn fallback_mode_does_not_allocate_either() {
+    let fx = FlexSc::fallback();
+    let f = tmpfile();
+    let (r, w) = pipe();
+    exercise(&fx, f.as_raw_fd(), r, w);
+    let ops = heap_ops_during(|| exercise(&fx, f.as_raw_fd(), r, w));
+    assert_eq!(ops, 0, "heap operations in fallback mode");
+    close(r);
+    close(w);
+}

@@ -1,0 +1,1733 @@
+//! FlexSC exception-less system calls (kernel patch "flexsc"): the kernel
+//! side seen through the `flexsc` crate and through raw entries.
+//!
+//! Every allowed call gives the same result through FlexSC as directly;
+//! calls run as threads of the caller (same pid, fds, files); 64-bit
+//! arguments arrive whole; a sleeping call does not stall the others;
+//! refused calls and malformed entries complete with -ENOSYS / -EINVAL
+//! without running; registration refuses bad configurations, a second
+//! region and seccomp'ed processes; hostile writes into the pages and
+//! every way a process can end with calls in flight leave the kernel
+//! clean; a forked child does not get the region.
+//!
+//! A kernel without FlexSC fails these tests (the image always has
+//! `CONFIG_FLEXSC=y`). Built with `--features emulate` they run on the host
+//! against the crate's user-space emulator (checks only the kernel can
+//! pass are skipped then, see `FLEXSC_EMULATED`).
+#![cfg(feature = "guest")]
+
+use flexsc::allow::{self, nr};
+use flexsc::sys::{self, Entry};
+use flexsc::{Call, Config, Error, FlexSc, KernelTimespec, Policy, Stat64};
+use guest_tests::{
+    flexsc_register, flexsc_try_register, kernel_log, new_kernel_problems, threads_named, XorShift,
+    FLEXSC_EMULATED,
+};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+type Res = Result<usize, Error>;
+
+fn direct(c: Call<'_>) -> Res {
+    c.run_direct().map_err(Error::Errno)
+}
+
+fn pid() -> usize {
+    std::process::id() as usize
+}
+
+fn two_workers() -> Config {
+    Config {
+        nworkers: 2,
+        ..Config::default()
+    }
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// A directory of its own under /tmp (tmpfs), removed on drop.
+struct TmpDir(String);
+
+impl TmpDir {
+    fn new(tag: &str) -> TmpDir {
+        let p = format!("/tmp/flexsc-{tag}-{}", std::process::id());
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        TmpDir(p)
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{}/{name}", self.0)
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn open(path: &str, flags: i32) -> RawFd {
+    let p = cstr(path);
+    // SAFETY: `p` is a live NUL-terminated string.
+    let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
+    assert!(fd >= 0, "open {path}: {}", std::io::Error::last_os_error());
+    fd
+}
+
+fn close(fd: RawFd) {
+    // SAFETY: closing a descriptor this test owns and no longer uses.
+    unsafe { libc::close(fd) };
+}
+
+fn pipe() -> (RawFd, RawFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a live array of two ints.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    (fds[0], fds[1])
+}
+
+/// The syscall pages of `fx`'s region, for raw access. Writing into them
+/// bypasses the library: tests only do that to entries they claimed
+/// themselves (FREE -> CLAIMED by compare-and-swap, as the library does)
+/// or in a child process that uses nothing else.
+fn entries(fx: &FlexSc) -> &[Entry] {
+    let (base, len) = fx.region().expect("a region");
+    assert_eq!(len, (1 + fx.nentries() / 64) * 4096);
+    // SAFETY: the syscall pages follow the control page in the region,
+    // which stays mapped while `fx` (whose borrow bounds the slice) lives;
+    // Entry consists of atomics, so shared access with the kernel is fine.
+    unsafe { std::slice::from_raw_parts((base + sys::PAGE_SIZE) as *const Entry, fx.nentries()) }
+}
+
+/// Posts one entry by hand (with any flags and reserved words) and returns
+/// its raw `ret`.
+fn raw_entry(fx: &FlexSc, nr: u32, args: [u32; 6], flags: u32, resv: [u32; 4]) -> i32 {
+    let es = entries(fx);
+    let e = es
+        .iter()
+        .find(|e| {
+            e.status
+                .compare_exchange(sys::FREE, sys::CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+        .expect("a free entry");
+    e.nr.store(nr, Ordering::Relaxed);
+    for (a, v) in e.args.iter().zip(args) {
+        a.store(v, Ordering::Relaxed);
+    }
+    e.flags.store(flags, Ordering::Relaxed);
+    for (r, v) in e.resv.iter().zip(resv) {
+        r.store(v, Ordering::Relaxed);
+    }
+    e.ret.store(0x7777, Ordering::Relaxed);
+    e.status.store(sys::SUBMITTED, Ordering::Release);
+    fence(Ordering::SeqCst);
+    fx.kernel_wait(0, None).expect("kick");
+    let t0 = Instant::now();
+    while e.status.load(Ordering::Acquire) != sys::DONE {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "raw entry nr {nr} not DONE after 10 s (status {})",
+            e.status.load(Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let r = e.ret.load(Ordering::Relaxed);
+    e.status.store(sys::FREE, Ordering::Release);
+    r
+}
+
+/// Waits for a child for at most `timeout`; SIGKILLs it and panics after.
+fn wait_child(pid: libc::pid_t, timeout: Duration, what: &str) -> i32 {
+    let t0 = Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for our own child; `status` is a live int.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return status;
+        }
+        assert_eq!(r, 0, "waitpid({what}): {}", std::io::Error::last_os_error());
+        if t0.elapsed() > timeout {
+            // SAFETY: killing and reaping our own hung child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("{what}: child {pid} still running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn fork() -> libc::pid_t {
+    // SAFETY: the children below only run straightforward code (no locks
+    // held by other threads of the test harness are needed) and end with
+    // _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    pid
+}
+
+fn exit_child(code: i32) -> ! {
+    // SAFETY: ends the child without running the parent's destructors.
+    unsafe { libc::_exit(code) }
+}
+
+fn exited_with(status: i32, code: i32) -> bool {
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == code
+}
+
+/// FlexSC syscall threads of processes other than this one.
+fn foreign_flexsc_threads() -> Vec<(u32, u32, String)> {
+    let me = std::process::id();
+    threads_named("flexsc")
+        .into_iter()
+        .filter(|&(p, _, _)| p != me)
+        .collect()
+}
+
+/// Checks that the kernel log gained no problem lines since `before`.
+fn assert_log_clean_since(before: &str, what: &str) {
+    let new = new_kernel_problems(before, &kernel_log());
+    assert!(
+        new.is_empty(),
+        "{what}: new kernel problems:\n{}",
+        new.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn registration_maps_the_region_and_starts_named_workers() {
+    let fx = flexsc_register(&Config {
+        npages: 2,
+        nworkers: 3,
+        ..Config::default()
+    });
+    let c = fx.ctrl_snapshot().unwrap();
+    assert_eq!(c.magic, sys::MAGIC);
+    assert_eq!(c.version, sys::CONFIG_VERSION);
+    assert_eq!(c.nentries, 128);
+    assert_eq!(c.nworkers, 3);
+    assert_eq!(c.entries_offset, 4096);
+    assert!(entries(&fx)
+        .iter()
+        .all(|e| e.status.load(Ordering::Relaxed) == sys::FREE));
+    let me = std::process::id();
+    if !FLEXSC_EMULATED {
+        let ours: Vec<_> = threads_named("flexsc")
+            .into_iter()
+            .filter(|&(p, _, _)| p == me)
+            .collect();
+        assert_eq!(
+            ours.len(),
+            3,
+            "syscall threads in /proc/self/task: {ours:?}"
+        );
+    }
+    assert_eq!(fx.call(Call::getpid()).unwrap(), pid());
+    drop(fx);
+    let t0 = Instant::now();
+    while threads_named("flexsc").iter().any(|&(p, _, _)| p == me) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "syscall threads still there 5 s after munmap"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs every allowed call through FlexSC and directly and compares; the
+/// list of allowed calls comes from `flexsc::allow::ALLOWED`: a call the
+/// kernel no longer allows must then give -ENOSYS through FlexSC, and a
+/// newly allowed call without a check here fails the test.
+#[test]
+fn every_allowed_call_gives_the_same_result_as_a_direct_call() {
+    let fx = flexsc_register(&two_workers());
+    let dir = TmpDir::new("diff");
+    let seen = RefCell::new(BTreeSet::new());
+    let check = |name: &'static str, via: Res, dir_res: Res| {
+        seen.borrow_mut().insert(name);
+        if allow::allowed_nr(name).is_some() {
+            assert_eq!(via, dir_res, "{name}: FlexSC vs direct");
+        } else {
+            assert_eq!(
+                via,
+                Err(Error::Errno(libc::ENOSYS)),
+                "{name} is not allowed"
+            );
+        }
+    };
+    let errno = |e: i32| Err(Error::Errno(e));
+
+    // Identity calls.
+    check("getpid", fx.call(Call::getpid()), direct(Call::getpid()));
+    check("getppid", fx.call(Call::getppid()), direct(Call::getppid()));
+    check("getuid32", fx.call(Call::getuid()), direct(Call::getuid()));
+    check(
+        "geteuid32",
+        fx.call(Call::geteuid()),
+        direct(Call::geteuid()),
+    );
+    check("getgid32", fx.call(Call::getgid()), direct(Call::getgid()));
+    check(
+        "getegid32",
+        fx.call(Call::getegid()),
+        direct(Call::getegid()),
+    );
+    check(
+        "getpgid",
+        fx.call(Call::getpgid(0)),
+        direct(Call::getpgid(0)),
+    );
+    check(
+        "sched_yield",
+        fx.call(Call::sched_yield()),
+        direct(Call::sched_yield()),
+    );
+    check("sync", fx.call(Call::sync()), direct(Call::sync()));
+    {
+        // SAFETY: utsname is plain bytes; zeroed is valid.
+        let (mut u1, mut u2): (libc::utsname, libc::utsname) = unsafe { std::mem::zeroed() };
+        check(
+            "uname",
+            fx.call(Call::uname(&mut u1)),
+            direct(Call::uname(&mut u2)),
+        );
+        assert_eq!(u1.release, u2.release);
+        assert_eq!(u1.nodename, u2.nodename);
+        let (mut c1, mut c2) = ([0u8; 256], [0u8; 256]);
+        check(
+            "getcwd",
+            fx.call(Call::getcwd(&mut c1)),
+            direct(Call::getcwd(&mut c2)),
+        );
+        assert_eq!(c1, c2);
+        check(
+            "getcwd",
+            fx.call(Call::getcwd(&mut c1[..1])),
+            errno(libc::ERANGE),
+        );
+    }
+
+    // Clocks: FlexSC's reading lies between two direct ones.
+    {
+        let ns = |t: KernelTimespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
+        let (mut a, mut b, mut c) = Default::default();
+        direct(Call::clock_gettime(libc::CLOCK_MONOTONIC, &mut a)).unwrap();
+        let via = fx.call(Call::clock_gettime(libc::CLOCK_MONOTONIC, &mut b));
+        direct(Call::clock_gettime(libc::CLOCK_MONOTONIC, &mut c)).unwrap();
+        check("clock_gettime64", via, Ok(0));
+        assert!(ns(a) <= ns(b) && ns(b) <= ns(c), "{a:?} {b:?} {c:?}");
+        // The 32-bit clock_gettime (old_timespec32).
+        let (mut t32a, mut t32b) = ([0i32; 2], [0i32; 2]);
+        let mk = |p: *mut [i32; 2]| {
+            // SAFETY: clock_gettime writes 8 bytes to a live [i32; 2] that
+            // outlives the call (fx.call / direct wait for completion).
+            unsafe { Call::raw(nr::CLOCK_GETTIME, [1, p as usize as u32, 0, 0, 0, 0]) }
+        };
+        check(
+            "clock_gettime",
+            fx.call(mk(&mut t32a)),
+            direct(mk(&mut t32b)),
+        );
+        assert!((t32b[0] - t32a[0]).abs() <= 2);
+        // Bad pointers: EFAULT both ways.
+        // SAFETY: the kernel address is refused by the kernel (EFAULT).
+        let bad = unsafe { Call::raw(nr::CLOCK_GETTIME64, [1, 0xC000_0000, 0, 0, 0, 0]) };
+        // SAFETY: as above.
+        let bad2 = unsafe { Call::raw(nr::CLOCK_GETTIME64, [1, 0xC000_0000, 0, 0, 0, 0]) };
+        check("clock_gettime64", fx.call(bad), direct(bad2));
+        let req = KernelTimespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        check(
+            "clock_nanosleep_time64",
+            fx.call(Call::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &req)),
+            direct(Call::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &req)),
+        );
+        let ts32 = [0i32, 1_000_000];
+        let mk = |nr: u32, a: [u32; 6]| {
+            // SAFETY: the calls only read the live `ts32` (and NULL rem).
+            unsafe { Call::raw(nr, a) }
+        };
+        let p = ts32.as_ptr() as usize as u32;
+        check(
+            "nanosleep",
+            fx.call(mk(nr::NANOSLEEP, [p, 0, 0, 0, 0, 0])),
+            direct(mk(nr::NANOSLEEP, [p, 0, 0, 0, 0, 0])),
+        );
+        check(
+            "clock_nanosleep",
+            fx.call(mk(nr::CLOCK_NANOSLEEP, [1, 0, p, 0, 0, 0])),
+            direct(mk(nr::CLOCK_NANOSLEEP, [1, 0, p, 0, 0, 0])),
+        );
+    }
+
+    // Files on tmpfs.
+    let fpath = cstr(&dir.path("f"));
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC;
+    let fd = fx
+        .call(Call::openat(libc::AT_FDCWD, &fpath, flags, 0o600))
+        .expect("openat through FlexSC") as RawFd;
+    seen.borrow_mut().insert("openat");
+    let fd2 = direct(Call::openat(libc::AT_FDCWD, &fpath, libc::O_RDWR, 0)).unwrap() as RawFd;
+    check(
+        "openat",
+        fx.call(Call::openat(
+            libc::AT_FDCWD,
+            &cstr("/nonexistent/x"),
+            libc::O_RDONLY,
+            0,
+        )),
+        direct(Call::openat(
+            libc::AT_FDCWD,
+            &cstr("/nonexistent/x"),
+            libc::O_RDONLY,
+            0,
+        )),
+    );
+    check("write", fx.call(Call::write(fd, b"0123456789")), Ok(10));
+    check(
+        "write",
+        fx.call(Call::write(-1, b"x")),
+        direct(Call::write(-1, b"x")),
+    );
+    check(
+        "write",
+        fx.call(Call::write(9999, b"x")),
+        errno(libc::EBADF),
+    );
+    {
+        let (mut a, mut b) = ([0u8; 4], [0u8; 4]);
+        check(
+            "pread64",
+            fx.call(Call::pread64(fd, &mut a, 2)),
+            direct(Call::pread64(fd2, &mut b, 2)),
+        );
+        assert_eq!(&a, b"2345");
+        assert_eq!(a, b);
+        check(
+            "read",
+            fx.call(Call::read(fd2, &mut a)),
+            direct(Call::read(fd2, &mut b)),
+        );
+        assert_eq!(&a, b"0123");
+        assert_eq!(&b, b"4567");
+        check(
+            "read",
+            fx.call(Call::read(-1, &mut a)),
+            direct(Call::read(-1, &mut b)),
+        );
+    }
+    check(
+        "pwrite64",
+        fx.call(Call::pwrite64(fd, b"AB", 8)),
+        direct(Call::pwrite64(fd2, b"AB", 8)),
+    );
+    check("lseek", fx.call(Call::lseek(fd, 3, libc::SEEK_SET)), Ok(3));
+    check(
+        "lseek",
+        fx.call(Call::lseek(fd, 0, libc::SEEK_CUR)),
+        direct(Call::lseek(fd, 0, libc::SEEK_CUR)),
+    );
+    check(
+        "lseek",
+        fx.call(Call::lseek(fd, -100, libc::SEEK_SET)),
+        direct(Call::lseek(fd, -100, libc::SEEK_SET)),
+    );
+    {
+        let (mut a, mut b) = (0i64, 0i64);
+        check(
+            "_llseek",
+            fx.call(Call::llseek(fd, 5, &mut a, libc::SEEK_SET)),
+            direct(Call::llseek(fd2, 5, &mut b, libc::SEEK_SET)),
+        );
+        assert_eq!((a, b), (5, 5));
+    }
+    {
+        let (mut a, mut b) = (Stat64::default(), Stat64::default());
+        check(
+            "fstat64",
+            fx.call(Call::fstat64(fd, &mut a)),
+            direct(Call::fstat64(fd, &mut b)),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.st_size, 10);
+        check(
+            "fstat64",
+            fx.call(Call::fstat64(-1, &mut a)),
+            direct(Call::fstat64(-1, &mut b)),
+        );
+        // SAFETY: a NULL buffer: the kernel refuses it (EFAULT).
+        let null = |fd| unsafe { Call::raw(nr::FSTAT64, [fd as u32, 0, 0, 0, 0, 0]) };
+        check("fstat64", fx.call(null(fd)), direct(null(fd)));
+        check("fstat64", fx.call(null(fd)), errno(libc::EFAULT));
+        check(
+            "fstatat64",
+            fx.call(Call::fstatat64(libc::AT_FDCWD, &fpath, &mut a, 0)),
+            direct(Call::fstatat64(libc::AT_FDCWD, &fpath, &mut b, 0)),
+        );
+        assert_eq!(a, b);
+        // statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, buf): 256-byte buffer.
+        let (mut x1, mut x2) = ([0u8; 256], [0u8; 256]);
+        let mk = |buf: &mut [u8; 256]| {
+            let p = buf.as_mut_ptr() as usize as u32;
+            // SAFETY: statx writes at most 256 bytes into the live buffer,
+            // and reads the live path.
+            unsafe {
+                Call::raw(
+                    nr::STATX,
+                    [
+                        libc::AT_FDCWD as u32,
+                        fpath.as_ptr() as usize as u32,
+                        0,
+                        0x7ff,
+                        p,
+                        0,
+                    ],
+                )
+            }
+        };
+        check("statx", fx.call(mk(&mut x1)), direct(mk(&mut x2)));
+        // Sizes (offset 40, u64) agree; times may not be read identically.
+        assert_eq!(x1[40..48], x2[40..48]);
+    }
+    check("fsync", fx.call(Call::fsync(fd)), direct(Call::fsync(fd)));
+    check("fsync", fx.call(Call::fsync(-1)), direct(Call::fsync(-1)));
+    check(
+        "fdatasync",
+        fx.call(Call::fdatasync(fd)),
+        direct(Call::fdatasync(fd)),
+    );
+    check(
+        "ftruncate64",
+        fx.call(Call::ftruncate64(fd, 4096)),
+        direct(Call::ftruncate64(fd, 4096)),
+    );
+    check(
+        "fallocate",
+        fx.call(Call::fallocate(fd, 0, 0, 8192)),
+        direct(Call::fallocate(fd2, 0, 0, 8192)),
+    );
+    check(
+        "arm_fadvise64_64",
+        fx.call(Call::fadvise(fd, 0, 4096, libc::POSIX_FADV_WILLNEED)),
+        direct(Call::fadvise(fd, 0, 4096, libc::POSIX_FADV_WILLNEED)),
+    );
+    check(
+        "arm_fadvise64_64",
+        fx.call(Call::fadvise(fd, 0, 4096, 99)),
+        direct(Call::fadvise(fd, 0, 4096, 99)),
+    );
+    check(
+        "arm_sync_file_range",
+        fx.call(Call::sync_file_range(fd, 0, 4096, 2)),
+        direct(Call::sync_file_range(fd, 0, 4096, 2)),
+    );
+    check(
+        "arm_sync_file_range",
+        fx.call(Call::sync_file_range(fd, 0, 4096, 0x100)),
+        direct(Call::sync_file_range(fd, 0, 4096, 0x100)),
+    );
+    {
+        let iov = [std::io::IoSlice::new(b"ab"), std::io::IoSlice::new(b"cd")];
+        check(
+            "writev",
+            fx.call(Call::writev(fd, &iov)),
+            direct(Call::writev(fd2, &iov)),
+        );
+        let (mut a1, mut a2, mut b1, mut b2) = ([0u8; 2], [0u8; 3], [0u8; 2], [0u8; 3]);
+        fx.call(Call::lseek(fd, 0, 0)).unwrap();
+        direct(Call::lseek(fd2, 0, 0)).unwrap();
+        let mut i1 = [
+            std::io::IoSliceMut::new(&mut a1),
+            std::io::IoSliceMut::new(&mut a2),
+        ];
+        let mut i2 = [
+            std::io::IoSliceMut::new(&mut b1),
+            std::io::IoSliceMut::new(&mut b2),
+        ];
+        check(
+            "readv",
+            fx.call(Call::readv(fd, &mut i1)),
+            direct(Call::readv(fd2, &mut i2)),
+        );
+        assert_eq!((a1, a2), (b1, b2));
+    }
+    {
+        let fl = |fd: RawFd| {
+            // SAFETY: F_GETFL takes no pointer.
+            unsafe { Call::raw(nr::FCNTL64, [fd as u32, libc::F_GETFL as u32, 0, 0, 0, 0]) }
+        };
+        check("fcntl64", fx.call(fl(fd)), direct(fl(fd)));
+        check("fcntl64", fx.call(fl(-1)), direct(fl(-1)));
+    }
+    {
+        let d = fx.call(Call::dup(fd)).unwrap() as RawFd;
+        seen.borrow_mut().insert("dup");
+        check("close", fx.call(Call::close(d)), Ok(0));
+        check("close", fx.call(Call::close(d)), direct(Call::close(d)));
+        check("dup", fx.call(Call::dup(-1)), direct(Call::dup(-1)));
+        check(
+            "dup3",
+            fx.call(Call::dup3(fd, 900, libc::O_CLOEXEC)),
+            Ok(900),
+        );
+        check(
+            "dup3",
+            fx.call(Call::dup3(fd, fd, 0)),
+            direct(Call::dup3(fd, fd, 0)),
+        );
+        close(900);
+    }
+    // Directories and names.
+    {
+        let sub = cstr(&dir.path("sub"));
+        check(
+            "mkdirat",
+            fx.call(Call::mkdirat(libc::AT_FDCWD, &sub, 0o700)),
+            Ok(0),
+        );
+        check(
+            "mkdirat",
+            fx.call(Call::mkdirat(libc::AT_FDCWD, &sub, 0o700)),
+            direct(Call::mkdirat(libc::AT_FDCWD, &sub, 0o700)),
+        );
+        let (a, b) = (cstr(&dir.path("sub/a")), cstr(&dir.path("sub/b")));
+        close(open(a.to_str().unwrap(), libc::O_CREAT | libc::O_WRONLY));
+        check(
+            "renameat2",
+            fx.call(Call::renameat2(libc::AT_FDCWD, &a, libc::AT_FDCWD, &b, 0)),
+            Ok(0),
+        );
+        check(
+            "renameat2",
+            fx.call(Call::renameat2(libc::AT_FDCWD, &a, libc::AT_FDCWD, &b, 0)),
+            direct(Call::renameat2(libc::AT_FDCWD, &a, libc::AT_FDCWD, &b, 0)),
+        );
+        check(
+            "faccessat",
+            fx.call(Call::faccessat(libc::AT_FDCWD, &b, libc::R_OK)),
+            direct(Call::faccessat(libc::AT_FDCWD, &b, libc::R_OK)),
+        );
+        check(
+            "faccessat",
+            fx.call(Call::faccessat(libc::AT_FDCWD, &a, libc::R_OK)),
+            direct(Call::faccessat(libc::AT_FDCWD, &a, libc::R_OK)),
+        );
+        let d1 = open(sub.to_str().unwrap(), libc::O_RDONLY | libc::O_DIRECTORY);
+        let d2 = open(sub.to_str().unwrap(), libc::O_RDONLY | libc::O_DIRECTORY);
+        let (mut g1, mut g2) = ([0u8; 512], [0u8; 512]);
+        check(
+            "getdents64",
+            fx.call(Call::getdents64(d1, &mut g1)),
+            direct(Call::getdents64(d2, &mut g2)),
+        );
+        assert_eq!(g1, g2);
+        check(
+            "getdents64",
+            fx.call(Call::getdents64(fd, &mut g1)),
+            direct(Call::getdents64(fd, &mut g2)),
+        );
+        close(d1);
+        close(d2);
+        let link = cstr(&dir.path("link"));
+        // SAFETY: both strings are live and NUL-terminated.
+        assert_eq!(unsafe { libc::symlink(fpath.as_ptr(), link.as_ptr()) }, 0);
+        let (mut l1, mut l2) = ([0u8; 128], [0u8; 128]);
+        check(
+            "readlinkat",
+            fx.call(Call::readlinkat(libc::AT_FDCWD, &link, &mut l1)),
+            direct(Call::readlinkat(libc::AT_FDCWD, &link, &mut l2)),
+        );
+        assert_eq!(l1, l2);
+        check(
+            "unlinkat",
+            fx.call(Call::unlinkat(libc::AT_FDCWD, &b, 0)),
+            Ok(0),
+        );
+        check(
+            "unlinkat",
+            fx.call(Call::unlinkat(libc::AT_FDCWD, &b, 0)),
+            direct(Call::unlinkat(libc::AT_FDCWD, &b, 0)),
+        );
+        check(
+            "unlinkat",
+            fx.call(Call::unlinkat(libc::AT_FDCWD, &sub, libc::AT_REMOVEDIR)),
+            Ok(0),
+        );
+        // SAFETY: a NULL path: the kernel refuses it (EFAULT).
+        let nullpath = || unsafe { Call::raw(nr::OPENAT, [libc::AT_FDCWD as u32, 0, 0, 0, 0, 0]) };
+        check("openat", fx.call(nullpath()), direct(nullpath()));
+        check("openat", fx.call(nullpath()), errno(libc::EFAULT));
+    }
+    // Bad buffers: EFAULT both ways, never a crash.
+    for bad in [0x10u32, 0xC000_0000, 0xFFFF_0000] {
+        let mk = |nr: u32| {
+            // SAFETY: unmapped or kernel addresses: the kernel refuses them
+            // (EFAULT) before touching any memory of ours.
+            unsafe { Call::raw(nr, [fd as u32, bad, 16, 0, 0, 0]) }
+        };
+        check("read", fx.call(mk(nr::READ)), direct(mk(nr::READ)));
+        check("write", fx.call(mk(nr::WRITE)), direct(mk(nr::WRITE)));
+        if bad >= 0xC000_0000 && !FLEXSC_EMULATED {
+            check("read", fx.call(mk(nr::READ)), errno(libc::EFAULT));
+        }
+    }
+
+    // Pipes, eventfd, poll, ioctl.
+    {
+        let mut fds = [0i32; 2];
+        check(
+            "pipe2",
+            fx.call(Call::pipe2(&mut fds, libc::O_CLOEXEC)),
+            Ok(0),
+        );
+        let (r, w) = (fds[0], fds[1]);
+        check(
+            "pipe2",
+            fx.call(Call::pipe2(&mut fds, -1)),
+            direct(Call::pipe2(&mut fds, -1)),
+        );
+        check("write", fx.call(Call::write(w, b"through")), Ok(7));
+        let mut n1 = 0i32;
+        let mut n2 = 0i32;
+        #[allow(clippy::unnecessary_cast)] // FIONREAD's type varies by target
+        let fionread = |p: *mut i32| {
+            // SAFETY: FIONREAD writes one int into the live `n1`/`n2`.
+            unsafe {
+                Call::raw(
+                    nr::IOCTL,
+                    [r as u32, libc::FIONREAD as u32, p as usize as u32, 0, 0, 0],
+                )
+            }
+        };
+        check(
+            "ioctl",
+            fx.call(fionread(&mut n1)),
+            direct(fionread(&mut n2)),
+        );
+        assert_eq!((n1, n2), (7, 7));
+        let mut p1 = [libc::pollfd {
+            fd: r,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let mut p2 = p1;
+        check(
+            "poll",
+            fx.call(Call::poll(&mut p1, 0)),
+            direct(Call::poll(&mut p2, 0)),
+        );
+        assert_eq!(p1[0].revents, p2[0].revents);
+        let mut got = [0u8; 7];
+        check("read", fx.call(Call::read(r, &mut got)), Ok(7));
+        assert_eq!(&got, b"through");
+        let ev = fx.call(Call::eventfd2(3, libc::EFD_CLOEXEC)).unwrap() as RawFd;
+        seen.borrow_mut().insert("eventfd2");
+        let mut v = [0u8; 8];
+        check("read", fx.call(Call::read(ev, &mut v)), Ok(8));
+        assert_eq!(u64::from_ne_bytes(v), 3);
+        check(
+            "eventfd2",
+            fx.call(Call::eventfd2(0, -1)),
+            direct(Call::eventfd2(0, -1)),
+        );
+        for f in [r, w, ev] {
+            check("close", fx.call(Call::close(f)), Ok(0));
+        }
+    }
+    // Sockets (created directly: socket() is not allowed).
+    {
+        let mut sv = [0i32; 2];
+        // SAFETY: `sv` is a live array of two ints.
+        assert_eq!(
+            unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                    0,
+                    sv.as_mut_ptr(),
+                )
+            },
+            0
+        );
+        check("sendto", fx.call(Call::send(sv[0], b"sock", 0)), Ok(4));
+        let mut b = [0u8; 4];
+        check("recvfrom", fx.call(Call::recv(sv[1], &mut b, 0)), Ok(4));
+        assert_eq!(&b, b"sock");
+        check(
+            "recvfrom",
+            fx.call(Call::recv(fd, &mut b, 0)),
+            direct(Call::recv(fd, &mut b, 0)),
+        );
+        check(
+            "recvfrom",
+            fx.call(Call::recv(sv[1], &mut b, libc::MSG_DONTWAIT)),
+            direct(Call::recv(sv[1], &mut b, libc::MSG_DONTWAIT)),
+        );
+        let mut data = *b"msg!";
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: 4,
+        };
+        // SAFETY: msghdr is plain data; zeroed = no name, no control.
+        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+        mh.msg_iov = &mut iov;
+        mh.msg_iovlen = 1;
+        let mhp = &mut mh as *mut libc::msghdr as usize as u32;
+        let msg = |nr: u32, s: RawFd| {
+            // SAFETY: sendmsg/recvmsg read the live msghdr and iovec and
+            // read/write the live 4-byte `data`.
+            unsafe { Call::raw(nr, [s as u32, mhp, 0, 0, 0, 0]) }
+        };
+        check("sendmsg", fx.call(msg(nr::SENDMSG, sv[0])), Ok(4));
+        data = [0; 4];
+        check("recvmsg", fx.call(msg(nr::RECVMSG, sv[1])), Ok(4));
+        assert_eq!(&data, b"msg!");
+        check(
+            "sendmsg",
+            fx.call(msg(nr::SENDMSG, fd)),
+            direct(msg(nr::SENDMSG, fd)),
+        );
+        check(
+            "recvmsg",
+            fx.call(msg(nr::RECVMSG, fd)),
+            direct(msg(nr::RECVMSG, fd)),
+        );
+        check(
+            "accept4",
+            fx.call(Call::accept4(sv[0], 0)),
+            direct(Call::accept4(sv[0], 0)),
+        );
+        check(
+            "accept4",
+            fx.call(Call::accept4(fd, 0)),
+            direct(Call::accept4(fd, 0)),
+        );
+        // connect() to a socket path that does not exist.
+        // SAFETY: a fresh socket; no memory involved.
+        let s = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(s >= 0);
+        // SAFETY: sockaddr_un is plain data.
+        let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, c) in sa.sun_path.iter_mut().zip(dir.path("nosock").bytes()) {
+            *d = c as libc::c_char;
+        }
+        let sap = &sa as *const libc::sockaddr_un as usize as u32;
+        let len = std::mem::size_of::<libc::sockaddr_un>() as u32;
+        let conn = || {
+            // SAFETY: connect only reads the live sockaddr_un.
+            unsafe { Call::raw(nr::CONNECT, [s as u32, sap, len, 0, 0, 0]) }
+        };
+        check("connect", fx.call(conn()), direct(conn()));
+        check("connect", fx.call(conn()), errno(libc::ENOENT));
+        // epoll_ctl on an epoll fd created directly.
+        // SAFETY: no memory involved.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(ep >= 0);
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 7,
+        };
+        let evp = &mut ev as *mut libc::epoll_event as usize as u32;
+        let ctl = |op: i32| {
+            // SAFETY: epoll_ctl only reads the live epoll_event.
+            unsafe {
+                Call::raw(
+                    nr::EPOLL_CTL,
+                    [ep as u32, op as u32, sv[1] as u32, evp, 0, 0],
+                )
+            }
+        };
+        check("epoll_ctl", fx.call(ctl(libc::EPOLL_CTL_ADD)), Ok(0));
+        check(
+            "epoll_ctl",
+            fx.call(ctl(libc::EPOLL_CTL_ADD)),
+            direct(ctl(libc::EPOLL_CTL_ADD)),
+        );
+        check("epoll_ctl", fx.call(ctl(libc::EPOLL_CTL_DEL)), Ok(0));
+        for f in [s, ep, sv[0], sv[1]] {
+            close(f);
+        }
+    }
+    close(fd);
+    close(fd2);
+    drop(fx);
+
+    let missing: Vec<_> = allow::ALLOWED
+        .iter()
+        .map(|&(n, _)| n)
+        .filter(|n| !seen.borrow().contains(n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "allowed calls without a differential check: {missing:?}"
+    );
+}
+
+#[test]
+fn calls_run_as_the_calling_process() {
+    let fx = flexsc_register(&two_workers());
+    assert_eq!(fx.call(Call::getpid()).unwrap(), pid());
+    let exe = cstr("/proc/self/exe");
+    let (mut a, mut b) = ([0u8; 256], [0u8; 256]);
+    let na = fx
+        .call(Call::readlinkat(libc::AT_FDCWD, &exe, &mut a))
+        .unwrap();
+    let nb = direct(Call::readlinkat(libc::AT_FDCWD, &exe, &mut b)).unwrap();
+    assert_eq!(a[..na], b[..nb]);
+    assert_eq!(
+        std::str::from_utf8(&a[..na]).unwrap(),
+        std::env::current_exe().unwrap().to_str().unwrap()
+    );
+    // One file table: fds opened either way work the other way.
+    let dir = TmpDir::new("ident");
+    let p = dir.path("shared");
+    let fd = open(&p, libc::O_RDWR | libc::O_CREAT);
+    assert_eq!(fx.call(Call::write(fd, b"direct fd")).unwrap(), 9);
+    let path = cstr(&p);
+    let fd2 = fx
+        .call(Call::openat(
+            libc::AT_FDCWD,
+            &path,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+            0,
+        ))
+        .unwrap() as RawFd;
+    assert!(std::fs::read_link(format!("/proc/self/fd/{fd2}")).is_ok());
+    let mut buf = [0u8; 9];
+    assert_eq!(direct(Call::read(fd2, &mut buf)).unwrap(), 9);
+    assert_eq!(&buf, b"direct fd");
+    close(fd2);
+    assert_eq!(
+        fx.call(Call::read(fd2, &mut buf)),
+        Err(Error::Errno(libc::EBADF))
+    );
+    close(fd);
+    // The syscall threads are threads of this process.
+    if !FLEXSC_EMULATED {
+        let me = std::process::id();
+        let n = threads_named("flexsc")
+            .iter()
+            .filter(|&&(p, _, _)| p == me)
+            .count();
+        assert_eq!(n, 2, "flexsc threads in /proc/{me}/task");
+    }
+}
+
+#[test]
+fn sixty_four_bit_arguments_arrive_whole() {
+    let fx = flexsc_register(&two_workers());
+    let dir = TmpDir::new("64");
+    let fd = open(&dir.path("sparse"), libc::O_RDWR | libc::O_CREAT);
+    let fd2 = open(&dir.path("sparse2"), libc::O_RDWR | libc::O_CREAT);
+    let far = (5u64 << 32) + 17;
+    assert_eq!(fx.call(Call::pwrite64(fd, b"beyond 4G", far)).unwrap(), 9);
+    let mut b = [0u8; 9];
+    assert_eq!(direct(Call::pread64(fd, &mut b, far)).unwrap(), 9);
+    assert_eq!(&b, b"beyond 4G");
+    // The low word alone must hit nothing there.
+    let mut low = [0xAAu8; 9];
+    assert_eq!(
+        direct(Call::pread64(fd, &mut low, far as u32 as u64)).unwrap(),
+        9
+    );
+    assert_eq!(low, [0; 9]);
+    let far2 = (6u64 << 32) + 4095;
+    assert_eq!(direct(Call::pwrite64(fd, b"direct", far2)).unwrap(), 6);
+    let mut c = [0u8; 6];
+    assert_eq!(fx.call(Call::pread64(fd, &mut c, far2)).unwrap(), 6);
+    assert_eq!(&c, b"direct");
+    let size = (7u64 << 32) + 3;
+    assert_eq!(fx.call(Call::ftruncate64(fd, size)).unwrap(), 0);
+    let mut st = Stat64::default();
+    direct(Call::fstat64(fd, &mut st)).unwrap();
+    assert_eq!(st.st_size as u64, size);
+    let mut pos = 0i64;
+    assert_eq!(
+        fx.call(Call::llseek(fd, (9 << 32) + 1, &mut pos, libc::SEEK_SET))
+            .unwrap(),
+        0
+    );
+    assert_eq!(pos, (9 << 32) + 1);
+    // fallocate beyond 4 GiB: whatever tmpfs says, the same both ways.
+    let via = fx.call(Call::fallocate(fd, 0, 8 << 32, 4096));
+    let dir_res = direct(Call::fallocate(fd2, 0, 8 << 32, 4096));
+    assert_eq!(via, dir_res, "fallocate beyond 4 GiB");
+    if via.is_ok() {
+        let (mut s1, mut s2) = (Stat64::default(), Stat64::default());
+        direct(Call::fstat64(fd, &mut s1)).unwrap();
+        direct(Call::fstat64(fd2, &mut s2)).unwrap();
+        assert_eq!(s1.st_size, s2.st_size);
+        assert_eq!(s2.st_size as u64, (8 << 32) + 4096);
+    }
+    assert_eq!(
+        fx.call(Call::fadvise(
+            fd,
+            3 << 32,
+            1 << 33,
+            libc::POSIX_FADV_DONTNEED
+        )),
+        direct(Call::fadvise(
+            fd,
+            3 << 32,
+            1 << 33,
+            libc::POSIX_FADV_DONTNEED
+        ))
+    );
+    assert_eq!(
+        fx.call(Call::sync_file_range(fd, 5 << 32, 4096, 2)),
+        direct(Call::sync_file_range(fd, 5 << 32, 4096, 2))
+    );
+    // Negative 64-bit lengths are refused the same way.
+    assert_eq!(
+        fx.call(Call::fallocate(fd, 0, 0, u64::MAX)),
+        direct(Call::fallocate(fd2, 0, 0, u64::MAX))
+    );
+    close(fd);
+    close(fd2);
+}
+
+#[test]
+fn a_sleeping_call_does_not_stall_other_entries() {
+    let fx = flexsc_register(&two_workers());
+    let (r, w) = pipe();
+    let dir = TmpDir::new("block");
+    let f = open(&dir.path("f"), libc::O_RDWR | libc::O_CREAT);
+    let mut buf = [0u8; 16];
+    fx.scope(|s| {
+        let rd = s.read(r, &mut buf).unwrap();
+        let wr = s.write(f, b"not stalled").unwrap();
+        assert!(
+            fx.wait_timeout(&wr, Duration::from_secs(10)).unwrap(),
+            "a write stalled behind a read on an empty pipe"
+        );
+        assert_eq!(s.wait(wr).unwrap(), 11);
+        // Give the read time to go to sleep in the kernel.
+        std::thread::sleep(Duration::from_millis(50));
+        let st = fx.status(rd.ticket()).unwrap();
+        assert!(
+            st == sys::BLOCKED || st == sys::BUSY,
+            "the sleeping read's entry has status {st}, want BLOCKED (4) or BUSY (3)"
+        );
+        if !FLEXSC_EMULATED {
+            assert_eq!(st, sys::BLOCKED, "a read sleeping on a pipe reads BLOCKED");
+        }
+        // More calls still go through while it sleeps.
+        for _ in 0..20 {
+            assert_eq!(fx.call(Call::getpid()).unwrap(), pid());
+        }
+        assert!(!fx.is_done(rd.ticket()));
+        assert_eq!(direct(Call::write(w, b"wake up")).unwrap(), 7);
+        let (n, got) = rd.wait();
+        assert_eq!(n.unwrap(), 7);
+        assert_eq!(&got[..7], b"wake up");
+    });
+    for fd in [r, w, f] {
+        close(fd);
+    }
+}
+
+#[test]
+fn refused_calls_complete_with_enosys_without_running() {
+    let fx = flexsc_register(&two_workers());
+    let me = pid() as u32;
+    let true_path = cstr("/bin/true");
+    let argv = [true_path.as_ptr() as usize as u32, 0u32];
+    let name = cstr("evil");
+    // SAFETY: getuid/getppid take no arguments.
+    let (uid, comm) = (
+        unsafe { libc::getuid() },
+        std::fs::read_to_string("/proc/self/comm").unwrap(),
+    );
+    for &(name_, n) in allow::REFUSED {
+        // Arguments that would be visible if the call ran.
+        let args = match n {
+            nr::EXIT | nr::EXIT_GROUP => [0; 6],
+            nr::KILL => [me, libc::SIGKILL as u32, 0, 0, 0, 0],
+            nr::TGKILL => [me, me, libc::SIGKILL as u32, 0, 0, 0],
+            nr::EXECVE => [argv[0], argv.as_ptr() as usize as u32, 0, 0, 0, 0],
+            nr::SETUID32 => [65534, 0, 0, 0, 0, 0],
+            nr::PRCTL => [
+                libc::PR_SET_NAME as u32,
+                name.as_ptr() as usize as u32,
+                0,
+                0,
+                0,
+                0,
+            ],
+            nr::CLONE => [libc::SIGCHLD as u32, 0, 0, 0, 0, 0],
+            _ => [0; 6],
+        };
+        // SAFETY: refused calls do not run; if one did, the pointers above
+        // are live strings/arrays and the test would notice the effect.
+        let t = unsafe { fx.post_raw(n, args) }.unwrap();
+        assert_eq!(fx.wait(t), Err(Error::Errno(libc::ENOSYS)), "{name_} ({n})");
+    }
+    for n in [0xFF_FFFF, 0x0F00_0005, 500, 0xFFFF_FFFF] {
+        // SAFETY: not a system call: never runs.
+        let t = unsafe { fx.post_raw(n, [1, 2, 3, 4, 5, 6]) }.unwrap();
+        assert_eq!(fx.wait(t), Err(Error::Errno(libc::ENOSYS)), "nr {n:#x}");
+    }
+    // Nothing happened: same process, uid, name, no child.
+    assert_eq!(fx.call(Call::getpid()).unwrap(), pid());
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::getuid() }, uid);
+    assert_eq!(std::fs::read_to_string("/proc/self/comm").unwrap(), comm);
+    // SAFETY: WNOHANG poll for any child; `st` is a live int.
+    let mut st = 0;
+    assert_eq!(
+        unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) },
+        -1,
+        "a child exists"
+    );
+    // Malformed entries: unknown flags or reserved words -> -EINVAL.
+    assert_eq!(raw_entry(&fx, nr::GETPID, [0; 6], 0, [0; 4]), pid() as i32);
+    assert_eq!(raw_entry(&fx, nr::GETPID, [0; 6], 1, [0; 4]), -libc::EINVAL);
+    assert_eq!(
+        raw_entry(&fx, nr::GETPID, [0; 6], 0x8000_0000, [0; 4]),
+        -libc::EINVAL
+    );
+    assert_eq!(
+        raw_entry(&fx, nr::GETPID, [0; 6], 0, [0, 0, 0, 1]),
+        -libc::EINVAL
+    );
+    assert_eq!(
+        raw_entry(&fx, nr::GETPID, [0; 6], 0, [7, 0, 0, 0]),
+        -libc::EINVAL
+    );
+    assert_eq!(
+        raw_entry(&fx, nr::EXIT_GROUP, [0; 6], 0, [0; 4]),
+        -libc::ENOSYS
+    );
+    assert_eq!(fx.call(Call::getpid()).unwrap(), pid());
+}
+
+/// flexsc_register with a raw configuration; a region it maps is unmapped
+/// again at once.
+fn register_raw(cfg: &mut sys::Config, size: u32) -> Result<(), i32> {
+    #[cfg(feature = "emulate")]
+    {
+        let _ = size;
+        flexsc::emu::Emulator::start(cfg).map(flexsc::emu::Emulator::shutdown)
+    }
+    #[cfg(not(feature = "emulate"))]
+    {
+        sys::flexsc_register(cfg, size)?;
+        // SAFETY: the region the kernel just mapped for us; nothing uses it.
+        unsafe { libc::munmap(cfg.addr as usize as *mut _, sys::region_len(cfg.npages)) };
+        Ok(())
+    }
+}
+
+#[test]
+fn registration_refuses_bad_configurations_and_a_second_region() {
+    let good = Config::default().to_raw();
+    type Edit = fn(&mut sys::Config);
+    let bad: &[(&str, Edit)] = &[
+        ("version 0", |c| c.version = 0),
+        ("version 2", |c| c.version = 2),
+        ("flags", |c| c.flags = 1),
+        ("npages 0", |c| c.npages = 0),
+        ("npages 17", |c| c.npages = 17),
+        ("nworkers 0", |c| c.nworkers = 0),
+        ("nworkers 33", |c| c.nworkers = 33),
+        ("policy 7", |c| c.policy = 7),
+        ("policy SCHED_BATCH", |c| c.policy = 3),
+        ("priority with SCHED_OTHER", |c| c.priority = 5),
+        ("SCHED_FIFO priority 0", |c| {
+            c.policy = sys::SCHED_FIFO;
+            c.priority = 0
+        }),
+        ("SCHED_RR priority 100", |c| {
+            c.policy = sys::SCHED_RR;
+            c.priority = 100
+        }),
+        ("poll_us", |c| c.poll_us = sys::MAX_POLL_US + 1),
+        ("resv0", |c| c.resv0 = 1),
+        ("resv[0]", |c| c.resv[0] = 1),
+        ("resv[1]", |c| c.resv[1] = 1 << 40),
+        ("no online cpu", |c| c.cpus = 1 << 63),
+    ];
+    for (what, edit) in bad {
+        let mut c = good;
+        edit(&mut c);
+        assert_eq!(register_raw(&mut c, 64), Err(libc::EINVAL), "{what}");
+    }
+    if !FLEXSC_EMULATED {
+        let mut c = good;
+        assert_eq!(register_raw(&mut c, 63), Err(libc::EINVAL), "size 63");
+        // SAFETY: a pointer into the unmapped first page: the kernel's
+        // copy_from_user fails (EFAULT), nothing is written.
+        let r = unsafe { sys::syscall6(nr::FLEXSC_REGISTER, [0x100, 64, 0, 0, 0, 0]) };
+        assert_eq!(r, Err(libc::EFAULT));
+    }
+    // The good one works, a second is EBUSY, after unmapping it works again.
+    let mut c = good;
+    assert_eq!(register_raw(&mut c, 64), Ok(()));
+    let fx = flexsc_register(&Config::default());
+    assert_eq!(
+        flexsc_try_register(&Config::default()).unwrap_err(),
+        Error::Errno(libc::EBUSY)
+    );
+    let mut c = good;
+    assert_eq!(register_raw(&mut c, 64), Err(libc::EBUSY));
+    // flexsc_wait argument checks.
+    assert_eq!(fx.kernel_wait(65, None), Err(Error::Errno(libc::EINVAL)));
+    assert_eq!(
+        fx.kernel_wait(1, Some(Duration::from_millis(20))),
+        Err(Error::TimedOut)
+    );
+    if !FLEXSC_EMULATED {
+        let (base, _) = fx.region().unwrap();
+        for addr in [base + 4096, base + 64, 0x1000, 0] {
+            assert_eq!(
+                sys::flexsc_wait(addr, 0, None),
+                Err(libc::EINVAL),
+                "{addr:#x}"
+            );
+        }
+    }
+    drop(fx);
+    let fx = flexsc_register(&Config {
+        policy: Policy::Fifo(10),
+        ..Config::default()
+    });
+    assert_eq!(fx.call(Call::getpid()).unwrap(), pid());
+}
+
+#[repr(C)]
+struct SockFilter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const SockFilter,
+}
+
+#[test]
+fn a_process_under_seccomp_cannot_register() {
+    // BPF_RET | BPF_K, SECCOMP_RET_ALLOW: allows everything, so only the
+    // registration's own check can refuse.
+    let allow_all = [SockFilter {
+        code: 0x06,
+        jt: 0,
+        jf: 0,
+        k: 0x7fff_0000,
+    }];
+    let prog = SockFprog {
+        len: 1,
+        filter: allow_all.as_ptr(),
+    };
+    let child = fork();
+    if child == 0 {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            exit_child(10);
+        }
+        // SAFETY: seccomp(SECCOMP_SET_MODE_FILTER, 0, &prog): the kernel
+        // reads the live program.
+        if unsafe { libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const SockFprog) } != 0 {
+            exit_child(11);
+        }
+        exit_child(match flexsc_try_register(&Config::default()) {
+            Err(Error::Errno(libc::EPERM)) => 0,
+            Ok(_) => 1,
+            Err(Error::Unsupported) => 2,
+            Err(_) => 3,
+        });
+    }
+    let st = wait_child(child, Duration::from_secs(20), "seccomp child");
+    if FLEXSC_EMULATED && exited_with(st, 11) {
+        eprintln!("qemu-user has no seccomp(): not checked in this dry run");
+        return;
+    }
+    assert!(
+        exited_with(st, 0),
+        "child under seccomp: status {st:#x} (exit 1: registered anyway, 2: ENOSYS, \
+         3: another error, 10/11: could not install the filter)"
+    );
+    // The parent (not under seccomp) still can.
+    drop(flexsc_register(&Config::default()));
+}
+
+#[test]
+fn a_forked_child_does_not_have_the_region() {
+    let fx = flexsc_register(&two_workers());
+    let (base, len) = fx.region().unwrap();
+    let range = format!("{base:08x}-{:08x}", base + len);
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(
+        FLEXSC_EMULATED || maps.lines().any(|l| l.starts_with(&range)),
+        "region {range} not in the parent's maps:\n{maps}"
+    );
+    let child = fork();
+    if child == 0 {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        let code = if maps.is_empty() {
+            5
+        } else if !FLEXSC_EMULATED && maps.lines().any(|l| l.starts_with(&range)) {
+            1
+        } else if fx.getpid().unwrap_err() != Error::Forked {
+            2
+        } else if fx.call(Call::getpid()).unwrap_err() != Error::Forked {
+            3
+        } else if fx.ctrl_snapshot().is_some() {
+            4
+        } else {
+            0
+        };
+        // Dropping in the child must not touch or unmap anything.
+        drop(fx);
+        exit_child(code);
+    }
+    let st = wait_child(child, Duration::from_secs(20), "fork child");
+    assert!(
+        exited_with(st, 0),
+        "child: status {st:#x} (exit 1: region mapped in the child, 2/3/4: the \
+         crate did not detect the fork, 5: no /proc/self/maps)"
+    );
+    assert_eq!(fx.call(Call::getpid()).unwrap(), pid());
+}
+
+// ---------------------------------------------------------------------------
+// Hostile pages
+
+/// Calls whose arguments, drawn from `safe_word`, cannot hurt the process
+/// whatever the word means to them: they only read from arbitrary memory,
+/// and write only to the guarded scratch buffer or to addresses the kernel
+/// refuses.
+const HARMLESS: &[&str] = &[
+    "read",
+    "write",
+    "pread64",
+    "pwrite64",
+    "writev",
+    "lseek",
+    "_llseek",
+    "getpid",
+    "getppid",
+    "getuid32",
+    "getgid32",
+    "geteuid32",
+    "getegid32",
+    "getpgid",
+    "fstat64",
+    "statx",
+    "clock_gettime",
+    "clock_gettime64",
+    "uname",
+    "getcwd",
+    "sched_yield",
+    "fsync",
+    "fdatasync",
+    "faccessat",
+    "fstatat64",
+    "readlinkat",
+    "getdents64",
+];
+
+struct Hostile {
+    rng: XorShift,
+    scratch: u32,
+    fds: [u32; 2],
+    harmless: Vec<u32>,
+}
+
+impl Hostile {
+    /// A word that is safe as any argument of a harmless call: a small
+    /// number or fd, the scratch buffer (1 MiB followed by a guard page), or
+    /// a kernel address (refused).
+    fn safe_word(&mut self) -> u32 {
+        match self.rng.below(8) {
+            0 => self.scratch,
+            1 => self.scratch + self.rng.below(4096),
+            2 => self
+                .rng
+                .pick(&[0xC000_0000, 0xFFFF_0000, 0xFFFF_FFFF, 0xBF00_0000]),
+            3 => 0xC000_0000 | self.rng.next_u32(),
+            4 => self.rng.pick(&self.fds),
+            5 => self.rng.below(5000),
+            6 => self.rng.pick(&[0, 1, 2, 16, 4096, 65536, u32::MAX]),
+            _ => self.rng.below(64),
+        }
+    }
+
+    fn nr(&mut self) -> u32 {
+        match self.rng.below(10) {
+            0..=4 => self.rng.pick(&self.harmless),
+            5..=6 => self.rng.pick(allow::REFUSED).1,
+            7 => self.rng.next_u32(),
+            _ => {
+                // Any number that is not an allowed call.
+                let n = self.rng.below(600);
+                if allow::is_allowed(n) && !self.harmless.contains(&n) {
+                    nr::EXIT_GROUP
+                } else {
+                    n
+                }
+            }
+        }
+    }
+
+    fn scribble(&mut self, e: &Entry, submit: bool) {
+        e.nr.store(self.nr(), Ordering::Relaxed);
+        for a in &e.args {
+            a.store(self.safe_word(), Ordering::Relaxed);
+        }
+        let odd = self.rng.below(16) == 0;
+        e.flags
+            .store(if odd { self.rng.next_u32() } else { 0 }, Ordering::Relaxed);
+        let odd = self.rng.below(16) == 0;
+        e.resv[self.rng.below(4) as usize]
+            .store(if odd { self.rng.next_u32() } else { 0 }, Ordering::Relaxed);
+        e.ret.store(self.rng.next_u32() as i32, Ordering::Relaxed);
+        e.cookie.store(self.rng.next_u64(), Ordering::Relaxed);
+        let status = if submit && self.rng.below(4) != 0 {
+            sys::SUBMITTED
+        } else {
+            match self.rng.below(4) {
+                0 => self.rng.below(7),
+                1 => self.rng.next_u32(),
+                _ => self
+                    .rng
+                    .pick(&[sys::FREE, sys::SUBMITTED, sys::BUSY, sys::DONE]),
+            }
+        };
+        e.status.store(status, Ordering::Release);
+    }
+}
+
+/// Child side of the hostile test; returns an exit code.
+fn hostile_child(seed: u64, rounds: u32) -> i32 {
+    // Nothing the garbage does may reach the test output.
+    let devnull = open("/dev/null", libc::O_RDWR);
+    for fd in 0..3 {
+        // SAFETY: dup2 onto our own standard descriptors.
+        unsafe { libc::dup2(devnull, fd) };
+    }
+    let dir = format!("/tmp/flexsc-hostile-{}", std::process::id());
+    let _ = std::fs::create_dir(&dir);
+    if std::env::set_current_dir(&dir).is_err() {
+        return 20;
+    }
+    let file = open("junk", libc::O_RDWR | libc::O_CREAT);
+    // Scratch: 1 MiB read-write followed by an inaccessible guard page.
+    let len = (1 << 20) + 4096;
+    // SAFETY: a fresh anonymous mapping (overlaps nothing); then the last
+    // page of it is made inaccessible.
+    let scratch = unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return 21;
+        }
+        libc::mprotect(p.cast::<u8>().add(1 << 20).cast(), 4096, libc::PROT_NONE);
+        p as usize as u32
+    };
+    let fx = match flexsc_try_register(&Config {
+        npages: 2,
+        nworkers: 2,
+        poll_us: 20,
+        ..Config::default()
+    }) {
+        Ok(fx) => fx,
+        Err(_) => return 22,
+    };
+    let harmless: Vec<u32> = HARMLESS
+        .iter()
+        .filter_map(|n| allow::allowed_nr(n))
+        .collect();
+    let mk = |seed| Hostile {
+        rng: XorShift::new(seed),
+        scratch,
+        fds: [devnull as u32, file as u32],
+        harmless: harmless.clone(),
+    };
+    let es = entries(&fx);
+    // Kernel pointers as buffers of SUBMITTED read/write entries: EFAULT.
+    for buf in [0xC000_0000u32, 0xFFFF_0000] {
+        for n in [nr::READ, nr::WRITE] {
+            if raw_entry(&fx, n, [file as u32, buf, 64, 0, 0, 0], 0, [0; 4]) != -libc::EFAULT
+                && !FLEXSC_EMULATED
+            {
+                return 23;
+            }
+        }
+    }
+    let stop = AtomicBool::new(false);
+    let (base, _) = fx.region().unwrap();
+    std::thread::scope(|s| {
+        // A second thread rewriting entries all the time.
+        s.spawn(|| {
+            let mut h = mk(seed ^ 0x5555);
+            while !stop.load(Ordering::Relaxed) {
+                let i = h.rng.below(es.len() as u32) as usize;
+                if h.rng.below(2) == 0 {
+                    h.scribble(&es[i], false);
+                } else {
+                    es[i].status.store(h.rng.below(7), Ordering::Release);
+                }
+            }
+        });
+        let mut h = mk(seed);
+        for k in 0..rounds {
+            let i = h.rng.below(es.len() as u32) as usize;
+            h.scribble(&es[i], true);
+            if k % 64 == 0 {
+                fence(Ordering::SeqCst);
+                let _ = fx.kernel_wait(0, None);
+            }
+            if k % 4096 == 0 {
+                // Rewrite the control page's user word, too.
+                // SAFETY: `base` is the live region's control page; Ctrl
+                // consists of atomics.
+                let c = unsafe { &*(base as *const sys::Ctrl) };
+                c.waiters.store(h.rng.below(3), Ordering::Relaxed);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    // Let the syscall threads finish what is SUBMITTED, then free entries.
+    // SAFETY: as above.
+    let c = unsafe { &*(base as *const sys::Ctrl) };
+    c.waiters.store(0, Ordering::Relaxed);
+    let t0 = Instant::now();
+    loop {
+        let _ = fx.kernel_wait(0, None);
+        let pending = es
+            .iter()
+            .filter(|e| e.status.load(Ordering::Acquire) == sys::SUBMITTED)
+            .count();
+        if pending == 0 {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            return 24;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for e in es {
+        let _ =
+            e.status
+                .compare_exchange(sys::DONE, sys::FREE, Ordering::AcqRel, Ordering::Relaxed);
+        let s = e.status.load(Ordering::Relaxed);
+        if s != sys::BUSY && s != sys::BLOCKED && s != sys::SUBMITTED {
+            e.status.store(sys::FREE, Ordering::Release);
+        }
+    }
+    // The process still works, through FlexSC and directly.
+    if fx.call(Call::getpid()) != Ok(pid()) {
+        return 25;
+    }
+    if fx.call(Call::write(devnull, b"still fine")) != Ok(10) {
+        return 26;
+    }
+    if direct(Call::getpid()) != Ok(pid()) {
+        return 27;
+    }
+    drop(fx);
+    let _ = std::env::set_current_dir("/");
+    let _ = std::fs::remove_dir_all(&dir);
+    0
+}
+
+#[test]
+fn hostile_pages_do_not_hurt_the_kernel() {
+    let before = kernel_log();
+    let rounds = 100_000;
+    let child = fork();
+    if child == 0 {
+        exit_child(hostile_child(0x00F1_E85C, rounds));
+    }
+    let st = wait_child(child, Duration::from_secs(90), "hostile child");
+    let _ = std::fs::remove_dir_all(format!("/tmp/flexsc-hostile-{child}"));
+    assert!(
+        exited_with(st, 0),
+        "hostile child: status {st:#x} (exit 20/21: setup, 22: registration, 23: a \
+         kernel pointer did not give EFAULT, 24: SUBMITTED entries not run within \
+         20 s, 25/26: FlexSC calls failed afterwards, 27: direct call failed; a \
+         signal: the process was hurt)"
+    );
+    assert_log_clean_since(&before, "hostile pages");
+    // And this process can use FlexSC as usual.
+    let fx = flexsc_register(&two_workers());
+    assert_eq!(fx.call(Call::getpid()).unwrap(), pid());
+}
+
+// ---------------------------------------------------------------------------
+// Lifecycle
+
+#[derive(Clone, Copy, Debug)]
+enum End {
+    Exit,
+    Kill,
+    Exec,
+    Unmap,
+}
+
+/// Child side of one lifecycle round: register, post blocking reads and
+/// writes, then end as `how` says. Returns an exit code (Kill: never).
+fn lifecycle_child(how: End, ready: RawFd, true_path: &CStr) -> i32 {
+    // Two reads that never complete keep two of the three syscall threads
+    // asleep; the third runs the rest.
+    let fx = match flexsc_try_register(&Config {
+        nworkers: 3,
+        poll_us: 10,
+        ..Config::default()
+    }) {
+        Ok(fx) => fx,
+        Err(_) => return 30,
+    };
+    // The write end stays open: the reads block.
+    let (r, _w) = pipe();
+    let devnull = open("/dev/null", libc::O_WRONLY);
+    for _ in 0..2 {
+        let buf: &'static mut [u8] = Box::leak(Box::new([0u8; 8]));
+        match fx.post(Call::read(r, buf)) {
+            Ok(t) => fx.detach(t),
+            Err(_) => return 31,
+        }
+    }
+    for _ in 0..8 {
+        if fx.write_detached(devnull, b"in flight").is_err() {
+            return 32;
+        }
+    }
+    let t = fx.getpid();
+    if t.map(|t| fx.wait(t)) != Ok(Ok(pid())) {
+        return 33;
+    }
+    match how {
+        End::Exit => {
+            // Exit with everything in flight: no unmapping first.
+            std::mem::forget(fx);
+            0
+        }
+        End::Kill => {
+            // SAFETY: one byte from a live buffer to the parent.
+            unsafe { libc::write(ready, b"k".as_ptr().cast(), 1) };
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        End::Exec => {
+            std::mem::forget(fx);
+            let argv = [true_path.as_ptr(), std::ptr::null()];
+            // SAFETY: a NUL-terminated path and a NULL-terminated argv of
+            // live strings; on success this does not return.
+            unsafe { libc::execv(true_path.as_ptr(), argv.as_ptr()) };
+            34
+        }
+        End::Unmap => {
+            // munmap with the reads still in flight: the kernel interrupts
+            // them and stops the threads; then register again.
+            fx.shutdown(Duration::ZERO);
+            let t0 = Instant::now();
+            let fx = loop {
+                match flexsc_try_register(&Config::default()) {
+                    Ok(fx) => break fx,
+                    Err(Error::Errno(libc::EBUSY)) if t0.elapsed() < Duration::from_secs(2) => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(_) => return 35,
+                }
+            };
+            if fx.call(Call::getpid()) != Ok(pid()) {
+                return 36;
+            }
+            0
+        }
+    }
+}
+
+#[test]
+fn processes_ending_with_calls_in_flight_leave_nothing_behind() {
+    let before = kernel_log();
+    let true_path = cstr("/bin/true");
+    let rounds_per_end = 25;
+    let t_all = Instant::now();
+    for round in 0..rounds_per_end {
+        for how in [End::Exit, End::Kill, End::Exec, End::Unmap] {
+            let (rd, wr) = pipe();
+            let child = fork();
+            if child == 0 {
+                close(rd);
+                exit_child(lifecycle_child(how, wr, &true_path));
+            }
+            close(wr);
+            if let End::Kill = how {
+                let mut b = [0u8; 1];
+                // SAFETY: reading one byte into a live buffer.
+                let n = unsafe { libc::read(rd, b.as_mut_ptr().cast(), 1) };
+                // SAFETY: our own child.
+                unsafe { libc::kill(child, libc::SIGKILL) };
+                assert_eq!(n, 1, "round {round}: kill child did not get ready");
+            }
+            close(rd);
+            let st = wait_child(
+                child,
+                Duration::from_secs(10),
+                &format!("round {round} {how:?}"),
+            );
+            match how {
+                End::Kill => assert!(
+                    libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL,
+                    "round {round} {how:?}: status {st:#x}"
+                ),
+                _ => assert!(
+                    exited_with(st, 0),
+                    "round {round} {how:?}: status {st:#x} (exit 30: register, 31-33: \
+                     posting, 34: exec, 35: could not register again after munmap, \
+                     36: call after re-registering)"
+                ),
+            }
+        }
+    }
+    // All syscall threads of the children are gone.
+    let t0 = Instant::now();
+    loop {
+        let left = foreign_flexsc_threads();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "syscall threads left behind by dead processes: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_log_clean_since(&before, "lifecycle rounds");
+    eprintln!(
+        "{} lifecycle rounds in {:?}",
+        rounds_per_end * 4,
+        t_all.elapsed()
+    );
+}
