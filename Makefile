@@ -52,6 +52,8 @@ help:
 	@echo "  rootfs        assemble the Debian armhf root file system"
 	@echo "  image         make $(SDCARD:$(TOP)/%=%)"
 	@echo "  compare       boot, run rtlat and cyclictest, print the comparison"
+	@echo "  bench         boot with 1 and 2 vCPUs, FlexSC vs direct syscalls (flexsc-bench,"
+	@echo "                rtlat with I/O per cycle); report in build/$(BOARD)/bench/report.md"
 	@echo "  host-test     cargo test (armv7 binaries under qemu-user)"
 	@echo "  guest-test    boot in test mode and run the guest tests"
 	@echo "  check-patches checkpatch and commit-message checks of kernel/patches/linux"
@@ -128,6 +130,16 @@ image: kernel rootfs
 .PHONY: compare
 compare: image
 	$(GUEST) compare
+
+# FlexSC benchmark under -icount with 1 and 2 vCPUs (docs/flexsc-bench.md).
+.PHONY: bench
+# Both runs always happen; the target fails afterwards if either did.
+bench: image
+	@rm -f $(B)/bench/report.md $(B)/bench/report-smp1.md $(B)/bench/report-smp2.md
+	rc=0; $(GUEST) bench --smp 1 || rc=1; $(GUEST) bench --smp 2 || rc=1; \
+	{ echo "# FlexSC benchmark ($(BOARD))"; echo; \
+	  cat $(B)/bench/report-smp1.md $(B)/bench/report-smp2.md; } > $(B)/bench/report.md || rc=1; \
+	echo "[rtflex] benchmark report: $(B)/bench/report.md"; exit $$rc
 
 .PHONY: host-test
 host-test: | $(DEPS_STAMP)

@@ -6,6 +6,9 @@
                     --host-log), exit non-zero on any failure, hang or oops
   guest.py compare  boot, run cyclictest and rtlat with identical
                     parameters, print the comparison table
+  guest.py bench    boot (--smp N vCPUs), run flexsc-bench and rtlat with
+                    per-cycle I/O (direct and FlexSC), write
+                    BUILD_DIR/bench/report-smp<N>.md
   guest.py shell    boot with an interactive console (Ctrl-a x quits)
 
 The console (first UART) goes to the terminal or a log file; the guest
@@ -56,7 +59,7 @@ def qemu_command(args, board, mode, results_path):
     ]
     if mode != "shell":
         append += [f"rtflex.mode={mode}", f"rtflex.results={board['BOARD_RESULTS_TTY']}"]
-    cmd = ["qemu-system-arm"] + shlex.split(board["BOARD_QEMU_ARGS"])
+    cmd = ["qemu-system-arm"] + with_smp(shlex.split(board["BOARD_QEMU_ARGS"]), args.smp)
     cmd += ["-kernel", args.zimage, "-dtb", args.dtb]
     cmd += ["-drive", f"if=sd,format=raw,file={args.sdcard}"]
     cmd += ["-append", " ".join(append), "-no-reboot", "-display", "none"]
@@ -74,11 +77,32 @@ def qemu_command(args, board, mode, results_path):
     return cmd
 
 
-def boot(args, board, mode):
-    """Boot the guest in MODE; return (results text, console problems, why)."""
+def with_smp(qemu_args, smp):
+    """QEMU_ARGS with "-smp SMP" instead of the board's CPU count (if SMP)."""
+    if not smp:
+        return qemu_args
+    out = []
+    skip = False
+    for i, a in enumerate(qemu_args):
+        if skip:
+            skip = False
+            continue
+        if a == "-smp":
+            skip = i + 1 < len(qemu_args)
+            continue
+        if a.startswith("-smp="):
+            continue
+        out.append(a)
+    return out + ["-smp", str(smp)]
+
+
+def boot(args, board, mode, name=None):
+    """Boot the guest in MODE; return (results text, console problems, why).
+    NAME (default: MODE) names the log files."""
     os.makedirs(args.build_dir, exist_ok=True)
-    results_path = os.path.join(args.build_dir, f"{mode}-results.log")
-    console_path = os.path.join(args.build_dir, f"{mode}-console.log")
+    name = name or mode
+    results_path = os.path.join(args.build_dir, f"{name}-results.log")
+    console_path = os.path.join(args.build_dir, f"{name}-console.log")
     for p in (results_path, console_path):
         if os.path.exists(p):
             os.remove(p)
@@ -255,6 +279,107 @@ def cmd_compare(args, board):
     return 0
 
 
+def bench_report(text, board, smp):
+    """The Markdown report of one bench boot and the list of failures."""
+    files = frames(text)
+    failures = []
+    for m in re.finditer(r"^rtflex-guest: exit (\S+) (-?\d+)$", text, re.M):
+        if m.group(2) != "0":
+            failures.append(f"{m.group(1)} exited with {m.group(2)}")
+    m = re.search(r"^rtflex-guest: begin (.*)$", text, re.M)
+    release = m.group(1) if m else "?"
+    m = re.search(r"^rtflex-guest: rtlat-args (.*)$", text, re.M)
+    rtlat_args = m.group(1) if m else "?"
+    m = re.search(r"^rtflex-guest: cpus (\d+)$", text, re.M)
+    cpus = m.group(1) if m else "?"
+    if cpus != str(smp):
+        failures.append(f"the guest saw {cpus} CPU(s), not {smp}")
+    out = [
+        f"## {smp} vCPU(s): {board['BOARD_QEMU_MACHINE']}, QEMU -icount {ICOUNT}, Linux {release}",
+        "",
+        f"Command: `make bench` (this part: `scripts/guest.py bench --smp {smp}`, "
+        f"kernel command line `rtflex.mode=bench`, guest script "
+        f"`/usr/libexec/rtflex/run-bench`). Guest time follows the instruction count "
+        f"(8 ns per instruction): the numbers compare code paths, not a board's "
+        f"microseconds.",
+        "",
+        "### flexsc-bench: cost per call and batched throughput",
+        "",
+    ]
+    benches = sorted((n for n in files if n.startswith("flexsc-bench-") and n.endswith(".txt")),
+                     key=lambda n: (n != "flexsc-bench-same.txt", n))
+    if not benches:
+        out += ["(no flexsc-bench output)", ""]
+        failures.append("no flexsc-bench output")
+    for name in benches:
+        placement = name[len("flexsc-bench-"):-len(".txt")]
+        out.append(f"`flexsc-bench --workers-on={placement}`:")
+        out.append("")
+        body = [l for l in files[name].rstrip("\n").splitlines()
+                if not l.startswith('{"flexsc_bench":')]
+        while body and not body[-1].strip():
+            body.pop()
+        out += body
+        out.append("")
+        if f"flexsc-bench-{placement}.json" not in files:
+            failures.append(f"flexsc-bench --workers-on={placement}: no JSON")
+    out += [
+        "### rtlat: wake-up latency with one write per cycle",
+        "",
+        f"`rtlat {rtlat_args}` plus the I/O options of each row (64-byte records; "
+        "`--io-file` is on tmpfs; FlexSC: one SCHED_OTHER syscall thread).",
+        "",
+        "| I/O options | thread | cycles | min us | avg us | max us |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    runs = [("rtlat-none", "(none)"),
+            ("rtlat-pipe-direct", "--io-pipe --io-via=direct"),
+            ("rtlat-pipe-flexsc", "--io-pipe --io-via=flexsc"),
+            ("rtlat-file-direct", "--io-file=/tmp/rtlat-io.dat --io-via=direct"),
+            ("rtlat-file-flexsc", "--io-file=/tmp/rtlat-io.dat --io-via=flexsc")]
+    for name, label in runs:
+        try:
+            report = json.loads(files[f"{name}.json"])
+            threads = sorted(report["thread"].items(), key=lambda kv: int(kv[0]))
+        except (KeyError, ValueError) as e:
+            why = (files.get(f"{name}.txt") or "no output").strip().splitlines()
+            out.append(f"| `{label}` | failed: {why[-1] if why else e} | | | | |")
+            failures.append(f"{name}: no usable JSON")
+            continue
+        for tid, t in threads:
+            out.append(f"| `{label}` | {tid} | {t['cycles']} | {t['min']} | "
+                       f"{float(t['avg']):.2f} | {t['max']} |")
+    out.append("")
+    return "\n".join(out) + "\n", failures
+
+
+def cmd_bench(args, board):
+    smp = args.smp or 1
+    text, problems, why = boot(args, board, "bench", f"bench-smp{smp}")
+    outdir = os.path.join(args.build_dir, "bench", f"smp{smp}")
+    os.makedirs(outdir, exist_ok=True)
+    for name, content in frames(text).items():
+        with open(os.path.join(outdir, name), "w") as f:
+            f.write(content)
+    report, failures = bench_report(text, board, smp)
+    if problems:
+        failures.append("kernel log on the console: " + "; ".join(problems[:3]))
+    if why:
+        failures.append(f"guest: {why}")
+    if failures:
+        report += "\nProblems in this run:\n\n" + "".join(f"- {f}\n" for f in failures)
+    path = os.path.join(args.build_dir, "bench", f"report-smp{smp}.md")
+    with open(path, "w") as f:
+        f.write(report)
+    print()
+    print(report)
+    print(f"[rtflex] report: {path}; raw outputs: {outdir}/")
+    if failures:
+        print("[rtflex] bench failed: " + "; ".join(failures))
+        return 1
+    return 0
+
+
 def cmd_shell(args, board):
     cmd = qemu_command(args, board, "shell", None)
     print("[rtflex] " + " ".join(shlex.quote(c) for c in cmd))
@@ -264,7 +389,7 @@ def cmd_shell(args, board):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["test", "compare", "shell"])
+    p.add_argument("mode", choices=["test", "compare", "bench", "shell"])
     p.add_argument("--board-dir", required=True)
     p.add_argument("--build-dir", required=True)
     p.add_argument("--zimage", required=True)
@@ -274,13 +399,16 @@ def main():
     p.add_argument("--host-log", help="cargo test output to add to the totals")
     p.add_argument("--host-rc", type=int, default=0, help="cargo test exit code")
     p.add_argument("--no-icount", action="store_true", help="shell: run at full speed")
+    p.add_argument("--smp", type=int, choices=range(1, 5), metavar="N",
+                   help="number of vCPUs (1-4; default: the board's BOARD_QEMU_ARGS)")
     p.add_argument("-v", "--verbose", action="store_true", help="echo the guest console")
     args = p.parse_args()
     for f in (args.zimage, args.dtb, args.sdcard):
         if not os.path.exists(f):
             sys.exit(f"[rtflex] error: {f} missing: run 'make image' first")
     board = read_board(os.path.join(args.board_dir, "board.mk"))
-    return {"test": cmd_test, "compare": cmd_compare, "shell": cmd_shell}[args.mode](args, board)
+    return {"test": cmd_test, "compare": cmd_compare, "bench": cmd_bench,
+            "shell": cmd_shell}[args.mode](args, board)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,13 @@ impl Drop for TmpDir {
 fn open(path: &str, flags: i32) -> RawFd {
     let p = cstr(path);
     // SAFETY: `p` is a live NUL-terminated string.
-    let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
+    let fd = unsafe {
+        libc::open(
+            p.as_ptr(),
+            flags | libc::O_CLOEXEC | libc::O_LARGEFILE,
+            0o600,
+        )
+    };
     assert!(fd >= 0, "open {path}: {}", std::io::Error::last_os_error());
     fd
 }
@@ -191,7 +197,7 @@ fn exited_with(status: i32, code: i32) -> bool {
 /// FlexSC syscall threads of processes other than this one.
 fn foreign_flexsc_threads() -> Vec<(u32, u32, String)> {
     let me = std::process::id();
-    threads_named("flexsc")
+    threads_named("flexsc-")
         .into_iter()
         .filter(|&(p, _, _)| p != me)
         .collect()
@@ -211,6 +217,7 @@ fn assert_log_clean_since(before: &str, what: &str) {
 
 #[test]
 fn registration_maps_the_region_and_starts_named_workers() {
+    wait_own_workers_gone();
     let fx = flexsc_register(&Config {
         npages: 2,
         nworkers: 3,
@@ -227,7 +234,7 @@ fn registration_maps_the_region_and_starts_named_workers() {
         .all(|e| e.status.load(Ordering::Relaxed) == sys::FREE));
     let me = std::process::id();
     if !FLEXSC_EMULATED {
-        let ours: Vec<_> = threads_named("flexsc")
+        let ours: Vec<_> = threads_named("flexsc-")
             .into_iter()
             .filter(|&(p, _, _)| p == me)
             .collect();
@@ -239,8 +246,15 @@ fn registration_maps_the_region_and_starts_named_workers() {
     }
     assert_eq!(fx.call(Call::getpid()).unwrap(), pid());
     drop(fx);
+    wait_own_workers_gone();
+}
+
+/// Waits until this process has no syscall threads left: they exit
+/// asynchronously after the region is unmapped (by an earlier test, too).
+fn wait_own_workers_gone() {
+    let me = std::process::id();
     let t0 = Instant::now();
-    while threads_named("flexsc").iter().any(|&(p, _, _)| p == me) {
+    while threads_named("flexsc-").iter().any(|&(p, _, _)| p == me) {
         assert!(
             t0.elapsed() < Duration::from_secs(5),
             "syscall threads still there 5 s after munmap"
@@ -883,6 +897,7 @@ fn every_allowed_call_gives_the_same_result_as_a_direct_call() {
 
 #[test]
 fn calls_run_as_the_calling_process() {
+    wait_own_workers_gone();
     let fx = flexsc_register(&two_workers());
     assert_eq!(fx.call(Call::getpid()).unwrap(), pid());
     let exe = cstr("/proc/self/exe");
@@ -923,7 +938,7 @@ fn calls_run_as_the_calling_process() {
     // The syscall threads are threads of this process.
     if !FLEXSC_EMULATED {
         let me = std::process::id();
-        let n = threads_named("flexsc")
+        let n = threads_named("flexsc-")
             .iter()
             .filter(|&&(p, _, _)| p == me)
             .count();

@@ -1,0 +1,248 @@
+//! The measured calls, the [`Backend`] trait (how a call reaches the kernel)
+//! with the direct backend, and the measuring loops.
+
+use crate::stats::Stats;
+use crate::sys;
+
+/// Bytes of the `write`/`pwrite64` calls.
+pub const WRITE_SIZE: usize = 64;
+
+/// One system call as a FlexSC entry carries it: EABI number and `r0..r5`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// Name in the report.
+    pub name: &'static str,
+    pub nr: u32,
+    pub args: [u32; 6],
+    /// The result every call must return.
+    pub expect: i64,
+}
+
+/// The buffers and descriptors the calls use; they must outlive every
+/// [`Call`] built from them (the calls hold raw pointers into `data`).
+pub struct Targets {
+    data: Box<[u8; WRITE_SIZE]>,
+    devnull: std::fs::File,
+    file: std::fs::File,
+}
+
+impl Targets {
+    /// Opens `/dev/null` and creates `file` (truncated).
+    pub fn open(file: &str) -> std::io::Result<Targets> {
+        let mut data = Box::new([0u8; WRITE_SIZE]);
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = b'a' + (i % 26) as u8;
+        }
+        data[WRITE_SIZE - 1] = b'\n';
+        Ok(Targets {
+            data,
+            devnull: std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+            file: std::fs::File::create(file)?,
+        })
+    }
+
+    /// `getpid()`.
+    pub fn getpid(&self) -> Call {
+        Call {
+            name: "getpid",
+            nr: libc::SYS_getpid as u32,
+            args: [0; 6],
+            expect: sys::getpid(),
+        }
+    }
+
+    /// `write(/dev/null, data, 64)`.
+    pub fn write(&self) -> Call {
+        use std::os::fd::AsRawFd;
+        Call {
+            name: "write",
+            nr: libc::SYS_write as u32,
+            args: [
+                self.devnull.as_raw_fd() as u32,
+                self.data.as_ptr() as usize as u32,
+                WRITE_SIZE as u32,
+                0,
+                0,
+                0,
+            ],
+            expect: WRITE_SIZE as i64,
+        }
+    }
+
+    /// `pwrite64(file, data, 64, 0)`: EABI passes the 64-bit offset in an
+    /// even register pair, so r3 is padding and r4/r5 hold the offset.
+    pub fn pwrite64(&self) -> Call {
+        use std::os::fd::AsRawFd;
+        Call {
+            name: "pwrite64",
+            nr: libc::SYS_pwrite64 as u32,
+            args: [
+                self.file.as_raw_fd() as u32,
+                self.data.as_ptr() as usize as u32,
+                WRITE_SIZE as u32,
+                0,
+                0,
+                0,
+            ],
+            expect: WRITE_SIZE as i64,
+        }
+    }
+}
+
+/// How a call reaches the kernel.
+pub trait Backend {
+    /// Path name in the report (`direct`, `flexsc`).
+    fn name(&self) -> &'static str;
+
+    /// Runs `c` and returns its result (`-errno` on failure).
+    ///
+    /// # Safety
+    /// `c` must be valid to run: its pointers describe live memory for the
+    /// whole call (as [`Targets`] guarantees while it lives).
+    unsafe fn call(&mut self, c: &Call) -> Result<i64, String>;
+
+    /// Runs `n` copies of `c` and checks every result against `c.expect`.
+    /// FlexSC posts all of them, then waits; the default runs them in turn.
+    ///
+    /// # Safety
+    /// As for [`Backend::call`].
+    unsafe fn batch(&mut self, c: &Call, n: usize) -> Result<(), String> {
+        for _ in 0..n {
+            // SAFETY: the caller's guarantee for `c` covers every call.
+            let r = unsafe { self.call(c) }?;
+            check(c, r)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a result against what the call must return.
+pub fn check(c: &Call, r: i64) -> Result<(), String> {
+    if r == c.expect {
+        Ok(())
+    } else {
+        Err(format!("{} returned {r}, expected {}", c.name, c.expect))
+    }
+}
+
+/// Direct system calls (`svc #0` through glibc's `syscall()`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Direct;
+
+impl Backend for Direct {
+    fn name(&self) -> &'static str {
+        "direct"
+    }
+
+    #[inline]
+    unsafe fn call(&mut self, c: &Call) -> Result<i64, String> {
+        // SAFETY: the caller guarantees that `c` is valid to run.
+        Ok(unsafe { sys::syscall6(c.nr, c.args) })
+    }
+}
+
+/// Nanoseconds per call of `c` on `b`: `warmup` untimed calls, then
+/// `repeats` timed runs of `iters` calls. Every result is checked.
+///
+/// # Safety
+/// `c` must be valid to run (see [`Backend::call`]).
+pub unsafe fn cost_per_call<B: Backend>(
+    b: &mut B,
+    c: &Call,
+    warmup: u32,
+    iters: u32,
+    repeats: u32,
+) -> Result<Stats, String> {
+    for _ in 0..warmup {
+        // SAFETY: forwarded from the caller.
+        check(c, unsafe { b.call(c) }?)?;
+    }
+    let mut per_call = Vec::with_capacity(repeats as usize);
+    for _ in 0..repeats {
+        let t0 = sys::now_ns();
+        for _ in 0..iters {
+            // SAFETY: forwarded from the caller.
+            let r = unsafe { b.call(c) }?;
+            check(c, r)?;
+        }
+        let t1 = sys::now_ns();
+        per_call.push((t1 - t0) as f64 / iters as f64);
+    }
+    Stats::of(&per_call).ok_or_else(|| "no repeats".to_string())
+}
+
+/// Calls per second of `c` in batches of `batch` on `b`: one untimed
+/// batch, then `repeats` timed runs of at least `calls` calls (whole
+/// batches).
+///
+/// # Safety
+/// `c` must be valid to run (see [`Backend::call`]).
+pub unsafe fn throughput<B: Backend>(
+    b: &mut B,
+    c: &Call,
+    batch: usize,
+    calls: u32,
+    repeats: u32,
+) -> Result<Stats, String> {
+    // SAFETY: forwarded from the caller.
+    unsafe { b.batch(c, batch) }?;
+    let rounds = (calls as usize).div_ceil(batch).max(1);
+    let mut rates = Vec::with_capacity(repeats as usize);
+    for _ in 0..repeats {
+        let t0 = sys::now_ns();
+        for _ in 0..rounds {
+            // SAFETY: forwarded from the caller.
+            unsafe { b.batch(c, batch) }?;
+        }
+        let t1 = sys::now_ns();
+        let secs = (t1 - t0).max(1) as f64 / 1e9;
+        rates.push((rounds * batch) as f64 / secs);
+    }
+    Stats::of(&rates).ok_or_else(|| "no repeats".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(test: &str) -> (Targets, std::path::PathBuf) {
+        let p =
+            std::env::temp_dir().join(format!("flexsc-bench-test-{}-{test}", std::process::id()));
+        (Targets::open(p.to_str().unwrap()).unwrap(), p)
+    }
+
+    #[test]
+    fn direct_calls_return_what_they_should() {
+        let (t, path) = targets("direct");
+        for c in [t.getpid(), t.write(), t.pwrite64()] {
+            // SAFETY: `t` lives until the end of the test.
+            let r = unsafe { Direct.call(&c) }.unwrap();
+            assert_eq!(r, c.expect, "{}", c.name);
+            // SAFETY: as above.
+            unsafe { Direct.batch(&c, 3) }.unwrap();
+        }
+        // pwrite64 at offset 0 every time: the file holds one record.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), WRITE_SIZE as u64);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn loops_measure_and_check() {
+        let (t, path) = targets("loops");
+        let c = t.getpid();
+        // SAFETY: `t` lives until the end of the test.
+        let s = unsafe { cost_per_call(&mut Direct, &c, 2, 20, 3) }.unwrap();
+        assert_eq!(s.n, 3);
+        assert!(s.min > 0.0 && s.min <= s.median && s.median <= s.max);
+        // SAFETY: as above.
+        let s = unsafe { throughput(&mut Direct, &t.write(), 8, 30, 2) }.unwrap();
+        assert_eq!(s.n, 2);
+        assert!(s.min > 0.0);
+        // A wrong expectation is reported, not ignored.
+        let bad = Call { expect: -1, ..c };
+        // SAFETY: as above.
+        let e = unsafe { cost_per_call(&mut Direct, &bad, 0, 5, 1) }.unwrap_err();
+        assert!(e.contains("getpid returned"), "{e}");
+        let _ = std::fs::remove_file(path);
+    }
+}

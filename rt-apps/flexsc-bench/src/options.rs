@@ -1,0 +1,417 @@
+//! Command line of flexsc-bench: `--name=value` or `--name value`.
+
+/// Where the FlexSC syscall threads run, relative to the bench thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On the bench thread's CPU.
+    Same,
+    /// On another allowed CPU (the first one after the bench CPU).
+    Other,
+    /// On every allowed CPU.
+    All,
+    /// On these CPUs.
+    List(Vec<usize>),
+}
+
+impl Placement {
+    /// Name shown in the report.
+    pub fn name(&self) -> String {
+        match self {
+            Placement::Same => "same".into(),
+            Placement::Other => "other".into(),
+            Placement::All => "all".into(),
+            Placement::List(l) => l
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    /// The worker CPUs for a bench thread on `cpu` with `allowed` CPUs.
+    pub fn cpus(&self, cpu: usize, allowed: &[usize]) -> Result<Vec<usize>, String> {
+        let list = match self {
+            Placement::Same => vec![cpu],
+            Placement::Other => {
+                let other = allowed
+                    .iter()
+                    .copied()
+                    .filter(|&c| c > cpu)
+                    .chain(allowed.iter().copied().filter(|&c| c < cpu))
+                    .next();
+                match other {
+                    Some(c) => vec![c],
+                    None => {
+                        return Err(format!(
+                            "--workers-on=other needs a second CPU (allowed: {allowed:?})"
+                        ))
+                    }
+                }
+            }
+            Placement::All => allowed.to_vec(),
+            Placement::List(l) => l.clone(),
+        };
+        if let Some(c) = list.iter().find(|c| **c >= 64 || !allowed.contains(c)) {
+            return Err(format!(
+                "worker CPU {c} is not allowed (allowed: {allowed:?})"
+            ));
+        }
+        Ok(list)
+    }
+}
+
+/// Bit mask of `cpus` (FlexSC's `cpus` field).
+pub fn cpu_mask(cpus: &[usize]) -> u64 {
+    cpus.iter()
+        .filter(|&&c| c < 64)
+        .fold(0u64, |m, &c| m | (1u64 << c))
+}
+
+/// A resolved command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Calls per repeat in the cost-per-call test.
+    pub iters: u32,
+    /// Calls before the first repeat (not timed).
+    pub warmup: u32,
+    /// Timed repeats of every measurement.
+    pub repeats: u32,
+    /// Batch sizes of the throughput test.
+    pub batches: Vec<usize>,
+    /// Calls per repeat in the throughput test (rounded up to whole batches).
+    pub batch_calls: u32,
+    /// CPU of the bench thread.
+    pub cpu: usize,
+    pub placement: Placement,
+    /// FlexSC syscall threads.
+    pub workers: u32,
+    /// FlexSC syscall pages.
+    pub npages: u32,
+    /// Busy time of an idle FlexSC syscall thread before it sleeps (us);
+    /// `None`: the `flexsc` library's default.
+    pub poll_us: Option<u32>,
+    /// The file of the pwrite64 test (tmpfs in the guest).
+    pub file: String,
+    /// Also write the JSON line here (`-` = only stdout).
+    pub json: Option<String>,
+    /// Measure only the direct calls (no FlexSC registration).
+    pub direct_only: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            iters: 2000,
+            warmup: 200,
+            repeats: 5,
+            batches: vec![1, 8, 32, 64],
+            batch_calls: 2048,
+            cpu: 0,
+            placement: Placement::Same,
+            workers: 1,
+            npages: 2,
+            poll_us: None,
+            file: "/tmp/flexsc-bench.dat".into(),
+            json: None,
+            direct_only: false,
+        }
+    }
+}
+
+/// Largest batch: the entries of [`MAX_NPAGES`] syscall pages.
+pub const MAX_BATCH: usize = 1024;
+/// Syscall pages the kernel accepts (`FLEXSC_MAX_PAGES`).
+pub const MAX_NPAGES: u32 = 16;
+/// Syscall threads the kernel accepts (`FLEXSC_MAX_WORKERS`).
+pub const MAX_WORKERS: u32 = 32;
+/// Longest polling time the kernel accepts (`FLEXSC_MAX_POLL_US`).
+pub const MAX_POLL_US: u32 = 10000;
+/// Entries per syscall page (4096 / 64).
+pub const ENTRIES_PER_PAGE: usize = 64;
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    Run(Options),
+    Help,
+}
+
+/// The `--help` text.
+pub const HELP: &str = "\
+flexsc-bench: direct system calls vs FlexSC exception-less system calls
+
+Usage: flexsc-bench [OPTIONS]
+
+Measures, with CLOCK_MONOTONIC on the bench thread:
+  cost per call   getpid, write(64 B, /dev/null), pwrite64(64 B, --file):
+                  direct vs FlexSC synchronous (post one entry, wait for it)
+  throughput      batches of B getpid / write calls: post B, wait for all
+                  (direct: the same B calls one after the other), calls/s
+Prints a Markdown table and one JSON line ({\"flexsc_bench\":...}).
+
+Options:
+  --iters=N          calls per repeat, cost per call (default 2000)
+  --warmup=N         untimed calls before measuring (default 200)
+  --repeats=N        timed repeats; the table shows the median (default 5)
+  --batches=LIST     batch sizes (default 1,8,32,64)
+  --batch-calls=N    calls per repeat of the throughput test (default 2048)
+  --cpu=CPU          CPU of the bench thread (default 0)
+  --workers-on=WHERE CPUs of the FlexSC syscall threads: same (the bench
+                     CPU, default), other (another CPU), all, or a LIST
+  --workers=N        FlexSC syscall threads (default 1)
+  --npages=N         FlexSC syscall pages, 64 entries each (default 2)
+  --poll-us=N        busy time of an idle syscall thread before it sleeps,
+                     0..10000 (default: the flexsc library's, 50)
+  --file=PATH        target of the pwrite64 test (default /tmp/flexsc-bench.dat)
+  --json=FILE        also write the JSON line to FILE
+  --direct-only      skip FlexSC (e.g. on a kernel without it)
+  --help             this text
+
+Exit status: 0 ok, 1 a call failed or FlexSC is not available (the direct
+results are still printed), 2 usage error.
+";
+
+fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("--{name}: '{v}' is not a non-negative integer"));
+    }
+    v.parse()
+        .map_err(|_| format!("--{name}: '{v}' is out of range"))
+}
+
+fn positive<T: std::str::FromStr + Default + PartialEq>(name: &str, v: &str) -> Result<T, String> {
+    let n: T = num(name, v)?;
+    if n == T::default() {
+        return Err(format!("--{name}: must be at least 1"));
+    }
+    Ok(n)
+}
+
+/// Parses a CPU list such as `0,2-3`.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let a: usize = num("cpu list", a)?;
+        let b: usize = num("cpu list", b)?;
+        if a > b || b >= 64 {
+            return Err(format!("invalid CPU range '{part}'"));
+        }
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Parses `args` (including the program name).
+pub fn parse(args: &[String]) -> Result<Parsed, String> {
+    let mut o = Options::default();
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        let Some(body) = a.strip_prefix("--") else {
+            return Err(format!("unexpected argument '{a}'"));
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let flag = matches!(name, "direct-only" | "help");
+        let value = if flag {
+            if inline.is_some() {
+                return Err(format!("--{name} does not take a value"));
+            }
+            String::new()
+        } else {
+            match inline {
+                Some(v) => v,
+                None if i < args.len() => {
+                    i += 1;
+                    args[i - 1].clone()
+                }
+                None => return Err(format!("--{name} needs a value")),
+            }
+        };
+        let v = value.as_str();
+        match name {
+            "help" => return Ok(Parsed::Help),
+            "direct-only" => o.direct_only = true,
+            "iters" => o.iters = positive(name, v)?,
+            "warmup" => o.warmup = num(name, v)?,
+            "repeats" => o.repeats = positive(name, v)?,
+            "batch-calls" => o.batch_calls = positive(name, v)?,
+            "batches" => {
+                let mut b = Vec::new();
+                for s in v.split(',') {
+                    let n: usize = positive(name, s)?;
+                    if n > MAX_BATCH {
+                        return Err(format!("--batches: {n} is above {MAX_BATCH}"));
+                    }
+                    b.push(n);
+                }
+                o.batches = b;
+            }
+            "cpu" => o.cpu = num(name, v)?,
+            "workers-on" => {
+                o.placement = match v {
+                    "same" => Placement::Same,
+                    "other" => Placement::Other,
+                    "all" => Placement::All,
+                    l => Placement::List(
+                        parse_cpu_list(l)
+                            .map_err(|e| format!("--workers-on: {e} (or same, other, all)"))?,
+                    ),
+                }
+            }
+            "workers" => {
+                o.workers = positive(name, v)?;
+                if o.workers > MAX_WORKERS {
+                    return Err(format!("--workers: at most {MAX_WORKERS}"));
+                }
+            }
+            "npages" => {
+                o.npages = positive(name, v)?;
+                if o.npages > MAX_NPAGES {
+                    return Err(format!("--npages: at most {MAX_NPAGES}"));
+                }
+            }
+            "poll-us" => {
+                let n: u32 = num(name, v)?;
+                if n > MAX_POLL_US {
+                    return Err(format!("--poll-us: at most {MAX_POLL_US}"));
+                }
+                o.poll_us = Some(n);
+            }
+            "file" => {
+                if v.is_empty() {
+                    return Err("--file: empty path".into());
+                }
+                o.file = v.to_string();
+            }
+            "json" => {
+                if v.is_empty() {
+                    return Err("--json: empty path".into());
+                }
+                o.json = (v != "-").then(|| v.to_string());
+            }
+            _ => return Err(format!("unknown option '--{name}' (see --help)")),
+        }
+    }
+    let biggest = o.batches.iter().copied().max().unwrap_or(1);
+    if biggest > o.npages as usize * ENTRIES_PER_PAGE {
+        return Err(format!(
+            "batch {biggest} does not fit in {} syscall page(s) of {ENTRIES_PER_PAGE} entries: raise --npages",
+            o.npages
+        ));
+    }
+    Ok(Parsed::Run(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        std::iter::once("flexsc-bench")
+            .chain(s.split_whitespace())
+            .map(String::from)
+            .collect()
+    }
+
+    fn run(s: &str) -> Options {
+        match parse(&args(s)) {
+            Ok(Parsed::Run(o)) => o,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    fn fails(s: &str) -> String {
+        parse(&args(s)).expect_err(s)
+    }
+
+    #[test]
+    fn defaults() {
+        let o = run("");
+        assert_eq!(o, Options::default());
+        assert_eq!(o.batches, vec![1, 8, 32, 64]);
+        assert_eq!(o.placement, Placement::Same);
+        assert!(!o.direct_only);
+    }
+
+    #[test]
+    fn values_inline_and_separate() {
+        let o = run(
+            "--iters=10 --warmup 0 --repeats=3 --batches=1,4 --batch-calls 64 --cpu=1 \
+                     --workers-on=other --workers=2 --npages 1 --poll-us=50 --file=/tmp/f \
+                     --json=/tmp/j --direct-only",
+        );
+        assert_eq!((o.iters, o.warmup, o.repeats), (10, 0, 3));
+        assert_eq!(
+            (o.batches.clone(), o.batch_calls, o.cpu),
+            (vec![1, 4], 64, 1)
+        );
+        assert_eq!(o.placement, Placement::Other);
+        assert_eq!((o.workers, o.npages, o.poll_us), (2, 1, Some(50)));
+        assert_eq!(
+            (o.file.as_str(), o.json.as_deref()),
+            ("/tmp/f", Some("/tmp/j"))
+        );
+        assert!(o.direct_only);
+        assert_eq!(run("--json=-").json, None);
+        assert_eq!(run("--workers-on=all").placement, Placement::All);
+        assert_eq!(
+            run("--workers-on=0,2-3").placement,
+            Placement::List(vec![0, 2, 3])
+        );
+        assert_eq!(
+            parse(&args("--iters=x --help")),
+            Err("--iters: 'x' is not a non-negative integer".into())
+        );
+        assert_eq!(parse(&args("--help")), Ok(Parsed::Help));
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(fails("--iters=0").contains("at least 1"));
+        assert!(fails("--iters=-1").contains("not a non-negative integer"));
+        assert!(fails("--iters").contains("needs a value"));
+        assert!(fails("--batches=1,,2").contains("not a non-negative integer"));
+        assert!(fails("--batches=2000 --npages=16").contains("above 1024"));
+        assert!(fails("--batches=65 --npages=1").contains("raise --npages"));
+        assert!(fails("--workers=33").contains("at most 32"));
+        assert!(fails("--npages=17").contains("at most 16"));
+        assert!(fails("--poll-us=10001").contains("at most 10000"));
+        assert!(fails("--workers-on=elsewhere").contains("same, other, all"));
+        assert!(fails("--workers-on=3-1").contains("invalid CPU range"));
+        assert!(fails("--direct-only=1").contains("does not take a value"));
+        assert!(fails("--bogus=1").contains("unknown option"));
+        assert!(fails("stray").contains("unexpected argument"));
+        assert!(fails("--file=").contains("empty path"));
+        // 64 entries per page: 64 fits one page.
+        assert_eq!(run("--batches=64 --npages=1").batches, vec![64]);
+    }
+
+    #[test]
+    fn placement_resolution() {
+        let two = [0, 1];
+        assert_eq!(Placement::Same.cpus(0, &two), Ok(vec![0]));
+        assert_eq!(Placement::Other.cpus(0, &two), Ok(vec![1]));
+        assert_eq!(Placement::Other.cpus(1, &two), Ok(vec![0]));
+        assert_eq!(Placement::Other.cpus(1, &[0, 1, 2]), Ok(vec![2]));
+        assert!(Placement::Other
+            .cpus(0, &[0])
+            .unwrap_err()
+            .contains("second CPU"));
+        assert_eq!(Placement::All.cpus(0, &two), Ok(vec![0, 1]));
+        assert!(Placement::List(vec![5]).cpus(0, &two).is_err());
+        assert_eq!(cpu_mask(&[0]), 1);
+        assert_eq!(cpu_mask(&[0, 1, 3]), 0b1011);
+        assert_eq!(Placement::List(vec![0, 3]).name(), "0,3");
+        assert_eq!(Placement::Other.name(), "other");
+    }
+}
