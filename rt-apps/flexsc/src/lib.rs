@@ -63,6 +63,21 @@ pub const COPY_MAX: usize = 256;
 /// Polls of an entry's status before a waiter goes to sleep.
 const SPIN: u32 = 300;
 
+/// How many times a waiter polls before it sleeps: [`SPIN`], or 0 with one
+/// online CPU, where the syscall thread cannot make progress while we spin.
+fn spin_limit() -> u32 {
+    static LIMIT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        if cpus == 1 {
+            0
+        } else {
+            SPIN
+        }
+    })
+}
+
 /// Longest single futex sleep; waiters re-check and sleep again after it,
 /// so a lost wake-up costs at most this much instead of hanging forever.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -821,11 +836,11 @@ impl FlexSc {
         }
     }
 
-    /// Sleeps until `done()` holds: polls SPIN times, then sleeps on the
+    /// Sleeps until `done()` holds: polls [`spin_limit()`] times, then sleeps on the
     /// completion futex with the waiters count raised. `false` if
     /// `timeout` passed first.
     fn sleep_until(&self, mut done: impl FnMut() -> bool, timeout: Option<Duration>) -> bool {
-        for _ in 0..SPIN {
+        for _ in 0..spin_limit() {
             if done() {
                 return true;
             }
