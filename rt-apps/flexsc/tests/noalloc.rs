@@ -10,20 +10,19 @@ use flexsc::{Call, Config, FlexSc, KernelTimespec};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
 
-static HEAP_OPS: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
-    // const-initialised Cell without Drop: accessing it never allocates.
+    // const-initialised Cells without Drop: accessing them never allocates.
+    // Both are per thread: tests run in parallel threads of one process.
     static TRACKING: Cell<bool> = const { Cell::new(false) };
+    static HEAP_OPS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn note() {
     if TRACKING.try_with(Cell::get).unwrap_or(false) {
-        HEAP_OPS.fetch_add(1, Ordering::SeqCst);
+        let _ = HEAP_OPS.try_with(|n| n.set(n.get() + 1));
     }
 }
 
@@ -57,11 +56,11 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 fn heap_ops_during(f: impl FnOnce()) -> usize {
-    let before = HEAP_OPS.load(Ordering::SeqCst);
+    let before = HEAP_OPS.with(Cell::get);
     TRACKING.with(|t| t.set(true));
     f();
     TRACKING.with(|t| t.set(false));
-    HEAP_OPS.load(Ordering::SeqCst) - before
+    HEAP_OPS.with(Cell::get) - before
 }
 
 #[test]
