@@ -72,6 +72,9 @@ for s in "$@"; do
 done
 mkdir -p "$root"/{dev,proc,sys,tmp,run,root,var/log,mnt}
 chmod 1777 "$root/tmp"
+# Kernel Mode Linux trusts /trusted only if root-owned and not group/other
+# writable (fakeroot makes everything root-owned).
+chmod 0755 "$root/trusted"
 
 rm -f "$img"
 # No lazy inode-table/journal init: it would zero them in the background

@@ -2,6 +2,7 @@
 # Cross-build the rt-apps workspace for the boards and stage it for the
 # root file system:
 #   STAGING/usr/bin/<binary>                  every binary of the workspace
+#   STAGING/trusted/<binary>                  the Kernel Mode Linux programs
 #   STAGING/usr/lib/rtflex/tests/<test>       guest test executables
 #                                             (rt-apps/guest-tests, --features guest)
 #
@@ -43,6 +44,15 @@ cargo build --release --locked --target "$target" --workspace --bins \
 while read -r name exe; do
 	install -m 0755 "$exe" "$staging/usr/bin/$name"
 done < <(executables bin <"$staging.bins.json")
+# Kernel Mode Linux: these (static) programs are also installed directly in
+# /trusted, root-owned and mode 0755 (the image is assembled under fakeroot),
+# where they start in SYS mode; the /usr/bin copy runs in USR mode.
+trusted_bins="kml-probe kml-bench"
+mkdir -p "$staging/trusted"
+for name in $trusted_bins; do
+	[ -f "$staging/usr/bin/$name" ] || die "$name was not built (rt-apps/kml)"
+	install -m 0755 "$staging/usr/bin/$name" "$staging/trusted/$name"
+done
 
 rtflex_log "rt-apps: building guest tests"
 cargo test --release --locked --target "$target" -p guest-tests --features guest --test '*' --no-run \

@@ -303,6 +303,21 @@ def bench_report(text, board, smp):
         f"(8 ns per instruction): the numbers compare code paths, not a board's "
         f"microseconds.",
         "",
+        "### kml-bench: system call entry, svc vs the Kernel Mode Linux trampoline",
+        "",
+        "`/usr/bin/kml-bench --header` (USR mode) and `/trusted/kml-bench` (the same "
+        "binary, SYS mode). The trampoline saves the exception entry and exit, which "
+        "icount does not price: a real CPU pays more for them than these numbers show.",
+        "",
+    ]
+    for name in ("kml-bench-usr.txt", "kml-bench-sys.txt"):
+        rows = [l for l in files.get(name, "").splitlines() if l.startswith("|")]
+        if not rows:
+            failures.append(f"no {name[:-4]} output")
+            out.append(f"({name[:-4]}: no output)")
+        out += rows
+    out += [
+        "",
         "### flexsc-bench: cost per call and batched throughput",
         "",
     ]
