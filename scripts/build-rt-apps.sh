@@ -44,14 +44,24 @@ cargo build --release --locked --target "$target" --workspace --bins \
 while read -r name exe; do
 	install -m 0755 "$exe" "$staging/usr/bin/$name"
 done < <(executables bin <"$staging.bins.json")
-# Kernel Mode Linux: these (static) programs are also installed directly in
-# /trusted, root-owned and mode 0755 (the image is assembled under fakeroot),
-# where they start in SYS mode; the /usr/bin copy runs in USR mode.
+# Kernel Mode Linux programs: linked statically (a dynamic loader and shared
+# libraries would run in SYS mode with them), in their own target directory
+# so the other binaries keep their cached dynamic build. Installed in
+# /usr/bin (USR mode) and directly in /trusted, root-owned, mode 0755 (the
+# image is assembled under fakeroot), where they start in SYS mode.
+trusted_pkg=kml
 trusted_bins="kml-probe kml-bench"
+static_dir="$(dirname "$here")/target/static"
+rtflex_log "rt-apps: building $trusted_bins statically"
+RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$static_dir" \
+	cargo build --release --locked --target "$target" -p "$trusted_pkg" --bins
 mkdir -p "$staging/trusted"
 for name in $trusted_bins; do
-	[ -f "$staging/usr/bin/$name" ] || die "$name was not built (rt-apps/kml)"
-	install -m 0755 "$staging/usr/bin/$name" "$staging/trusted/$name"
+	exe="$static_dir/$target/release/$name"
+	[ -f "$exe" ] || die "$name was not built (rt-apps/$trusted_pkg)"
+	! arm-linux-gnueabihf-readelf -l "$exe" | grep -q INTERP || die "$exe is not statically linked"
+	install -m 0755 "$exe" "$staging/usr/bin/$name"
+	install -m 0755 "$exe" "$staging/trusted/$name"
 done
 
 rtflex_log "rt-apps: building guest tests"

@@ -18,9 +18,10 @@
 //! [`Via`] selects the path explicitly (benchmarks, tests); [`mode`] tells
 //! which processor mode the program runs in.
 //!
-//! Trusted programs should be linked statically (this workspace links every
-//! binary statically, see `.cargo/config.toml`): the dynamic loader and every
-//! library would otherwise run with kernel privilege too.
+//! Trusted programs should be linked statically (`RUSTFLAGS="-C
+//! target-feature=+crt-static"`, as `scripts/build-rt-apps.sh` does): the
+//! dynamic loader and every library would otherwise run with kernel
+//! privilege too.
 
 #![cfg_attr(not(target_arch = "arm"), allow(dead_code, unused_variables))]
 
