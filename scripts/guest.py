@@ -96,6 +96,11 @@ def with_smp(qemu_args, smp):
     return out + ["-smp", str(smp)]
 
 
+def guest_ended(text):
+    """True once the guest runner sent its closing line (not "endfile")."""
+    return re.search(r"^rtflex-guest: end$", text, re.M) is not None
+
+
 def boot(args, board, mode, name=None):
     """Boot the guest in MODE; return (results text, console problems, why).
     NAME (default: MODE) names the log files."""
@@ -140,7 +145,7 @@ def boot(args, board, mode, name=None):
         if proc.poll() is not None:
             break
         now = time.monotonic()
-        if "rtflex-guest: end" in results():
+        if guest_ended(results()):
             ended_at = ended_at or now
             if now - ended_at > 30:  # ended but did not power off: stop it
                 proc.kill()
@@ -159,7 +164,7 @@ def boot(args, board, mode, name=None):
     reader.join(timeout=5)
     elapsed = time.monotonic() - start
     text = results()
-    if why is None and "rtflex-guest: end" not in text:
+    if why is None and not guest_ended(text):
         why = f"guest stopped before finishing (qemu exit {proc.returncode})"
     print(f"[rtflex] guest ran {elapsed:.1f} s; console log: {console_path}", flush=True)
     return text, problems, why
@@ -373,6 +378,8 @@ def cmd_bench(args, board):
     text, problems, why = boot(args, board, "bench", f"bench-smp{smp}")
     outdir = os.path.join(args.build_dir, "bench", f"smp{smp}")
     os.makedirs(outdir, exist_ok=True)
+    for old in os.listdir(outdir):  # never mix in an earlier run's files
+        os.remove(os.path.join(outdir, old))
     for name, content in frames(text).items():
         with open(os.path.join(outdir, name), "w") as f:
             f.write(content)
