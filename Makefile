@@ -52,8 +52,9 @@ help:
 	@echo "  rootfs        assemble the Debian armhf root file system"
 	@echo "  image         make $(SDCARD:$(TOP)/%=%)"
 	@echo "  compare       boot, run rtlat and cyclictest, print the comparison"
-	@echo "  bench         boot with 1 and 2 vCPUs, FlexSC vs direct syscalls (flexsc-bench,"
-	@echo "                rtlat with I/O per cycle); report in build/$(BOARD)/bench/report.md"
+	@echo "  bench         boot with 1 and 2 vCPUs: svc vs the KML trampoline (kml-bench),"
+	@echo "                FlexSC vs direct syscalls (flexsc-bench, rtlat with I/O per cycle);"
+	@echo "                report in build/$(BOARD)/bench/report.md"
 	@echo "  host-test     cargo test (armv7 binaries under qemu-user)"
 	@echo "  guest-test    boot in test mode and run the guest tests"
 	@echo "  check-patches checkpatch and commit-message checks of kernel/patches/linux"
@@ -139,7 +140,7 @@ BENCH_SMP := $(or $(BOARD_BENCH_SMP),1 2)
 bench: image
 	@rm -f $(B)/bench/report*.md
 	rc=0; for n in $(BENCH_SMP); do $(GUEST) bench --smp $$n || rc=1; done; \
-	{ echo "# FlexSC benchmark ($(BOARD))"; echo; \
+	{ echo "# Kernel Mode Linux and FlexSC benchmarks ($(BOARD))"; echo; \
 	  for n in $(BENCH_SMP); do cat $(B)/bench/report-smp$$n.md; done; } > $(B)/bench/report.md || rc=1; \
 	echo "[rtflex] benchmark report: $(B)/bench/report.md"; exit $$rc
 
