@@ -28,12 +28,18 @@ RUST_TARGET := armv7-unknown-linux-gnueabihf
 CARGO ?= cargo
 B := $(BUILD)/$(BOARD)
 LINUX_SRC := $(BUILD)/linux-$(LINUX_VERSION)
-LINUX_OBJ := $(B)/linux
+# Boards that name the same BOARD_KERNEL_NAME share one kernel build (one
+# zImage, every board's DTB); by default each board has its own.
+KERNEL_NAME := $(or $(BOARD_KERNEL_NAME),$(BOARD))
+LINUX_OBJ := $(BUILD)/kernel-$(KERNEL_NAME)
 LINUX_PATCHES := $(sort $(wildcard kernel/patches/linux/*.patch)) $(wildcard kernel/patches/linux/series)
 KERNEL_MODULES := $(sort $(wildcard kernel/modules/*))
 ZIMAGE := $(LINUX_OBJ)/arch/arm/boot/zImage
 DTB := $(LINUX_OBJ)/arch/arm/boot/dts/$(BOARD_DTB)
 ROOTFS_IMG := $(B)/rootfs.ext4
+# The board's SD card layout: its own genimage.cfg unless it names another.
+GENIMAGE_CFG := $(or $(BOARD_GENIMAGE),$(BOARD_DIR)/genimage.cfg)
+IMAGE_DTBS := $(addprefix $(LINUX_OBJ)/arch/arm/boot/dts/,$(BOARD_KERNEL_DTBS))
 SDCARD := $(B)/sdcard.img
 RT_APPS_OUT := $(TOP)/target/$(RUST_TARGET)/release
 GUEST := scripts/guest.py --board-dir $(BOARD_DIR) --build-dir $(B) --zimage $(ZIMAGE) --dtb $(DTB) --sdcard $(SDCARD)
@@ -125,7 +131,7 @@ rootfs: rt-apps modules-staging
 
 .PHONY: image
 image: kernel rootfs
-	scripts/mkimage.sh $(BOARD_DIR)/genimage.cfg $(B) $(ZIMAGE) $(DTB) $(ROOTFS_IMG)
+	scripts/mkimage.sh $(GENIMAGE_CFG) $(B) $(ZIMAGE) $(IMAGE_DTBS) $(ROOTFS_IMG)
 
 # ---- boot and test -----------------------------------------------------------
 .PHONY: compare

@@ -2,8 +2,10 @@
 BOARD_DESCRIPTION := QEMU vexpress-a9 (Cortex-A9 MPCore, SD card root)
 BOARD_KERNEL_DEFCONFIG := vexpress_defconfig
 BOARD_KERNEL_FRAGMENTS :=
-# DTBs to build, as kernel make targets, and the one this board boots with.
-BOARD_KERNEL_DTBS := arm/vexpress-v2p-ca9.dtb
+# One kernel for both QEMU vexpress boards (build/kernel-vexpress), with both
+# DTBs (kernel make targets); BOARD_DTB is the one this board boots with.
+BOARD_KERNEL_NAME := vexpress
+BOARD_KERNEL_DTBS := arm/vexpress-v2p-ca9.dtb arm/vexpress-v2p-ca15-tc1.dtb
 BOARD_DTB := arm/vexpress-v2p-ca9.dtb
 BOARD_CONSOLE := ttyAMA0
 # Second UART: the guest test runner streams results to the host over it.
