@@ -240,14 +240,17 @@ fn calls() {
 
 fn fault(kind: &str) {
     let outcome = match kind {
-        // SAFETY (all arms): the faults are the point; each runs in a child.
         "null" => in_child(|| {
+            // SAFETY: none: a NULL read is the test; it runs in a forked
+            // child whose death by SIGSEGV is the expected outcome.
             std::hint::black_box(unsafe {
                 core::ptr::read_volatile(std::hint::black_box(0usize) as *const u32)
             });
         }),
         "udf" => in_child(|| udf()),
         "kernel-write" => match entry_target() {
+            // SAFETY: none: writing read-only kernel text is the test; it
+            // runs in a forked child that must die of SIGSEGV.
             Some(t) => in_child(move || unsafe { core::ptr::write_volatile(t as *mut u32, 0) }),
             None => "no-target".into(),
         },
