@@ -28,18 +28,18 @@ RUST_TARGET := armv7-unknown-linux-gnueabihf
 CARGO ?= cargo
 B := $(BUILD)/$(BOARD)
 LINUX_SRC := $(BUILD)/linux-$(LINUX_VERSION)
-# Boards that name the same BOARD_KERNEL_NAME share one kernel build (one
-# zImage, every board's DTB); by default each board has its own.
-KERNEL_NAME := $(or $(BOARD_KERNEL_NAME),$(BOARD))
-LINUX_OBJ := $(BUILD)/kernel-$(KERNEL_NAME)
+# One kernel build for every board (kernel/kernel.mk).
+LINUX_OBJ := $(BUILD)/kernel
 LINUX_PATCHES := $(sort $(wildcard kernel/patches/linux/*.patch)) $(wildcard kernel/patches/linux/series)
 KERNEL_MODULES := $(sort $(wildcard kernel/modules/*))
 ZIMAGE := $(LINUX_OBJ)/arch/arm/boot/zImage
 DTB := $(LINUX_OBJ)/arch/arm/boot/dts/$(BOARD_DTB)
-ROOTFS_IMG := $(B)/rootfs.ext4
+# One root file system for every board (build/rootfs/).
+ROOTFS_DIR := $(BUILD)/rootfs
+ROOTFS_IMG := $(ROOTFS_DIR)/rootfs.ext4
 # The board's SD card layout: its own genimage.cfg unless it names another.
 GENIMAGE_CFG := $(or $(BOARD_GENIMAGE),$(BOARD_DIR)/genimage.cfg)
-IMAGE_DTBS := $(addprefix $(LINUX_OBJ)/arch/arm/boot/dts/,$(BOARD_KERNEL_DTBS))
+IMAGE_DTBS := $(addprefix $(LINUX_OBJ)/arch/arm/boot/dts/,$(BOARD_DTBS))
 SDCARD := $(B)/sdcard.img
 RT_APPS_OUT := $(TOP)/target/$(RUST_TARGET)/release
 GUEST := scripts/guest.py --board-dir $(BOARD_DIR) --build-dir $(B) --zimage $(ZIMAGE) --dtb $(DTB) --sdcard $(SDCARD)
@@ -53,7 +53,7 @@ help:
 	@echo
 	@echo "Other targets:"
 	@echo "  deps          install host dependencies (apt packages, Rust target, bindgen)"
-	@echo "  kernel        configure and build the kernel ($(LINUX_VERSION), $(BOARD_KERNEL_DEFCONFIG) + kernel/configs/*)"
+	@echo "  kernel        configure and build the kernel ($(LINUX_VERSION), $(LINUX_DEFCONFIG) + kernel/configs/*)"
 	@echo "  rt-apps       cross-build the Rust apps and guest test binaries"
 	@echo "  rootfs        assemble the Debian armhf root file system"
 	@echo "  image         make $(SDCARD:$(TOP)/%=%)"
@@ -63,6 +63,9 @@ help:
 	@echo "                report in build/$(BOARD)/bench/report.md"
 	@echo "  host-test     cargo test (armv7 binaries under qemu-user)"
 	@echo "  guest-test    boot in test mode and run the guest tests"
+	@echo "  image-test    SD card layout checks of the board's image"
+	@echo "  test-all      what CI runs: make test on qemu-vexpress-a9, image-test on every"
+	@echo "                board, guest-test on every other board QEMU boots"
 	@echo "  check-patches checkpatch and commit-message checks of kernel/patches/linux"
 	@echo "  kernel-dev    the kernel with our patches as git commits, in build/kernel-dev/linux"
 	@echo "  kernel-export write those commits back to kernel/patches/linux (git format-patch)"
@@ -93,23 +96,22 @@ $(LINUX_SRC)/.rtflex-stamp: $(LINUX_HASH_FILE) $(LINUX_PATCHES) scripts/get-kern
 kernel-source: $(LINUX_SRC)/.rtflex-stamp
 
 KERNEL_STAMP := $(LINUX_OBJ)/.rtflex-stamp
-$(KERNEL_STAMP): $(LINUX_SRC)/.rtflex-stamp $(LINUX_COMMON_FRAGMENTS) $(BOARD_KERNEL_FRAGMENTS) \
-		$(BOARD_DIR)/board.mk scripts/build-kernel.sh $(shell find kernel/modules -type f)
+$(KERNEL_STAMP): $(LINUX_SRC)/.rtflex-stamp $(LINUX_FRAGMENTS) kernel/kernel.mk \
+		scripts/build-kernel.sh $(shell find kernel/modules -type f)
 	LLVM_SUFFIX=$(LINUX_LLVM_SUFFIX) scripts/build-kernel.sh $(LINUX_SRC) $(LINUX_OBJ) \
-		$(BOARD_KERNEL_DEFCONFIG) "$(LINUX_COMMON_FRAGMENTS) $(BOARD_KERNEL_FRAGMENTS)" \
-		"$(BOARD_KERNEL_DTBS)" $(KERNEL_MODULES)
+		$(LINUX_DEFCONFIG) "$(LINUX_FRAGMENTS)" dtbs $(KERNEL_MODULES)
 	touch $@
 .PHONY: kernel
 kernel: $(KERNEL_STAMP)
 
 # ---- user space --------------------------------------------------------------
-APPS_STAGING := $(B)/staging/apps
+APPS_STAGING := $(ROOTFS_DIR)/staging/apps
 .PHONY: rt-apps
 rt-apps: | $(DEPS_STAMP)
 	RTFLEX_LINUX_VERSION=$(LINUX_VERSION) scripts/build-rt-apps.sh $(RUST_TARGET) $(APPS_STAGING)
 
 # Kernel modules (in-tree and ours) for the root file system, merged /usr.
-MODULES_STAGING := $(B)/staging/modules
+MODULES_STAGING := $(ROOTFS_DIR)/staging/modules
 .PHONY: modules-staging
 modules-staging: $(KERNEL_STAMP)
 	rm -rf $(MODULES_STAGING) && mkdir -p $(MODULES_STAGING)/usr/lib
@@ -124,14 +126,40 @@ modules-staging: $(KERNEL_STAMP)
 # ---- root file system and SD card image --------------------------------------
 include rootfs/rootfs.mk
 .PHONY: rootfs
-rootfs: rt-apps modules-staging
+rootfs: $(ROOTFS_IMG)
+# Rebuilt when the kernel, the apps' sources, the overlay or the package
+# list change (so that `make BOARD=...` for every board assembles it once).
+ROOTFS_INPUTS := $(KERNEL_STAMP) Cargo.toml Cargo.lock rootfs/rootfs.mk \
+	scripts/build-rootfs.sh scripts/build-rt-apps.sh \
+	$(shell find rootfs rt-apps -type f -not -path '*/target/*' 2>/dev/null)
+$(ROOTFS_IMG): $(ROOTFS_INPUTS) | $(DEPS_STAMP)
+	$(MAKE) --no-print-directory rt-apps modules-staging
 	scripts/build-rootfs.sh $(ROOTFS_IMG) $(ROOTFS_SIZE) $(ROOTFS_DEBIAN_SUITE) $(ROOTFS_DEBIAN_ARCH) \
 		$(ROOTFS_DEBIAN_MIRROR) $(ROOTFS_PACKAGES_FILE) $(DL) $(ROOTFS_OVERLAY) \
 		$(APPS_STAGING) $(MODULES_STAGING)
 
+# The board's boot loader: files from a Debian armhf package
+# (BOARD_UBOOT_PACKAGE, BOARD_UBOOT_FILES), or, for boards Debian has no
+# boot loader for, the files the user supplies in UBOOT_DIR.
+UBOOT_DIR ?=
+BOOTLOADER_DIR := $(B)/bootloader
+.PHONY: bootloader
+bootloader: | $(DEPS_STAMP)
+	scripts/get-bootloader.sh $(BOOTLOADER_DIR) $(DL) $(ROOTFS_DEBIAN_SUITE) $(ROOTFS_DEBIAN_ARCH) \
+		$(ROOTFS_DEBIAN_MIRROR) "$(BOARD_UBOOT_PACKAGE)" "$(BOARD_UBOOT_FILES)" \
+		"$(BOARD_UBOOT_USER_FILES)" "$(UBOOT_DIR)"
+
 .PHONY: image
-image: kernel rootfs
-	scripts/mkimage.sh $(GENIMAGE_CFG) $(B) $(ZIMAGE) $(IMAGE_DTBS) $(ROOTFS_IMG)
+image: kernel rootfs bootloader
+	scripts/mkimage.sh $(GENIMAGE_CFG) $(B) $(ZIMAGE) $(IMAGE_DTBS) $(ROOTFS_IMG) \
+		$(wildcard $(BOARD_DIR)/extlinux.conf) $(wildcard $(BOOTLOADER_DIR)/*)
+
+# SD card layout checks (partition table, boot loader, boot files, rootfs).
+CHECK_IMAGE := scripts/check-image.py --board-dir $(BOARD_DIR) --build-dir $(B) --kernel-obj $(LINUX_OBJ) \
+		--bootloader-dir $(BOOTLOADER_DIR) --sdcard $(SDCARD)
+.PHONY: image-test
+image-test: image
+	$(CHECK_IMAGE)
 
 # ---- boot and test -----------------------------------------------------------
 .PHONY: compare
@@ -172,15 +200,36 @@ check-patches: $(LINUX_SRC)/.rtflex-stamp
 guest-test: image
 	$(GUEST) test
 
-# Host tests first (fast), then the guest; one closing line for both.
+# Host tests first (fast), then the image layout checks, then the guest;
+# one closing line for all (boards without a QEMU model: no guest part).
 .PHONY: test
 test: image
 	@mkdir -p $(BUILD)
 	-cargo test --locked --target $(RUST_TARGET) --workspace > $(BUILD)/host-test.log 2>&1; \
 		rc=$$?; scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux >> $(BUILD)/host-test.log 2>&1 || rc=1; \
+		$(CHECK_IMAGE) >> $(BUILD)/host-test.log 2>&1 || rc=1; \
 		echo $$rc > $(BUILD)/host-test.rc
 	@grep -E -B2 -A20 '(FAILED|^error)' $(BUILD)/host-test.log || true
+	@grep '^test layout::' $(BUILD)/host-test.log || true
+ifneq ($(BOARD_QEMU_MACHINE),)
 	$(GUEST) test --host-log $(BUILD)/host-test.log --host-rc $$(cat $(BUILD)/host-test.rc)
+else
+	@scripts/guest.py summary --host-log $(BUILD)/host-test.log --host-rc $$(cat $(BUILD)/host-test.rc)
+endif
+
+# Everything CI runs: `make test` on qemu-vexpress-a9, the layout checks of
+# every other board's image, and the guest tests on the other boards QEMU
+# can boot (qemu-vexpress-a15, imx6q-sabrelite). Stops at the end if any
+# part failed.
+QEMU_BOARDS := $(foreach b,$(BOARDS),$(if $(shell grep -l '^BOARD_QEMU_MACHINE' board/$(b)/board.mk),$(b)))
+.PHONY: test-all
+test-all:
+	rc=0; $(MAKE) --no-print-directory BOARD=qemu-vexpress-a9 test || rc=1; \
+	for b in $(filter-out qemu-vexpress-a9,$(BOARDS)); do \
+		$(MAKE) --no-print-directory BOARD=$$b image-test || rc=1; done; \
+	for b in $(filter-out qemu-vexpress-a9,$(QEMU_BOARDS)); do \
+		$(MAKE) --no-print-directory BOARD=$$b guest-test || rc=1; done; \
+	exit $$rc
 
 .PHONY: qemu
 qemu: image

@@ -21,9 +21,13 @@ LINUX_DEBIAN_PACKAGE := linux-source-$(LINUX_SERIES)
 LINUX_DEBIAN_SUITE := sid
 LINUX_DEBIAN_MIRROR := http://deb.debian.org/debian
 
-# Kernel configuration fragments shared by every board, merged in this order
-# on top of the board's base defconfig (see board/*/board.mk).
-LINUX_COMMON_FRAGMENTS := \
+# One kernel for every board (board/*): one zImage, each board boots it
+# with its own device tree. Configuration = LINUX_DEFCONFIG + these
+# fragments, merged in this order (later ones win); the Buildroot tree
+# (buildroot-external/) uses the same defconfig and fragments.
+LINUX_DEFCONFIG := multi_v7_defconfig
+LINUX_FRAGMENTS := \
+	$(RTFLEX_KERNEL_DIR)/configs/multi_v7-boards.config \
 	$(RTFLEX_KERNEL_DIR)/configs/rt.config \
 	$(RTFLEX_KERNEL_DIR)/configs/rust.config \
 	$(RTFLEX_KERNEL_DIR)/configs/rtflex.config

@@ -10,6 +10,8 @@
                     per-cycle I/O (direct and FlexSC), write
                     BUILD_DIR/bench/report-smp<N>.md
   guest.py shell    boot with an interactive console (Ctrl-a x quits)
+  guest.py summary  no boot: the closing line for --host-log alone (boards
+                    without a QEMU model)
 
 The console (first UART) goes to the terminal or a log file; the guest
 scripts stream their results over the second UART (board.mk
@@ -39,13 +41,14 @@ ICOUNT = "shift=3,sleep=off"
 
 
 def read_board(path):
-    """Variables of a board.mk (NAME := value lines)."""
+    """Variables of a board.mk (NAME := value lines, backslash continued)."""
     board = {}
     with open(path) as f:
-        for line in f:
-            m = re.match(r"^(\w+)\s*:?=\s*(.*)$", line.rstrip("\n"))
-            if m:
-                board[m.group(1)] = m.group(2).strip()
+        text = f.read().replace("\\\n", " ")
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)\s*:?=\s*(.*)$", line)
+        if m:
+            board[m.group(1)] = " ".join(m.group(2).split())
     return board
 
 
@@ -61,19 +64,25 @@ def qemu_command(args, board, mode, results_path):
         append += [f"rtflex.mode={mode}", f"rtflex.results={board['BOARD_RESULTS_TTY']}"]
     cmd = ["qemu-system-arm"] + with_smp(shlex.split(board["BOARD_QEMU_ARGS"]), args.smp)
     cmd += ["-kernel", args.zimage, "-dtb", args.dtb]
-    cmd += ["-drive", f"if=sd,format=raw,file={args.sdcard}"]
+    sd = f"if=sd,format=raw,file={args.sdcard}"
+    if board.get("BOARD_QEMU_SD_INDEX"):
+        sd += f",index={board['BOARD_QEMU_SD_INDEX']}"
+    cmd += ["-drive", sd]
     cmd += ["-append", " ".join(append), "-no-reboot", "-display", "none"]
+    # QEMU's serial ports in order; the console is the first one unless
+    # the board says otherwise (i.MX6: UART2, ttymxc1, is QEMU's second).
     if mode == "shell":
-        cmd += ["-serial", "mon:stdio"]
+        console, results = ["-serial", "mon:stdio"], ["-serial", "null"]
         if not args.no_icount:
             cmd += ["-icount", ICOUNT]
     else:
         # Tests and comparisons never modify the image.
-        cmd += ["-snapshot", "-monitor", "none", "-serial", "stdio"]
-        cmd += ["-serial", f"file:{results_path}"]
-        cmd += ["-icount", ICOUNT]
-    # Boards whose console is not the first UART (e.g. i.MX6 on ttymxc1)
-    # put their serial ports in order in BOARD_QEMU_ARGS themselves.
+        cmd += ["-snapshot", "-monitor", "none", "-icount", ICOUNT]
+        console, results = ["-serial", "stdio"], ["-serial", f"file:{results_path}"]
+    if board.get("BOARD_QEMU_CONSOLE_SERIAL", "1") == "2":
+        cmd += results + console
+    else:
+        cmd += console + results
     return cmd
 
 
@@ -411,12 +420,12 @@ def cmd_shell(args, board):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["test", "compare", "bench", "shell"])
-    p.add_argument("--board-dir", required=True)
-    p.add_argument("--build-dir", required=True)
-    p.add_argument("--zimage", required=True)
-    p.add_argument("--dtb", required=True)
-    p.add_argument("--sdcard", required=True)
+    p.add_argument("mode", choices=["test", "compare", "bench", "shell", "summary"])
+    p.add_argument("--board-dir")
+    p.add_argument("--build-dir")
+    p.add_argument("--zimage")
+    p.add_argument("--dtb")
+    p.add_argument("--sdcard")
     p.add_argument("--timeout", type=int, default=int(os.environ.get("RTFLEX_GUEST_TIMEOUT", 900)))
     p.add_argument("--host-log", help="cargo test output to add to the totals")
     p.add_argument("--host-rc", type=int, default=0, help="cargo test exit code")
@@ -425,10 +434,26 @@ def main():
                    help="number of vCPUs (1-4; default: the board's BOARD_QEMU_ARGS)")
     p.add_argument("-v", "--verbose", action="store_true", help="echo the guest console")
     args = p.parse_args()
+    if args.mode == "summary":
+        # Boards without a QEMU model: the closing line of the host part.
+        hp, hf, hi = host_counts(args.host_log)
+        if args.host_rc != 0 and hf == 0:
+            hf = 1
+        print(f"[rtflex] host:  {hp} passed, {hf} failed, {hi} ignored ({args.host_log})")
+        print("[rtflex] guest: none (this board has no QEMU model)")
+        print(f"{hp} passed, {hf} failed, {hi} skipped")
+        return 1 if hf else 0
+    for opt in ("board_dir", "build_dir", "zimage", "dtb", "sdcard"):
+        if not getattr(args, opt):
+            p.error(f"--{opt.replace('_', '-')} is required for {args.mode}")
     for f in (args.zimage, args.dtb, args.sdcard):
         if not os.path.exists(f):
             sys.exit(f"[rtflex] error: {f} missing: run 'make image' first")
     board = read_board(os.path.join(args.board_dir, "board.mk"))
+    if not board.get("BOARD_QEMU_MACHINE"):
+        sys.exit(f"[rtflex] error: board {os.path.basename(args.board_dir)} has no QEMU model: "
+                 "its SD image is for the real board (see README, \"Flashing\"). "
+                 "Boards that boot in QEMU: the ones with BOARD_QEMU_MACHINE in board/*/board.mk.")
     return {"test": cmd_test, "compare": cmd_compare, "bench": cmd_bench,
             "shell": cmd_shell}[args.mode](args, board)
 

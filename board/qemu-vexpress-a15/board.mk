@@ -3,10 +3,9 @@
 # loop, on the same kernel, SD card layout and root file system as
 # qemu-vexpress-a9.
 BOARD_DESCRIPTION := QEMU vexpress-a15 (Cortex-A15, SD card root)
-BOARD_KERNEL_DEFCONFIG := vexpress_defconfig
-BOARD_KERNEL_FRAGMENTS :=
-BOARD_KERNEL_NAME := vexpress
-BOARD_KERNEL_DTBS := arm/vexpress-v2p-ca9.dtb arm/vexpress-v2p-ca15-tc1.dtb
+# Device trees on the boot partition (both vexpress boards share the SD
+# card layout); BOARD_DTB is the one QEMU boots with (-dtb).
+BOARD_DTBS := arm/vexpress-v2p-ca9.dtb arm/vexpress-v2p-ca15-tc1.dtb
 BOARD_DTB := arm/vexpress-v2p-ca15-tc1.dtb
 BOARD_GENIMAGE := $(TOP)/board/qemu-vexpress-a9/genimage.cfg
 BOARD_CONSOLE := ttyAMA0
