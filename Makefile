@@ -97,7 +97,7 @@ kernel-source: $(LINUX_SRC)/.rtflex-stamp
 
 KERNEL_STAMP := $(LINUX_OBJ)/.rtflex-stamp
 $(KERNEL_STAMP): $(LINUX_SRC)/.rtflex-stamp $(LINUX_FRAGMENTS) kernel/kernel.mk \
-		scripts/build-kernel.sh $(shell find kernel/modules -type f)
+		scripts/build-kernel.sh scripts/check-kernel-config.sh $(shell find kernel/modules -type f)
 	LLVM_SUFFIX=$(LINUX_LLVM_SUFFIX) scripts/build-kernel.sh $(LINUX_SRC) $(LINUX_OBJ) \
 		$(LINUX_DEFCONFIG) "$(LINUX_FRAGMENTS)" dtbs $(KERNEL_MODULES)
 	touch $@
@@ -141,11 +141,16 @@ $(ROOTFS_IMG): $(ROOTFS_INPUTS) | $(DEPS_STAMP)
 # The board's boot loader: files from a Debian armhf package
 # (BOARD_UBOOT_PACKAGE, BOARD_UBOOT_FILES), or, for boards Debian has no
 # boot loader for, the files the user supplies in UBOOT_DIR.
+# From Debian 13 (trixie), U-Boot 2025.01: bookworm's 2023.01 numbers the
+# SABRE Lite's SD slots mmc 2 and 3 while its distro boot scans mmc 0 and 1
+# only (its default environment; seen under QEMU), so it would not boot
+# the card by itself. 2025.01 numbers them 0 and 1.
 UBOOT_DIR ?=
+BOOTLOADER_DEBIAN_SUITE := trixie
 BOOTLOADER_DIR := $(B)/bootloader
 .PHONY: bootloader
 bootloader: | $(DEPS_STAMP)
-	scripts/get-bootloader.sh $(BOOTLOADER_DIR) $(DL) $(ROOTFS_DEBIAN_SUITE) $(ROOTFS_DEBIAN_ARCH) \
+	scripts/get-bootloader.sh $(BOOTLOADER_DIR) $(DL) $(BOOTLOADER_DEBIAN_SUITE) $(ROOTFS_DEBIAN_ARCH) \
 		$(ROOTFS_DEBIAN_MIRROR) "$(BOARD_UBOOT_PACKAGE)" "$(BOARD_UBOOT_FILES)" \
 		"$(BOARD_UBOOT_USER_FILES)" "$(UBOOT_DIR)"
 

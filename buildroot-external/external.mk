@@ -1,1 +1,27 @@
+# rtflex Buildroot external tree (name RTFLEX).
+#
+# Tested with exactly one Buildroot release: Rust, LLVM, U-Boot versions
+# and the cargo package infrastructure change between releases.
+RTFLEX_BUILDROOT_VERSION = 2026.05.1
+ifneq ($(BR2_VERSION),$(RTFLEX_BUILDROOT_VERSION))
+$(warning rtflex: this external tree is tested with Buildroot $(RTFLEX_BUILDROOT_VERSION), not $(BR2_VERSION); see $(BR2_EXTERNAL_RTFLEX_PATH)/README.md)
+endif
+
 include $(sort $(wildcard $(BR2_EXTERNAL_RTFLEX_PATH)/package/*/*.mk))
+
+# Kernel config check, after Buildroot has merged the defconfig, our
+# fragments and its own fixups: every line of every fragment listed in
+# BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES must be in the final .config, or
+# the build stops naming the options that did not survive (Kconfig drops
+# an option silently when its dependencies are not met, e.g. CONFIG_RUST
+# when rustc or bindgen did not work at configure time). Hooks are expanded
+# when the recipe runs, so adding one here (after linux.mk) works.
+ifeq ($(BR2_LINUX_KERNEL),y)
+ifneq ($(LINUX_KCONFIG_FRAGMENT_FILES),)
+define RTFLEX_LINUX_CHECK_FRAGMENTS
+	$(BR2_EXTERNAL_RTFLEX_PATH)/../scripts/check-kernel-config.sh \
+		$(LINUX_DIR)/.config $(LINUX_KCONFIG_FRAGMENT_FILES)
+endef
+LINUX_POST_CONFIGURE_HOOKS += RTFLEX_LINUX_CHECK_FRAGMENTS
+endif
+endif

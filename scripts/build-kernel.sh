@@ -45,28 +45,11 @@ kmake -s "$defconfig"
 cat $fragments >> "$obj/.config"
 kmake -s olddefconfig
 
-# Every option a fragment asks for must have survived olddefconfig.
-missing=()
+# Every option a fragment asks for must have survived olddefconfig (the
+# same check runs after Buildroot's kernel configure step).
 # shellcheck disable=SC2086
-while IFS= read -r line; do
-	case "$line" in
-	CONFIG_*=*) opt=${line%%=*} want=$line ;;
-	"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}; want="" ;;
-	*) continue ;;
-	esac
-	got=$(grep -E "^($opt=|# $opt is not set)" "$obj/.config" || true)
-	if [ -z "$want" ]; then
-		case "$got" in "" | "# $opt is not set") ;; *) missing+=("$opt: wanted unset, got '$got'") ;; esac
-	elif [ "$got" != "$want" ]; then
-		missing+=("$want: got '${got:-<absent: dependencies not met>}'")
-	fi
-done < <(cat $fragments)
-if [ ${#missing[@]} -gt 0 ]; then
-	printf '[rtflex] error: %d kernel option(s) from the fragments did not survive olddefconfig:\n' "${#missing[@]}" >&2
-	printf '    %s\n' "${missing[@]}" >&2
-	die "fix the fragments under kernel/configs/ or the board's base defconfig ($obj/.config)"
-fi
-rtflex_log "config checked: every fragment option survived"
+"$here/check-kernel-config.sh" "$obj/.config" $fragments ||
+	die "fix the fragments under kernel/configs/ or the base defconfig ($obj/.config)"
 
 rtflex_log "building zImage, DTBs and modules (-j$jobs)"
 # shellcheck disable=SC2086

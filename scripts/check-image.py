@@ -148,7 +148,12 @@ def main():
             base = os.path.basename(d)
             assert base.lower() in files, f"{base} missing from the boot partition"
             with open(os.path.join(dts, d), "rb") as f:
-                assert fat_read(img, boot, base) == f.read(), f"{base} differs from the kernel build's {d}"
+                data = f.read()
+            assert fat_read(img, boot, base) == data, f"{base} differs from the kernel build's {d}"
+            # The same DTB under its kernel directory (for newer U-Boot's
+            # $fdtfile), where the board's layout has one.
+            if d.lower() in files:
+                assert fat_read(img, boot, d) == data, f"{d} differs from the kernel build's"
         return f"zImage + {len(dtbs)} DTB(s)"
 
     c.run("boot_partition_has_this_kernel_and_its_dtbs", kernel_and_dtbs)
@@ -179,9 +184,9 @@ def main():
         env = uboot_env_strings(open(uboot, "rb").read())
         names = set()
         for s in env:
-            names.update(re.findall(r"(?:^fdtfile=|setenv fdtfile )([\w.-]+\.dtb)", s))
+            names.update(re.findall(r"(?:^fdtfile=|setenv fdtfile )([\w./-]+\.dtb)", s))
         ours = {os.path.basename(d) for d in dtbs}
-        family = {n for n in names if any(n.startswith(o.split("-")[0]) for o in ours)}
+        family = {n for n in names if any(os.path.basename(n).startswith(o.split("-")[0]) for o in ours)}
         assert family, f"the boot loader names none of our DTBs ({sorted(names)})"
         missing = sorted(family - files)
         assert not missing, f"the boot loader may ask for {missing}, not on the boot partition"
@@ -252,10 +257,11 @@ def main():
 
             def stat(path):
                 out = debugfs(f"stat {path}")
-                m = re.search(r"Mode:\s+(\d+).*\n.*User:\s+(\d+)\s+Group:\s+(\d+)", out)
-                assert m, f"{path} missing from the root file system"
-                typ = re.search(r"Type: (\w+)", out).group(1)
-                return typ, int(m.group(1), 8), int(m.group(2)), int(m.group(3))
+                mode = re.search(r"Mode:\s+(\d+)", out)
+                owner = re.search(r"User:\s+(\d+)\s+Group:\s+(\d+)", out)
+                typ = re.search(r"Type: (\w+)", out)
+                assert mode and owner and typ, f"{path} missing from the root file system"
+                return typ.group(1), int(mode.group(1), 8), int(owner.group(1)), int(owner.group(2))
 
             assert stat("/trusted") == ("directory", 0o755, 0, 0), f"/trusted is {stat('/trusted')}"
             for prog in ("kml-probe", "kml-bench"):

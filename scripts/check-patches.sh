@@ -2,6 +2,9 @@
 # Review checks for the kernel patch series, in libtest's output format so
 # `make test` counts them with the host tests:
 #  - every patch has a Subject, a commit message and a Signed-off-by;
+#  - and what Buildroot's check-package asks of a patch in
+#    BR2_GLOBAL_PATCH_DIR (this directory is one): an "Upstream:" trailer
+#    and no "[PATCH n/m]" numbering (git format-patch -N);
 #  - scripts/checkpatch.pl --strict reports no ERROR or WARNING (its CHECKs
 #    are printed for the reviewer, not counted as failures).
 #
@@ -16,7 +19,9 @@ for p in "$dir"/*.patch; do
 	problems=""
 	grep -q '^Subject: ' "$p" || problems+="no Subject; "
 	grep -q '^Signed-off-by: .* <.*@.*>$' "$p" || problems+="no Signed-off-by; "
-	body=$(sed -n '/^Subject: /,/^---$/p' "$p" | sed '1d;$d' | grep -v -e '^Signed-off-by:' -e '^[[:space:]]*$' | wc -l)
+	grep -q '^Upstream: ' "$p" || problems+="no Upstream: trailer (Buildroot); "
+	! grep -q '^Subject: \[PATCH [0-9]*/[0-9]*\]' "$p" || problems+="numbered subject (use git format-patch -N); "
+	body=$(sed -n '/^Subject: /,/^---$/p' "$p" | sed '1d;$d' | grep -v -e '^Signed-off-by:' -e '^Upstream:' -e '^[[:space:]]*$' | wc -l)
 	[ "$body" -ge 3 ] || problems+="commit message too short; "
 	# Debian's python3 (with python3-ply) for checkpatch's spdxcheck.py,
 	# not another python3 earlier in PATH.

@@ -42,7 +42,7 @@ init)
 export)
 	cd "$dev" || die "no $dev: run 'make kernel-dev' first"
 	rm -f "$patches"/*.patch
-	git format-patch -q --no-signature -o "$patches" rtflex-base..HEAD
+	git format-patch -q -N --no-signature -o "$patches" rtflex-base..HEAD
 	rtflex_log "exported $(git rev-list --count rtflex-base..HEAD) patches to kernel/patches/linux/"
 	;;
 *)

@@ -18,8 +18,8 @@ APT_PACKAGES=(
 	gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user
 	# root file system and SD image
 	fakeroot e2fsprogs dosfstools mtools genimage bmap-tools
-	# boot
-	qemu-system-arm
+	# boot (fdtput: guest.py adapts a DTB to what QEMU models)
+	qemu-system-arm device-tree-compiler
 )
 
 missing=()

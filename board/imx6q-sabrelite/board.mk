@@ -12,9 +12,23 @@ BOARD_CONSOLE := ttymxc1
 # first -serial is UART1, the second the console (BOARD_QEMU_CONSOLE_SERIAL).
 BOARD_RESULTS_TTY := ttymxc0
 BOARD_QEMU_CONSOLE_SERIAL := 2
+# QEMU has no SDMA model: the results port runs without DMA under QEMU
+# (guest.py boots a copy of the DTB without it; the image's is unchanged).
+BOARD_QEMU_SERIAL_NO_DMA := serial0
 BOARD_ROOT_DEVICE := PARTUUID=7274666c-02
 BOARD_QEMU_MACHINE := sabrelite
-# The SD card goes to the third SD controller (usdhc3, the board's SD slot).
-BOARD_QEMU_SD_INDEX := 2
-BOARD_QEMU_ARGS := -M sabrelite -smp 4 -m 1G
+# QEMU's sabrelite wires no "-drive if=sd": the card is an sd-card device.
+# On the bus named sd-bus it lands on the last controller, usdhc4 (the
+# board's microSD slot: mmc1 in Linux and in U-Boot, which scans both).
+BOARD_QEMU_SD_DEVICE := sd-card,bus=sd-bus
+# One vCPU for the guest tests: under -icount (which they use) a 4-vCPU
+# sabrelite stalls after mounting the root file system (QEMU 10.0; seen
+# twice). Without -icount, -smp 4 boots to the shell (README, "Booting
+# it yourself").
+BOARD_QEMU_ARGS := -M sabrelite -smp 1 -m 1G
+# The rtlat-vs-cyclictest latency comparison is not run here: on this
+# emulated i.MX6 cyclictest itself (the oracle) saw a wake-up beyond the
+# 400 us histogram, so the run says nothing about rtlat. It runs on the
+# vexpress boards. Everything else runs.
+BOARD_GUEST_TEST_SKIP := rtlat
 BOARD_BENCH_SMP := 1
