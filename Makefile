@@ -67,6 +67,7 @@ help:
 	@echo "  test-all      what CI runs: make test on qemu-vexpress-a9, image-test on every"
 	@echo "                board, guest-test on every other board QEMU boots"
 	@echo "  check-patches checkpatch and commit-message checks of kernel/patches/linux"
+	@echo "  check-buildroot BUILDROOT=<dir>  Buildroot's checks of buildroot-external/"
 	@echo "  kernel-dev    the kernel with our patches as git commits, in build/kernel-dev/linux"
 	@echo "  kernel-export write those commits back to kernel/patches/linux (git format-patch)"
 	@echo "  boards        list the boards"
@@ -235,6 +236,13 @@ test-all:
 	for b in $(filter-out qemu-vexpress-a9,$(QEMU_BOARDS)); do \
 		$(MAKE) --no-print-directory BOARD=$$b guest-test || rc=1; done; \
 	exit $$rc
+
+# The Buildroot external tree checked with Buildroot's own tooling, given a
+# checkout of the pinned release (nothing is downloaded or built).
+.PHONY: check-buildroot
+check-buildroot:
+	@[ -n "$(BUILDROOT)" ] || { echo "usage: make check-buildroot BUILDROOT=/path/to/buildroot (release: see buildroot-external/external.mk)" >&2; exit 2; }
+	scripts/check-buildroot.sh $(BUILDROOT)
 
 .PHONY: qemu
 qemu: image
