@@ -7,6 +7,8 @@
 #   make help             everything else
 #
 # BOARD selects a directory under board/ (default: qemu-vexpress-a9).
+# KERNEL_VARIANT=debug or kasan builds and tests a debug kernel instead
+# (docs/debug-kernel.md), with its own outputs.
 
 BOARD ?= qemu-vexpress-a9
 TOP := $(CURDIR)
@@ -26,16 +28,31 @@ SHELL := /bin/bash
 
 RUST_TARGET := armv7-unknown-linux-gnueabihf
 CARGO ?= cargo
-B := $(BUILD)/$(BOARD)
+
+# Kernel variant (kernel/kernel.mk KERNEL_VARIANTS): empty for the normal
+# kernel. A variant has its own kernel build, root file system (its
+# modules) and board outputs, all suffixed -<variant>, so the normal and
+# the variant builds never rebuild or overwrite each other.
+KERNEL_VARIANT ?=
+ifneq ($(KERNEL_VARIANT),)
+ifeq ($(filter $(KERNEL_VARIANT),$(KERNEL_VARIANTS)),)
+$(error Unknown KERNEL_VARIANT '$(KERNEL_VARIANT)'. Known variants: $(KERNEL_VARIANTS) (or none: the normal kernel))
+endif
+VARIANT_SUFFIX := -$(KERNEL_VARIANT)
+endif
+KERNEL_FRAGMENTS := $(LINUX_FRAGMENTS) $(LINUX_VARIANT_FRAGMENTS_$(KERNEL_VARIANT))
+
+B := $(BUILD)/$(BOARD)$(VARIANT_SUFFIX)
 LINUX_SRC := $(BUILD)/linux-$(LINUX_VERSION)
 # One kernel build for every board (kernel/kernel.mk).
-LINUX_OBJ := $(BUILD)/kernel
+LINUX_OBJ := $(BUILD)/kernel$(VARIANT_SUFFIX)
 LINUX_PATCHES := $(sort $(wildcard kernel/patches/linux/*.patch)) $(wildcard kernel/patches/linux/series)
 KERNEL_MODULES := $(sort $(wildcard kernel/modules/*))
 ZIMAGE := $(LINUX_OBJ)/arch/arm/boot/zImage
 DTB := $(LINUX_OBJ)/arch/arm/boot/dts/$(BOARD_DTB)
-# One root file system for every board (build/rootfs/).
-ROOTFS_DIR := $(BUILD)/rootfs
+# One root file system for every board (build/rootfs/): the same recipe for
+# a kernel variant, with that kernel's modules, in build/rootfs-<variant>/.
+ROOTFS_DIR := $(BUILD)/rootfs$(VARIANT_SUFFIX)
 ROOTFS_IMG := $(ROOTFS_DIR)/rootfs.ext4
 # The board's SD card layout: its own genimage.cfg unless it names another.
 GENIMAGE_CFG := $(or $(BOARD_GENIMAGE),$(BOARD_DIR)/genimage.cfg)
@@ -43,6 +60,18 @@ IMAGE_DTBS := $(addprefix $(LINUX_OBJ)/arch/arm/boot/dts/,$(BOARD_DTBS))
 SDCARD := $(B)/sdcard.img
 RT_APPS_OUT := $(TOP)/target/$(RUST_TARGET)/release
 GUEST := scripts/guest.py --board-dir $(BOARD_DIR) --build-dir $(B) --zimage $(ZIMAGE) --dtb $(DTB) --sdcard $(SDCARD)
+ifneq ($(KERNEL_VARIANT),)
+# Debug kernels: boot-time reports are a baseline, kmemleak and lockdep
+# must be working, more time, the variant's skips and command line.
+GUEST += --debug-kernel --timeout-factor $(or $(LINUX_VARIANT_TIMEOUT_FACTOR_$(KERNEL_VARIANT)),1) \
+	$(foreach s,$(LINUX_VARIANT_GUEST_SKIP_$(KERNEL_VARIANT)),--skip '$(s)') \
+	$(addprefix --append ,$(LINUX_VARIANT_CMDLINE_$(KERNEL_VARIANT)))
+endif
+# Host test log of `make test` (one per kernel variant).
+HOST_LOG := $(BUILD)/host-test$(VARIANT_SUFFIX).log
+HOST_RC := $(BUILD)/host-test$(VARIANT_SUFFIX).rc
+# Unit tests of the host scripts (scripts/test_*.py).
+SCRIPT_TESTS := python3 -m unittest discover -s scripts -p 'test_*.py'
 
 .PHONY: all
 all: image compare
@@ -54,6 +83,11 @@ help:
 	@echo "Other targets:"
 	@echo "  deps          install host dependencies (apt packages, Rust target, bindgen)"
 	@echo "  kernel        configure and build the kernel ($(LINUX_VERSION), $(LINUX_DEFCONFIG) + kernel/configs/*)"
+	@echo "  kernel-config configure the kernel and check the fragments survived, no build (seconds)"
+	@echo "  KERNEL_VARIANT=debug|kasan <target>  the same targets (test, guest-test, image, kernel, qemu)"
+	@echo "                on a debug kernel: lockdep, KASAN (kasan: without Rust/FlexSC), kmemleak, UBSAN, ...;"
+	@echo "                outputs in build/kernel-<variant>, build/<board>-<variant> (docs/debug-kernel.md);"
+	@echo "                run 'make KERNEL_VARIANT=debug test' and '... kasan test' before every kernel change"
 	@echo "  rt-apps       cross-build the Rust apps and guest test binaries"
 	@echo "  rootfs        assemble the Debian armhf root file system"
 	@echo "  image         make $(SDCARD:$(TOP)/%=%)"
@@ -61,7 +95,7 @@ help:
 	@echo "  bench         boot with 1 and 2 vCPUs: svc vs the KML trampoline (kml-bench),"
 	@echo "                FlexSC vs direct syscalls (flexsc-bench, rtlat with I/O per cycle);"
 	@echo "                report in build/$(BOARD)/bench/report.md"
-	@echo "  host-test     cargo test (armv7 binaries under qemu-user)"
+	@echo "  host-test     cargo test (armv7 binaries under qemu-user), unit tests of scripts/"
 	@echo "  guest-test    boot in test mode and run the guest tests"
 	@echo "  image-test    SD card layout checks of the board's image"
 	@echo "  test-all      what CI runs: make test on qemu-vexpress-a9, image-test on every"
@@ -97,13 +131,19 @@ $(LINUX_SRC)/.rtflex-stamp: $(LINUX_HASH_FILE) $(LINUX_PATCHES) scripts/get-kern
 kernel-source: $(LINUX_SRC)/.rtflex-stamp
 
 KERNEL_STAMP := $(LINUX_OBJ)/.rtflex-stamp
-$(KERNEL_STAMP): $(LINUX_SRC)/.rtflex-stamp $(LINUX_FRAGMENTS) kernel/kernel.mk \
+$(KERNEL_STAMP): $(LINUX_SRC)/.rtflex-stamp $(KERNEL_FRAGMENTS) kernel/kernel.mk \
 		scripts/build-kernel.sh scripts/check-kernel-config.sh $(shell find kernel/modules -type f)
 	LLVM_SUFFIX=$(LINUX_LLVM_SUFFIX) scripts/build-kernel.sh $(LINUX_SRC) $(LINUX_OBJ) \
-		$(LINUX_DEFCONFIG) "$(LINUX_FRAGMENTS)" dtbs $(KERNEL_MODULES)
+		$(LINUX_DEFCONFIG) "$(KERNEL_FRAGMENTS)" dtbs $(KERNEL_MODULES)
 	touch $@
 .PHONY: kernel
 kernel: $(KERNEL_STAMP)
+# Configuration only (seconds): defconfig + fragments, olddefconfig, and the
+# check that every fragment option survived; nothing is compiled.
+.PHONY: kernel-config
+kernel-config: $(LINUX_SRC)/.rtflex-stamp
+	CONFIG_ONLY=1 LLVM_SUFFIX=$(LINUX_LLVM_SUFFIX) scripts/build-kernel.sh $(LINUX_SRC) $(LINUX_OBJ) \
+		$(LINUX_DEFCONFIG) "$(KERNEL_FRAGMENTS)" dtbs
 
 # ---- user space --------------------------------------------------------------
 APPS_STAGING := $(ROOTFS_DIR)/staging/apps
@@ -187,7 +227,7 @@ bench: image
 .PHONY: host-test
 host-test: | $(DEPS_STAMP)
 	cargo test --locked --target $(RUST_TARGET) --workspace 2>&1 | tee $(BUILD)/host-test.log; \
-		exit $${PIPESTATUS[0]}
+		rc=$${PIPESTATUS[0]}; $(SCRIPT_TESTS) || rc=1; exit $$rc
 
 # The patch series as git commits, for kernel development (see README).
 .PHONY: kernel-dev kernel-export
@@ -211,16 +251,17 @@ guest-test: image
 .PHONY: test
 test: image
 	@mkdir -p $(BUILD)
-	-cargo test --locked --target $(RUST_TARGET) --workspace > $(BUILD)/host-test.log 2>&1; \
-		rc=$$?; scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux >> $(BUILD)/host-test.log 2>&1 || rc=1; \
-		$(CHECK_IMAGE) >> $(BUILD)/host-test.log 2>&1 || rc=1; \
-		echo $$rc > $(BUILD)/host-test.rc
-	@grep -E -B2 -A20 '(FAILED|^error)' $(BUILD)/host-test.log || true
-	@grep '^test layout::' $(BUILD)/host-test.log || true
+	-cargo test --locked --target $(RUST_TARGET) --workspace > $(HOST_LOG) 2>&1; \
+		rc=$$?; $(SCRIPT_TESTS) >> $(HOST_LOG) 2>&1 || rc=1; \
+		scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux >> $(HOST_LOG) 2>&1 || rc=1; \
+		$(CHECK_IMAGE) >> $(HOST_LOG) 2>&1 || rc=1; \
+		echo $$rc > $(HOST_RC)
+	@grep -E -B2 -A20 '(FAILED|^error)' $(HOST_LOG) || true
+	@grep '^test layout::' $(HOST_LOG) || true
 ifneq ($(BOARD_QEMU_MACHINE),)
-	$(GUEST) test --host-log $(BUILD)/host-test.log --host-rc $$(cat $(BUILD)/host-test.rc)
+	$(GUEST) test --host-log $(HOST_LOG) --host-rc $$(cat $(HOST_RC))
 else
-	@scripts/guest.py summary --host-log $(BUILD)/host-test.log --host-rc $$(cat $(BUILD)/host-test.rc)
+	@scripts/guest.py summary --host-log $(HOST_LOG) --host-rc $$(cat $(HOST_RC))
 endif
 
 # Everything CI runs: `make test` on qemu-vexpress-a9, the layout checks of

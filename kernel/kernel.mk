@@ -32,5 +32,34 @@ LINUX_FRAGMENTS := \
 	$(RTFLEX_KERNEL_DIR)/configs/rust.config \
 	$(RTFLEX_KERNEL_DIR)/configs/rtflex.config
 
+# Kernel variants for testing (make KERNEL_VARIANT=<name> ...;
+# docs/debug-kernel.md): the same sources and patches, these fragments
+# merged after LINUX_FRAGMENTS, built in build/kernel-<name>/ with their
+# own root file system and board outputs (build/<board>-<name>/). The
+# quick path only; Buildroot builds the normal kernel.
+#   debug  lockdep, atomic-sleep, DEBUG_VM, kmemleak, KFENCE, SLUB debug,
+#          UBSAN, debug objects; Rust and FlexSC kept: the whole suite
+#   kasan  debug + KASAN; without Rust (ARM cannot have both), so without
+#          FlexSC and the Rust test module: their guest tests are skipped
+KERNEL_VARIANTS := debug kasan
+LINUX_VARIANT_FRAGMENTS_debug := $(RTFLEX_KERNEL_DIR)/configs/debug.config
+LINUX_VARIANT_FRAGMENTS_kasan := $(LINUX_VARIANT_FRAGMENTS_debug) $(RTFLEX_KERNEL_DIR)/configs/kasan.config
+# Guest tests a variant cannot run, counted as skipped (rtflex.skip syntax:
+# a test binary name or shell pattern, or binary::test): every FlexSC test
+# binary (flexsc*) and the Rust tests of tests/kernel.rs.
+LINUX_VARIANT_GUEST_SKIP_kasan := flexsc* kernel::rust_module_loads_and_unloads kernel::kernel_has_rust
+# Extra kernel command line for guest runs: every KASAN report, not only
+# the first (by default KASAN reports once, so a boot-time report would
+# hide the ones the tests cause).
+LINUX_VARIANT_CMDLINE_kasan := kasan_multi_shot
+# Guest run timeout factor (scripts/guest.py --timeout-factor), see
+# docs/debug-kernel.md: generic KASAN alone is "~x3" (its Kconfig help),
+# lockdep, kmemleak, SLUB debugging and UBSAN add to it on the same
+# kernel-bound paths, and QEMU -icount runs guest instructions in
+# proportion; 4 x the normal 900 s still leaves a wide margin over the
+# measured normal run (30-40 s) slowed down tenfold.
+LINUX_VARIANT_TIMEOUT_FACTOR_debug := 4
+LINUX_VARIANT_TIMEOUT_FACTOR_kasan := 4
+
 # The LLVM toolchain the kernel (C and Rust) is built with.
 LINUX_LLVM_SUFFIX := -19

@@ -5,7 +5,8 @@
 #
 # Config = DEFCONFIG + every fragment (later ones win), resolved with
 # olddefconfig; then every option a fragment asks for must have survived,
-# or the build stops naming the ones that did not.
+# or the build stops naming the ones that did not. With CONFIG_ONLY=1 in
+# the environment it stops there (make kernel-config).
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=scripts/lib.sh
@@ -50,6 +51,10 @@ kmake -s olddefconfig
 # shellcheck disable=SC2086
 "$here/check-kernel-config.sh" "$obj/.config" $fragments ||
 	die "fix the fragments under kernel/configs/ or the base defconfig ($obj/.config)"
+if [ -n "${CONFIG_ONLY:-}" ]; then
+	rtflex_log "configured and checked (CONFIG_ONLY: nothing built): $obj/.config"
+	exit 0
+fi
 
 rtflex_log "building zImage, DTBs and modules (-j$jobs)"
 # shellcheck disable=SC2086
@@ -59,8 +64,16 @@ kmake -s INSTALL_MOD_PATH="$obj/modules-install" INSTALL_MOD_STRIP=1 modules_ins
 
 # Our out-of-tree modules (e.g. the Rust self-test module), built against
 # this exact kernel; outputs go to $obj/extmod/<name>, not into the source.
+# A Rust module needs CONFIG_RUST: a kernel variant without Rust (kasan:
+# KASAN and Rust exclude each other on ARM) builds none, says so, and its
+# image checks and guest tests expect none (kernel/kernel.mk).
+mkdir -p "$obj/extmod"
 for m in "$@"; do
 	name=$(basename "$m")
+	if [ -n "$(find "$m" -name '*.rs' -print -quit)" ] && ! grep -qx 'CONFIG_RUST=y' "$obj/.config"; then
+		rtflex_log "module $name is Rust and this kernel has no CONFIG_RUST: not built"
+		continue
+	fi
 	rtflex_log "building module $name"
 	make -C "$obj" ARCH=arm LLVM="$llvm" CC="$cc" M="$(readlink -f "$m")" MO="$obj/extmod/$name" -j"$jobs" modules
 done

@@ -3,7 +3,10 @@
 
   guest.py test     boot in test mode, run the guest tests, print
                     "N passed, N failed" (host test counts included with
-                    --host-log), exit non-zero on any failure, hang or oops
+                    --host-log), exit non-zero on any failure, hang or
+                    kernel report (with --debug-kernel: any report that
+                    appears while the tests run, kmemleak's included;
+                    those from boot are listed as the baseline)
   guest.py compare  boot, run cyclictest and rtlat with identical
                     parameters, print the comparison table
   guest.py bench    boot (--smp N vCPUs), run flexsc-bench and rtlat with
@@ -28,16 +31,67 @@ import sys
 import threading
 import time
 
-# Kernel log lines that mean the kernel is broken.
-KERNEL_PROBLEMS = re.compile(
-    r"Kernel panic|Internal error: Oops|Oops:|BUG:|WARNING:|Unable to handle kernel|"
-    r"------------\[ cut here \]------------|rcu_.* self-detected stall|"
-    r"sleeping function called from invalid context"
-)
+# Kernel log lines that mean the kernel is broken: the one list of
+# patterns, shared with the guest tests (which compile it in).
+KERNEL_PROBLEMS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                    "rt-apps", "guest-tests", "kernel-problems.txt")
+# The line the guest test runner writes into the kernel log before the first
+# test (TESTS_BEGIN_MARKER in rootfs/overlay/usr/libexec/rtflex/run-guest-tests
+# and rt-apps/guest-tests/src/lib.rs): console lines above it are from boot.
+TESTS_BEGIN_MARKER = "rtflex-guest: tests begin"
 TEST_LINE = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)")
 CARGO_RESULT = re.compile(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored")
+# Python unittest's closing lines: "Ran N tests in T s", a blank line, then
+# "OK" or "FAILED", with "(failures=a, errors=b, skipped=c)" when not zero.
+UNITTEST_RESULT = re.compile(r"^Ran (\d+) tests? in \S+\n\n(OK|FAILED)(?: \(([^)\n]*)\))?$", re.M)
 
 ICOUNT = "shift=3,sleep=off"
+
+
+def load_problem_patterns(path=KERNEL_PROBLEMS_FILE):
+    """The patterns of kernel-problems.txt: literal substrings, one per line,
+    without comments ('#' lines) and blank lines."""
+    with open(path) as f:
+        lines = [line.rstrip("\r\n") for line in f]
+    patterns = [line for line in lines if line.strip() and not line.startswith("#")]
+    if not patterns:
+        raise ValueError(f"{path}: no patterns")
+    return patterns
+
+
+_PATTERNS = []
+
+
+def problem_patterns():
+    """The patterns, read once."""
+    if not _PATTERNS:
+        _PATTERNS.extend(load_problem_patterns())
+    return _PATTERNS
+
+
+def is_kernel_problem(line, patterns=None):
+    """True if a kernel log line reports a problem."""
+    return any(p in line for p in (patterns if patterns is not None else problem_patterns()))
+
+
+class ConsoleProblems:
+    """Problem lines of a guest console, split at the tests-begin marker:
+    `boot` (before it, or all of them if it never came) and `run`."""
+
+    def __init__(self, patterns=None):
+        self.patterns = patterns if patterns is not None else problem_patterns()
+        self.boot = []
+        self.run = []
+        self.tests_began = False
+
+    def feed(self, line):
+        if TESTS_BEGIN_MARKER in line:
+            self.tests_began = True
+        elif is_kernel_problem(line, self.patterns):
+            (self.run if self.tests_began else self.boot).append(line)
+
+    def all(self):
+        return self.boot + self.run
 
 
 def read_board(path):
@@ -94,8 +148,10 @@ def qemu_command(args, board, mode, results_path):
     ]
     if mode != "shell":
         append += [f"rtflex.mode={mode}", f"rtflex.results={board['BOARD_RESULTS_TTY']}"]
-        if mode == "test" and board.get("BOARD_GUEST_TEST_SKIP"):
-            append.append("rtflex.skip=" + ",".join(board["BOARD_GUEST_TEST_SKIP"].split()))
+        skip = board.get("BOARD_GUEST_TEST_SKIP", "").split() + (args.skip or [])
+        if mode == "test" and skip:
+            append.append("rtflex.skip=" + ",".join(skip))
+    append += args.append or []
     cmd = ["qemu-system-arm"] + with_smp(shlex.split(board["BOARD_QEMU_ARGS"]), args.smp)
     cmd += ["-kernel", args.zimage, "-dtb", qemu_dtb(args, board)]
     cmd += sd_card(board, args.sdcard)
@@ -142,8 +198,8 @@ def guest_ended(text):
 
 
 def boot(args, board, mode, name=None):
-    """Boot the guest in MODE; return (results text, console problems, why).
-    NAME (default: MODE) names the log files."""
+    """Boot the guest in MODE; return (results text, console problems (a
+    ConsoleProblems), why). NAME (default: MODE) names the log files."""
     os.makedirs(args.build_dir, exist_ok=True)
     name = name or mode
     results_path = os.path.join(args.build_dir, f"{name}-results.log")
@@ -153,10 +209,14 @@ def boot(args, board, mode, name=None):
             os.remove(p)
     cmd = qemu_command(args, board, mode, results_path)
     print("[rtflex] " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    timeout = args.timeout * args.timeout_factor
+    if args.timeout_factor != 1:
+        print(f"[rtflex] guest timeout {timeout:.0f} s ({args.timeout} s x {args.timeout_factor:g})",
+              flush=True)
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
-    problems = []
+    problems = ConsoleProblems()
 
     def pump():
         with open(console_path, "wb") as log:
@@ -166,8 +226,7 @@ def boot(args, board, mode, name=None):
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if args.verbose:
                     print("  | " + line, flush=True)
-                if KERNEL_PROBLEMS.search(line):
-                    problems.append(line)
+                problems.feed(line)
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -190,13 +249,13 @@ def boot(args, board, mode, name=None):
             if now - ended_at > 30:  # ended but did not power off: stop it
                 proc.kill()
                 break
-        elif any("Kernel panic" in p for p in problems):
+        elif any("Kernel panic" in p for p in problems.all()):
             why = "kernel panic"
             time.sleep(2)
             proc.kill()
             break
-        elif now - start > args.timeout:
-            why = f"timeout after {args.timeout} s"
+        elif now - start > timeout:
+            why = f"timeout after {timeout:.0f} s"
             proc.kill()
             break
         time.sleep(0.5)
@@ -219,21 +278,80 @@ def frames(text):
     return files
 
 
-def host_counts(path):
+def count_results(text):
+    """(passed, failed, ignored) over the cargo/libtest "test result:" lines
+    and the Python unittest summaries of a host test log."""
     passed = failed = ignored = 0
-    if path:
-        with open(path, errors="replace") as f:
-            for m in CARGO_RESULT.finditer(f.read()):
-                passed += int(m.group(1))
-                failed += int(m.group(2))
-                ignored += int(m.group(3))
+    for m in CARGO_RESULT.finditer(text):
+        passed += int(m.group(1))
+        failed += int(m.group(2))
+        ignored += int(m.group(3))
+    for m in UNITTEST_RESULT.finditer(text):
+        counts = dict(kv.split("=", 1) for kv in (m.group(3) or "").split(", ") if "=" in kv)
+        bad = int(counts.get("failures", 0)) + int(counts.get("errors", 0)) + \
+            int(counts.get("unexpected successes", 0))
+        skipped = int(counts.get("skipped", 0)) + int(counts.get("expected failures", 0))
+        passed += int(m.group(1)) - bad - skipped
+        failed += bad
+        ignored += skipped
     return passed, failed, ignored
 
 
-def cmd_test(args, board):
-    text, problems, why = boot(args, board, "test")
-    passed = failed = ignored = 0
-    failures = []
+def host_counts(path):
+    if not path:
+        return 0, 0, 0
+    with open(path, errors="replace") as f:
+        return count_results(f.read())
+
+
+def kmemleak_leaks(report, patterns=None):
+    """One summary line per leak of a kmemleak report (the text of
+    /sys/kernel/debug/kmemleak): the header line that matches a problem
+    pattern ("unreferenced object ..."), the allocating task and the first
+    frames of the allocation's backtrace."""
+    leaks = []
+    for block in re.split(r"^(?=\S)", report, flags=re.M):
+        lines = block.splitlines()
+        if not lines or not is_kernel_problem(lines[0], patterns):
+            continue
+        comm = next((l.strip() for l in lines if l.strip().startswith("comm ")), "")
+        frames_at = next((i for i, l in enumerate(lines) if l.strip().startswith("backtrace")), None)
+        trace = []
+        if frames_at is not None:
+            trace = [l.strip().split("+")[0] for l in lines[frames_at + 1:] if l.strip()][:5]
+        leaks.append("; ".join(x for x in (lines[0].rstrip(":"), comm,
+                                          "backtrace: " + " < ".join(trace) if trace else "") if x))
+    return leaks
+
+
+class TestRun:
+    """What a test boot showed: counts, one line per test, failures, and the
+    boot-time baseline of kernel reports."""
+
+    def __init__(self):
+        self.passed = self.failed = self.ignored = 0
+        self.tests = []
+        self.failures = []
+        self.baseline = []
+
+    def fail(self, what):
+        self.failed += 1
+        self.failures.append(what)
+
+
+def evaluate_test_run(text, problems, why, debug_kernel=False, patterns=None):
+    """Judge a test boot from the results the guest sent (TEXT), the console
+    problem lines (a ConsoleProblems) and why it stopped early (or None).
+
+    Kernel reports from boot (console lines before the tests-begin marker,
+    kmemleak's first scan) fail the run on the normal kernel; on a debug
+    kernel they are upstream noise we cannot fix here: they become the
+    baseline, listed but not counted, and only reports that appear while
+    the tests run fail it. A debug kernel must also show that its checkers
+    were working: the marker came, kmemleak scanned before and after the
+    tests, and lockdep, which switches itself off after its first report,
+    was still on when the tests began."""
+    run = TestRun()
     current = None
     current_failed = 0
     for line in text.splitlines():
@@ -242,46 +360,110 @@ def cmd_test(args, board):
             continue
         m = re.match(r"^rtflex-guest: skip (\S+)$", line)
         if m:
-            print(f"  guest {m.group(1)} ... ignored (not run on this board: board.mk BOARD_GUEST_TEST_SKIP)")
-            ignored += 1
+            run.tests.append(f"{m.group(1)} ... ignored (not run here: board.mk BOARD_GUEST_TEST_SKIP "
+                             f"or the kernel variant's LINUX_VARIANT_GUEST_SKIP)")
+            run.ignored += 1
             continue
         m = re.match(r"^rtflex-guest: exit (\S+) (-?\d+)$", line)
         if m:
             if m.group(2) != "0" and current_failed == 0:
-                failed += 1
-                failures.append(f"{m.group(1)}: test binary exited with {m.group(2)}")
+                run.fail(f"{m.group(1)}: test binary exited with {m.group(2)}")
             continue
         m = TEST_LINE.match(line)
         if m:
             name = f"{current}::{m.group(1)}"
-            print(f"  guest {name} ... {m.group(2)}")
+            run.tests.append(f"{name} ... {m.group(2)}")
             if m.group(2) == "ok":
-                passed += 1
+                run.passed += 1
             elif m.group(2) == "ignored":
-                ignored += 1
+                run.ignored += 1
             else:
-                failed += 1
                 current_failed += 1
-                failures.append(name)
-    if problems:
-        failed += 1
-        failures.append("kernel log on the console: " + "; ".join(problems[:5]))
+                run.fail(name)
+
+    if debug_kernel:
+        run.baseline += [f"console: {p}" for p in problems.boot]
+        if problems.run:
+            run.fail("kernel reports while the tests ran (console): " + "; ".join(problems.run[:5]))
+        if not problems.tests_began and not why:
+            run.fail(f"no '{TESTS_BEGIN_MARKER}' line on the console: boot and test-run reports "
+                     "cannot be told apart")
+    elif problems.all():
+        run.fail("kernel log on the console: " + "; ".join(problems.all()[:5]))
+
+    files = frames(text)
+    for m in re.finditer(r"^rtflex-guest: kmemleak-error (.*)$", text, re.M):
+        run.fail(f"kmemleak: {m.group(1)}")
+    begin = files.get("kmemleak-begin.txt")
+    end = files.get("kmemleak-end.txt")
+    if begin is not None:
+        leaks = kmemleak_leaks(begin, patterns)
+        if debug_kernel:
+            run.baseline += [f"kmemleak: {leak}" for leak in leaks]
+        elif leaks:
+            run.fail(f"kmemleak: {len(leaks)} leak(s) at boot: " + " | ".join(leaks[:3]))
+    if end is not None:
+        leaks = kmemleak_leaks(end, patterns)
+        if leaks:
+            run.fail(f"kmemleak: {len(leaks)} new leak(s) during the tests: " + " | ".join(leaks[:3]))
+    if debug_kernel and not why:
+        for when, report in (("before", begin), ("after", end)):
+            if report is None:
+                run.fail(f"no kmemleak scan {when} the tests (a kernel without DEBUG_KMEMLEAK, "
+                         "or debugfs not mounted)")
+
+    locks = dict(re.findall(r"^rtflex-guest: debug-locks (begin|end) (\S*)$", text, re.M))
+    if debug_kernel:
+        if "begin" not in locks:
+            if not why:
+                run.fail("lockdep's state was not reported (no /proc/lockdep_stats: a kernel without "
+                         "PROVE_LOCKING?)")
+        elif locks["begin"] != "1":
+            run.fail("lockdep was already off when the tests began (a boot-time report switched it "
+                     "off, see the baseline): the tests' locking went unchecked")
+        elif "end" in locks and locks["end"] != "1":
+            run.fail("lockdep switched itself off during the tests (after the report above): "
+                     "later locking went unchecked")
+        elif "end" not in locks and not why:
+            run.fail("lockdep's state after the tests was not reported")
+
     if why:
-        failed += 1
-        failures.append(f"guest: {why}")
-    if failures:
+        run.fail(f"guest: {why}")
+    return run
+
+
+def cmd_test(args, board):
+    text, problems, why = boot(args, board, "test")
+    run = evaluate_test_run(text, problems, why, args.debug_kernel)
+    # Files the guest sent (kmemleak reports), for a closer look.
+    outdir = os.path.join(args.build_dir, "test-files")
+    os.makedirs(outdir, exist_ok=True)
+    for old in os.listdir(outdir):
+        os.remove(os.path.join(outdir, old))
+    for name, content in frames(text).items():
+        with open(os.path.join(outdir, name), "w") as f:
+            f.write(content)
+    for t in run.tests:
+        print(f"  guest {t}")
+    if run.baseline:
+        print(f"[rtflex] boot-time kernel reports (before the tests began; the baseline: "
+              f"listed, not counted): {len(run.baseline)}")
+        for b in run.baseline:
+            print(f"  = {b}")
+    if run.failures:
         print("[rtflex] failures:")
-        for f in failures:
+        for f in run.failures:
             print(f"  - {f}")
-        print(f"[rtflex] results: {os.path.join(args.build_dir, 'test-results.log')}")
-    print(f"[rtflex] guest: {passed} passed, {failed} failed, {ignored} ignored")
+        print(f"[rtflex] results: {os.path.join(args.build_dir, 'test-results.log')}, "
+              f"console: {os.path.join(args.build_dir, 'test-console.log')}, files: {outdir}/")
+    print(f"[rtflex] guest: {run.passed} passed, {run.failed} failed, {run.ignored} ignored")
     hp, hf, hi = host_counts(args.host_log)
     if args.host_log:
         if args.host_rc != 0 and hf == 0:
             hf = 1  # cargo failed without a failing test: a build error
         print(f"[rtflex] host:  {hp} passed, {hf} failed, {hi} ignored ({args.host_log})")
-    total_failed = failed + hf
-    print(f"{passed + hp} passed, {total_failed} failed, {ignored + hi} skipped")
+    total_failed = run.failed + hf
+    print(f"{run.passed + hp} passed, {total_failed} failed, {run.ignored + hi} skipped")
     return 1 if total_failed else 0
 
 
@@ -297,8 +479,8 @@ def cmd_compare(args, board):
     for name, content in files.items():
         with open(os.path.join(outdir, name), "w") as f:
             f.write(content)
-    if why or problems:
-        print(f"[rtflex] comparison failed: {why or ''} {'; '.join(problems[:3])}")
+    if why or problems.all():
+        print(f"[rtflex] comparison failed: {why or ''} {'; '.join(problems.all()[:3])}")
         return 1
     rows = []
     for tool in ("cyclictest", "rtlat"):
@@ -429,8 +611,8 @@ def cmd_bench(args, board):
         with open(os.path.join(outdir, name), "w") as f:
             f.write(content)
     report, failures = bench_report(text, board, smp)
-    if problems:
-        failures.append("kernel log on the console: " + "; ".join(problems[:3]))
+    if problems.all():
+        failures.append("kernel log on the console: " + "; ".join(problems.all()[:3]))
     if why:
         failures.append(f"guest: {why}")
     if failures:
@@ -462,7 +644,18 @@ def main():
     p.add_argument("--zimage")
     p.add_argument("--dtb")
     p.add_argument("--sdcard")
-    p.add_argument("--timeout", type=int, default=int(os.environ.get("RTFLEX_GUEST_TIMEOUT", 900)))
+    p.add_argument("--timeout", type=int, default=int(os.environ.get("RTFLEX_GUEST_TIMEOUT", 900)),
+                   help="host seconds a guest run may take (default: $RTFLEX_GUEST_TIMEOUT or 900)")
+    p.add_argument("--timeout-factor", type=float, default=1.0, metavar="F",
+                   help="multiply --timeout by F (slower debug kernels)")
+    p.add_argument("--debug-kernel", action="store_true",
+                   help="test: the kernel is a debug variant: boot-time kernel reports are a "
+                        "listed baseline, only reports during the tests fail; kmemleak scans and "
+                        "lockdep must be working")
+    p.add_argument("--skip", action="append", metavar="NAME",
+                   help="test: also skip test binary NAME or test BINARY::TEST (repeatable)")
+    p.add_argument("--append", action="append", metavar="ARG",
+                   help="add ARG to the kernel command line (repeatable)")
     p.add_argument("--host-log", help="cargo test output to add to the totals")
     p.add_argument("--host-rc", type=int, default=0, help="cargo test exit code")
     p.add_argument("--no-icount", action="store_true", help="shell: run at full speed")
@@ -470,6 +663,8 @@ def main():
                    help="number of vCPUs (1-4; default: the board's BOARD_QEMU_ARGS)")
     p.add_argument("-v", "--verbose", action="store_true", help="echo the guest console")
     args = p.parse_args()
+    if args.timeout_factor <= 0:
+        p.error("--timeout-factor must be positive")
     if args.mode == "summary":
         # Boards without a QEMU model: the closing line of the host part.
         hp, hf, hi = host_counts(args.host_log)

@@ -38,26 +38,48 @@ pub fn kernel_log() -> String {
     run_ok("dmesg", &[])
 }
 
+/// The kernel-problem patterns: `kernel-problems.txt` beside this crate's
+/// `Cargo.toml`, the one list the host side (`scripts/guest.py`) reads too.
+const KERNEL_PROBLEM_LIST: &str = include_str!("../kernel-problems.txt");
+
+/// The patterns of `kernel-problems.txt`: literal substrings, one per line,
+/// without its comments and blank lines.
+pub fn kernel_problem_patterns() -> impl Iterator<Item = &'static str> {
+    KERNEL_PROBLEM_LIST
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+}
+
+/// Whether a kernel log line reports a problem: it contains one of the
+/// [`kernel_problem_patterns`].
+pub fn is_kernel_problem(line: &str) -> bool {
+    kernel_problem_patterns().any(|p| line.contains(p))
+}
+
 /// Kernel log lines that report a kernel bug: oopses, BUG and WARNING
-/// splats, panics, RCU stalls, lockdep and sleeping-in-atomic reports.
+/// splats, panics, RCU stalls, hung tasks, lockdep, sleeping-in-atomic,
+/// KASAN, SLUB, UBSAN, kmemleak and debug-objects reports
+/// (`kernel-problems.txt`).
 pub fn kernel_problems(log: &str) -> Vec<&str> {
-    const MARKERS: &[&str] = &[
-        "Oops",
-        "BUG:",
-        "WARNING:",
-        "Kernel panic",
-        "Internal error",
-        "rcu_sched self-detected stall",
-        "rcu_preempt self-detected stall",
-        "possible circular locking",
-        "sleeping function called from invalid context",
-        "Unable to handle kernel",
-        "general protection fault",
-        "------------[ cut here ]------------",
-    ];
-    log.lines()
-        .filter(|l| MARKERS.iter().any(|m| l.contains(m)))
-        .collect()
+    log.lines().filter(|l| is_kernel_problem(l)).collect()
+}
+
+/// The line the guest test runner (`/usr/libexec/rtflex/run-guest-tests`)
+/// writes into the kernel log before the first test: kernel reports above
+/// it happened at boot (`scripts/guest.py` splits the console there too).
+pub const TESTS_BEGIN_MARKER: &str = "rtflex-guest: tests begin";
+
+/// The part of a kernel log after the [`TESTS_BEGIN_MARKER`] line, or all
+/// of it without that line (a run outside the runner, or a log that wrapped
+/// around: then nothing from boot is left in it either).
+pub fn since_tests_began(log: &str) -> &str {
+    let Some(at) = log.find(TESTS_BEGIN_MARKER) else {
+        return log;
+    };
+    match log[at..].find('\n') {
+        Some(end) => &log[at + end + 1..],
+        None => "",
+    }
 }
 
 /// The set of key paths of a JSON document: `a`, `a.b`, ... Object keys
@@ -102,6 +124,57 @@ mod tests {
         assert!(p[0].contains("WARNING"));
         assert!(p[1].contains("Oops"));
         assert!(kernel_problems("[ 0.1] all fine\n").is_empty());
+    }
+
+    #[test]
+    fn problem_list_has_patterns_and_no_comments() {
+        let patterns: Vec<&str> = kernel_problem_patterns().collect();
+        assert!(patterns.len() >= 20, "{patterns:?}");
+        assert!(patterns.iter().all(|p| !p.starts_with('#') && !p.trim().is_empty()));
+        for p in ["BUG:", "WARNING:", "UBSAN:", "ODEBUG:", "unreferenced object"] {
+            assert!(patterns.contains(&p), "{p} not in kernel-problems.txt");
+        }
+    }
+
+    #[test]
+    fn debug_kernel_reports_are_problems() {
+        // First lines of real reports of each kind (as in Linux 7.2).
+        let reports = [
+            "[   20.1] BUG: KASAN: slab-use-after-free in flexsc_release+0x40/0x90",
+            "[   20.1] BUG: KFENCE: out-of-bounds read in foo+0x10/0x20",
+            "[   20.1] WARNING: possible circular locking dependency detected",
+            "[   20.1] WARNING: inconsistent lock state",
+            "[   20.1] WARNING: possible recursive locking detected",
+            "[   20.1] WARNING: suspicious RCU usage",
+            "[   20.1] [ BUG: Invalid wait context ]",
+            "[   20.1] BUG: sleeping function called from invalid context at kernel/locking/spinlock_rt.c:48",
+            "[   20.1] UBSAN: array-index-out-of-bounds in kernel/flexsc/glue.c:120:9",
+            "[   20.1] ODEBUG: free active (active state 0) object: c3a0 object type: hrtimer hint: x",
+            "[   20.1] =============================================================================",
+            "unreferenced object 0xc3a4b000 (size 64):",
+            "[  150.0] INFO: task flexsc-12-0:13 blocked for more than 122 seconds.",
+            "[   30.0] rcu: INFO: rcu_preempt self-detected stall on CPU",
+        ];
+        for r in reports {
+            assert!(is_kernel_problem(r), "not recognised: {r}");
+        }
+        for fine in [
+            "[    0.0] Booting Linux on physical CPU 0x0",
+            "[    0.1] kmemleak: Kernel memory leak detector initialized (mem pool available: 15000)",
+            "[    0.1] kfence: initialized - using 2097152 bytes for 255 objects",
+            "[   15.0] rtflex-guest: tests begin",
+        ] {
+            assert!(!is_kernel_problem(fine), "false alarm: {fine}");
+        }
+    }
+
+    #[test]
+    fn only_reports_after_the_marker_are_from_the_tests() {
+        let log = "[ 1.0] WARNING: at boot\n[15.0] rtflex-guest: tests begin\n[16.0] ok\n[17.0] BUG: new\n";
+        assert_eq!(kernel_problems(since_tests_began(log)), ["[17.0] BUG: new"]);
+        let no_marker = "[ 1.0] WARNING: at boot\n";
+        assert_eq!(since_tests_began(no_marker), no_marker);
+        assert_eq!(since_tests_began("x\n[15.0] rtflex-guest: tests begin"), "");
     }
 
     #[test]

@@ -30,6 +30,14 @@ fn kernel_is_preempt_rt() {
     assert!(version.contains("PREEMPT_RT"), "uname -v: {version}");
     let config = run_ok("zcat", &["/proc/config.gz"]);
     assert!(config.lines().any(|l| l == "CONFIG_PREEMPT_RT=y"));
+}
+
+/// Rust support, which FlexSC and the rtflex_selftest module need. (The
+/// kasan kernel variant has none, as KASAN and Rust exclude each other on
+/// ARM; it skips this test: kernel/kernel.mk.)
+#[test]
+fn kernel_has_rust() {
+    let config = run_ok("zcat", &["/proc/config.gz"]);
     assert!(config.lines().any(|l| l == "CONFIG_RUST=y"));
 }
 
