@@ -100,7 +100,6 @@ pub const ALLOWED: &[(&str, u32)] = &[
     ("getpid", nr::GETPID),
     ("sync", nr::SYNC),
     ("dup", nr::DUP),
-    ("ioctl", nr::IOCTL),
     ("getppid", nr::GETPPID),
     ("fsync", nr::FSYNC),
     ("uname", nr::UNAME),
@@ -122,7 +121,6 @@ pub const ALLOWED: &[(&str, u32)] = &[
     ("geteuid32", nr::GETEUID32),
     ("getegid32", nr::GETEGID32),
     ("getdents64", nr::GETDENTS64),
-    ("fcntl64", nr::FCNTL64),
     ("epoll_ctl", nr::EPOLL_CTL),
     ("clock_gettime", nr::CLOCK_GETTIME),
     ("clock_nanosleep", nr::CLOCK_NANOSLEEP),
@@ -185,6 +183,11 @@ pub const REFUSED: &[(&str, u32)] = &[
     // ppoll sets a temporary signal mask that only a return to user space
     // restores.
     ("ppoll_time64", nr::PPOLL_TIME64),
+    // ioctl is every driver's private interface, and fcntl acts for the
+    // calling task (F_SETOWN records its credentials, locks its owner):
+    // neither may run on a thread that is not the caller.
+    ("ioctl", nr::IOCTL),
+    ("fcntl64", nr::FCNTL64),
 ];
 
 /// True when the kernel runs system call `nr` for a FlexSC entry.

@@ -9,8 +9,9 @@
 //!   `nr`, `args`, `flags` and `resv` once;
 //! * `-EINVAL` for non-zero flags or reserved words, `-ENOSYS` for calls not
 //!   in [`crate::allow::ALLOWED`], otherwise run the call with `syscall()`;
-//! * write `ret` and compare-and-swap BUSY -> DONE (release) only if the
-//!   entry is still BUSY (else count `dropped`); `completions += 1`, full
+//! * win the entry back with a compare-and-swap BUSY -> COMPLETING, only
+//!   then write `ret` and store DONE (release); if the entry was rewritten
+//!   meanwhile, count `dropped` and write nothing; `completions += 1`, full
 //!   barrier, `FUTEX_WAKE` when `waiters` is not zero;
 //! * poll `poll_us`, then count themselves in `idle_workers`, re-check, and
 //!   sleep until kicked.
@@ -23,7 +24,7 @@
 //! system call arguments.
 
 use crate::allow;
-use crate::sys::{self, Ctrl, Entry, BUSY, DONE, SUBMITTED};
+use crate::sys::{self, Ctrl, Entry, BUSY, COMPLETING, DONE, SUBMITTED};
 use core::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::{mpsc, Arc, Once};
@@ -403,19 +404,20 @@ fn run(sh: &Shared, i: usize) {
         }
     };
     let c = sh.ctrl();
-    if e.status.load(Ordering::Acquire) == BUSY {
+    // Ownership first, then the result: `ret` is written only into an entry
+    // this worker still owns (the kernel's BUSY -> COMPLETING -> DONE).
+    if e.status
+        .compare_exchange(BUSY, COMPLETING, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
         e.ret.store(ret, Ordering::Relaxed);
-        if e.status
-            .compare_exchange(BUSY, DONE, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
-        {
-            c.completions.fetch_add(1, Ordering::Release);
-            fence(Ordering::SeqCst);
-            if c.waiters.load(Ordering::Relaxed) != 0 {
-                sys::futex_wake_all(&c.completions);
-            }
-            return;
+        e.status.store(DONE, Ordering::Release);
+        c.completions.fetch_add(1, Ordering::Release);
+        fence(Ordering::SeqCst);
+        if c.waiters.load(Ordering::Relaxed) != 0 {
+            sys::futex_wake_all(&c.completions);
         }
+        return;
     }
     c.dropped.fetch_add(1, Ordering::Relaxed);
 }

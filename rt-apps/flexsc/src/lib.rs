@@ -54,7 +54,7 @@ pub mod sys;
 pub use call::Call;
 pub use sys::{KernelTimespec, Stat64};
 
-use sys::{Ctrl, Entry, BLOCKED, BUSY, CLAIMED, DONE, FREE, SUBMITTED};
+use sys::{Ctrl, Entry, CLAIMED, DONE, FREE, SUBMITTED};
 
 /// Bytes a post-and-forget or copying write can carry: each entry has a
 /// buffer of this size, allocated at registration.
@@ -508,7 +508,7 @@ impl FlexSc {
         })
     }
 
-    /// The status word of entry `i` (`sys::FREE` ..= `sys::DONE`).
+    /// The status word of entry `i` (`sys::FREE` ..= `sys::COMPLETING`).
     pub fn entry_status(&self, i: usize) -> Option<u32> {
         (i < self.nentries && !self.is_forked())
             .then(|| self.entry(i).status.load(Ordering::Acquire))
@@ -1033,12 +1033,12 @@ impl FlexSc {
         })
     }
 
+    /// True while an entry is posted or being posted: CLAIMED, SUBMITTED,
+    /// or in progress in the kernel (BUSY, BLOCKED, COMPLETING).
     fn in_flight(&self) -> bool {
         (0..self.nentries).any(|i| {
-            matches!(
-                self.entry(i).status.load(Ordering::Acquire),
-                SUBMITTED | BUSY | BLOCKED | CLAIMED
-            )
+            let s = self.entry(i).status.load(Ordering::Acquire);
+            matches!(s, SUBMITTED | CLAIMED) || sys::in_progress(s)
         })
     }
 

@@ -45,6 +45,18 @@ pub const BUSY: u32 = 3;
 pub const BLOCKED: u32 = 4;
 /// Entry status: `ret` is valid.
 pub const DONE: u32 = 5;
+/// Entry status: a syscall thread has won the entry (BUSY or BLOCKED ->
+/// COMPLETING by compare-and-exchange) and is storing `ret`; DONE follows
+/// (store-release). Kernel-owned: user space treats it like [`BUSY`], a
+/// call in progress, and never writes the entry.
+pub const COMPLETING: u32 = 6;
+
+/// True for the kernel-owned states of a call in progress: [`BUSY`],
+/// [`BLOCKED`] and [`COMPLETING`] (not [`SUBMITTED`], which no syscall
+/// thread has claimed yet).
+pub const fn in_progress(status: u32) -> bool {
+    matches!(status, BUSY | BLOCKED | COMPLETING)
+}
 
 /// Scheduling policies of [`Config::policy`] (the kernel's `SCHED_*`).
 pub const SCHED_OTHER: u32 = 0;
@@ -85,7 +97,7 @@ pub struct Config {
 #[repr(C, align(64))]
 #[derive(Debug, Default)]
 pub struct Entry {
-    /// [`FREE`] .. [`DONE`].
+    /// [`FREE`] ..= [`COMPLETING`].
     pub status: AtomicU32,
     /// EABI system call number (r7).
     pub nr: AtomicU32,
@@ -387,4 +399,20 @@ pub fn futex_wake_all(word: &AtomicU32) {
             0u32,
         )
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state values are the UAPI header's, and exactly the kernel-owned
+    /// states of a claimed call count as in progress.
+    #[test]
+    fn states() {
+        let all = [FREE, CLAIMED, SUBMITTED, BUSY, BLOCKED, DONE, COMPLETING];
+        assert_eq!(all, [0, 1, 2, 3, 4, 5, 6]);
+        let busy: Vec<u32> = all.into_iter().filter(|&s| in_progress(s)).collect();
+        assert_eq!(busy, [BUSY, BLOCKED, COMPLETING]);
+        assert!(!in_progress(7) && !in_progress(u32::MAX));
+    }
 }
