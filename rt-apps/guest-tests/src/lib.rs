@@ -263,6 +263,285 @@ pub fn threads_named(prefix: &str) -> Vec<(u32, u32, String)> {
     out
 }
 
+/// The syscall pages of `fx`'s region, for raw access by tests that play a
+/// hostile or careless user (writing entries behind the library's back).
+/// Panics in fallback mode (no region).
+pub fn flexsc_entries(fx: &flexsc::FlexSc) -> &[flexsc::sys::Entry] {
+    let (base, len) = fx.region().expect("a FlexSC region");
+    assert_eq!(
+        len,
+        flexsc::sys::region_len((fx.nentries() / flexsc::sys::ENTRIES_PER_PAGE) as u32)
+    );
+    // SAFETY: the syscall pages follow the control page in the region,
+    // which stays mapped while `fx` (whose borrow bounds the slice) lives;
+    // Entry consists of atomics, so shared access with the kernel is fine.
+    unsafe {
+        std::slice::from_raw_parts(
+            (base + flexsc::sys::PAGE_SIZE) as *const flexsc::sys::Entry,
+            fx.nentries(),
+        )
+    }
+}
+
+/// The control page of `fx`'s region, for raw access (see
+/// [`flexsc_entries`]). Panics in fallback mode.
+pub fn flexsc_ctrl(fx: &flexsc::FlexSc) -> &flexsc::sys::Ctrl {
+    let (base, _) = fx.region().expect("a FlexSC region");
+    // SAFETY: the control page starts the region, which stays mapped while
+    // `fx` lives; Ctrl consists of atomics.
+    unsafe { &*(base as *const flexsc::sys::Ctrl) }
+}
+
+/// Claims a FREE entry of `fx` by hand (compare-and-swap FREE -> CLAIMED,
+/// as the library does), fills in a call with any flags and reserved
+/// words, publishes it (SUBMITTED) and kicks the syscall threads; does not
+/// wait. Returns the entry.
+///
+/// # Safety
+///
+/// As for [`flexsc::Call::raw`]: every pointer among `args` must stay valid
+/// for what call `nr` does with it until the entry is DONE (or the region
+/// is gone).
+pub unsafe fn flexsc_submit_raw(
+    fx: &flexsc::FlexSc,
+    nr: u32,
+    args: [u32; 6],
+    flags: u32,
+    resv: [u32; 4],
+) -> &flexsc::sys::Entry {
+    use flexsc::sys;
+    use std::sync::atomic::{fence, Ordering};
+    let e = flexsc_entries(fx)
+        .iter()
+        .find(|e| {
+            e.status
+                .compare_exchange(sys::FREE, sys::CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+        .expect("a free entry");
+    e.nr.store(nr, Ordering::Relaxed);
+    for (a, v) in e.args.iter().zip(args) {
+        a.store(v, Ordering::Relaxed);
+    }
+    e.flags.store(flags, Ordering::Relaxed);
+    for (r, v) in e.resv.iter().zip(resv) {
+        r.store(v, Ordering::Relaxed);
+    }
+    e.ret.store(0x7777, Ordering::Relaxed);
+    e.status.store(sys::SUBMITTED, Ordering::Release);
+    fence(Ordering::SeqCst);
+    fx.kernel_wait(0, None).expect("kick the syscall threads");
+    e
+}
+
+/// Polls `cond` every millisecond until it holds (true) or `timeout`
+/// passes (false). For "it happens at all" checks: the bound is generous.
+pub fn wait_for(timeout: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let t0 = std::time::Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if t0.elapsed() > timeout {
+            return cond();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Thread ids of the FlexSC syscall threads of process `pid` (named
+/// `flexsc-<pid>-<n>`), sorted.
+pub fn flexsc_workers_of(pid: u32) -> Vec<u32> {
+    let prefix = format!("flexsc-{pid}-");
+    let mut tids: Vec<u32> = threads_named(&prefix)
+        .into_iter()
+        .filter(|&(p, _, _)| p == pid)
+        .map(|(_, tid, _)| tid)
+        .collect();
+    tids.sort_unstable();
+    tids
+}
+
+/// A directory of its own under /tmp (tmpfs), `/tmp/flexsc-<tag>-<pid>`,
+/// removed on drop.
+pub struct TmpDir(String);
+
+impl TmpDir {
+    /// Creates the directory (replacing a stale one), panicking on failure.
+    pub fn new(tag: &str) -> TmpDir {
+        let p = format!("/tmp/flexsc-{tag}-{}", std::process::id());
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        TmpDir(p)
+    }
+
+    /// The path of `name` in the directory.
+    pub fn path(&self, name: &str) -> String {
+        format!("{}/{name}", self.0)
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Child processes: tests that change credentials, seccomp, scheduling or
+// end threads do it in a forked child, so the test process stays clean.
+
+/// `fork()`, panicking if it fails.
+pub fn fork() -> libc::pid_t {
+    // SAFETY: fork has no memory-safety preconditions; the children of the
+    // tests run straightforward code (glibc makes malloc usable in the
+    // child) and end with _exit, never returning into the test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    pid
+}
+
+/// Ends a child process at once, without running the parent's destructors
+/// or exit handlers.
+pub fn exit_child(code: i32) -> ! {
+    // SAFETY: _exit ends the process; nothing runs afterwards.
+    unsafe { libc::_exit(code) }
+}
+
+/// Whether a wait status says "exited with `code`".
+pub fn exited_with(status: i32, code: i32) -> bool {
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == code
+}
+
+/// Waits for child `pid` for at most `timeout` and returns its wait status;
+/// `None` if it was still running then (it is SIGKILLed and reaped).
+pub fn wait_child_for(pid: libc::pid_t, timeout: std::time::Duration) -> Option<i32> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for our own child; `status` is a live int.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return Some(status);
+        }
+        assert_eq!(r, 0, "waitpid({pid}): {}", std::io::Error::last_os_error());
+        if t0.elapsed() > timeout {
+            // SAFETY: killing and reaping our own hung child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Waits for child `pid` for at most `timeout`; SIGKILLs it and panics
+/// (naming `what`) after.
+pub fn wait_child(pid: libc::pid_t, timeout: std::time::Duration, what: &str) -> i32 {
+    wait_child_for(pid, timeout)
+        .unwrap_or_else(|| panic!("{what}: child {pid} still running after {timeout:?}"))
+}
+
+/// A pipe with close-on-exec ends: (read end, write end).
+pub fn pipe() -> (std::os::fd::RawFd, std::os::fd::RawFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a live array of two ints.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
+    (fds[0], fds[1])
+}
+
+/// Closes a descriptor the caller owns and no longer uses.
+pub fn close(fd: std::os::fd::RawFd) {
+    // SAFETY: the caller owns `fd`; nothing uses it afterwards.
+    unsafe { libc::close(fd) };
+}
+
+/// In a child of [`in_child`]: the write end of the pipe its verdict goes
+/// to (-1 elsewhere).
+static CHILD_REPORT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// In a child of [`in_child`], from any of its threads: reports `msg` as
+/// the child's failure and ends the whole child process (exit code 1).
+pub fn child_fail(msg: &str) -> ! {
+    let fd = CHILD_REPORT_FD.load(std::sync::atomic::Ordering::SeqCst);
+    let mut rest = msg.as_bytes();
+    while fd >= 0 && !rest.is_empty() {
+        // SAFETY: writing from a live byte slice to our own pipe.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            break;
+        }
+        rest = &rest[n as usize..];
+    }
+    // SAFETY: exit_group ends every thread of the child; nothing runs after.
+    unsafe { libc::syscall(libc::SYS_exit_group, 1) };
+    unreachable!("exit_group returned")
+}
+
+/// Runs `f` in a forked child process and returns its verdict: `Ok(())`
+/// if the child ended with status 0 and reported nothing, otherwise a
+/// message: what `f` returned as its error, its panic message, or how the
+/// child ended. The child never returns into the test harness. A child
+/// still running after `timeout` is killed (a bound for "it ends at all":
+/// make it generous). The child may also end through [`child_fail`], or by
+/// ending all its threads with `SYS_exit` (status 0: a success).
+pub fn in_child(
+    what: &str,
+    timeout: std::time::Duration,
+    f: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    let (rd, wr) = pipe();
+    let pid = fork();
+    if pid == 0 {
+        close(rd);
+        CHILD_REPORT_FD.store(wr, std::sync::atomic::Ordering::SeqCst);
+        let msg = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(Ok(())) => exit_child(0),
+            Ok(Err(m)) => m,
+            Err(p) => {
+                let text = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_string());
+                format!("panicked: {text}")
+            }
+        };
+        child_fail(&msg);
+    }
+    close(wr);
+    let status = wait_child_for(pid, timeout);
+    let mut report = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: reading our own pipe into a live buffer; the child is
+        // gone, so this ends at EOF.
+        let n = unsafe { libc::read(rd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        report.extend_from_slice(&buf[..n as usize]);
+    }
+    close(rd);
+    let report = String::from_utf8_lossy(&report).into_owned();
+    match status {
+        None => Err(format!(
+            "{what}: the child was still running after {timeout:?} (killed){}",
+            if report.is_empty() {
+                String::new()
+            } else {
+                format!("; it reported: {report}")
+            }
+        )),
+        Some(st) if exited_with(st, 0) && report.is_empty() => Ok(()),
+        Some(_) if !report.is_empty() => Err(format!("{what}: {report}")),
+        Some(st) => Err(format!("{what}: child ended with wait status {st:#x}")),
+    }
+}
+
 /// A xorshift64* pseudo-random generator: seeded, repeatable, no crate.
 #[derive(Clone, Debug)]
 pub struct XorShift(u64);
@@ -325,6 +604,32 @@ mod flexsc_helper_tests {
         assert!(va.iter().all(|&v| v < 7));
         assert!((0..7).all(|k| va.contains(&k)));
         assert_ne!(XorShift::new(1).next_u64(), XorShift::new(2).next_u64());
+    }
+
+    #[test]
+    fn in_child_reports_success_errors_panics_and_hangs() {
+        use std::time::Duration;
+        let long = Duration::from_secs(30);
+        assert_eq!(in_child("ok", long, || Ok(())), Ok(()));
+        let e = in_child("err", long, || Err("bad thing".into())).unwrap_err();
+        assert!(e.contains("err: bad thing"), "{e}");
+        let e = in_child("panic", long, || panic!("boom")).unwrap_err();
+        assert!(e.contains("panicked: boom"), "{e}");
+        let e = in_child("fail", long, || {
+            std::thread::spawn(|| child_fail("from a thread"));
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+        .unwrap_err();
+        assert!(e.contains("from a thread"), "{e}");
+        let e = in_child("exit 3", long, || exit_child(3)).unwrap_err();
+        assert!(e.contains("0x300"), "{e}");
+        let e = in_child("hang", Duration::from_millis(300), || loop {
+            std::thread::sleep(Duration::from_secs(1));
+        })
+        .unwrap_err();
+        assert!(e.contains("still running"), "{e}");
     }
 
     #[test]
