@@ -459,11 +459,11 @@ pub fn close(fd: std::os::fd::RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// In a child of [`in_child`]: the write end of the pipe its verdict goes
+/// In a child of [`run_in_child`]: the write end of the pipe its report goes
 /// to (-1 elsewhere).
 static CHILD_REPORT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
-/// In a child of [`in_child`], from any of its threads: reports `msg` as
+/// In a child of [`run_in_child`], from any of its threads: reports `msg` as
 /// the child's failure and ends the whole child process (exit code 1).
 pub fn child_fail(msg: &str) -> ! {
     let fd = CHILD_REPORT_FD.load(std::sync::atomic::Ordering::SeqCst);
@@ -481,18 +481,27 @@ pub fn child_fail(msg: &str) -> ! {
     unreachable!("exit_group returned")
 }
 
-/// Runs `f` in a forked child process and returns its verdict: `Ok(())`
-/// if the child ended with status 0 and reported nothing, otherwise a
-/// message: what `f` returned as its error, its panic message, or how the
-/// child ended. The child never returns into the test harness. A child
-/// still running after `timeout` is killed (a bound for "it ends at all":
-/// make it generous). The child may also end through [`child_fail`], or by
-/// ending all its threads with `SYS_exit` (status 0: a success).
-pub fn in_child(
-    what: &str,
+/// How a child of [`run_in_child`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildEnd {
+    /// Its wait status; `None` if it was still running after the timeout
+    /// (it was killed then).
+    pub status: Option<i32>,
+    /// What it reported: the error its function returned, its panic
+    /// message, or a [`child_fail`] message; empty if nothing.
+    pub report: String,
+}
+
+/// Runs `f` in a forked child process and tells how the child ended. The
+/// child never returns into the test harness: it ends with status 0 when
+/// `f` returns `Ok`, reports the error or panic message otherwise (exit
+/// code 1), or ends by itself: through [`child_fail`], or by ending all its
+/// threads with `SYS_exit`. A child still running after `timeout` is
+/// killed (a bound for "it ends at all": make it generous).
+pub fn run_in_child(
     timeout: std::time::Duration,
     f: impl FnOnce() -> Result<(), String>,
-) -> Result<(), String> {
+) -> ChildEnd {
     let (rd, wr) = pipe();
     let pid = fork();
     if pid == 0 {
@@ -526,19 +535,32 @@ pub fn in_child(
         report.extend_from_slice(&buf[..n as usize]);
     }
     close(rd);
-    let report = String::from_utf8_lossy(&report).into_owned();
-    match status {
-        None => Err(format!(
-            "{what}: the child was still running after {timeout:?} (killed){}",
-            if report.is_empty() {
-                String::new()
-            } else {
-                format!("; it reported: {report}")
-            }
+    ChildEnd {
+        status,
+        report: String::from_utf8_lossy(&report).into_owned(),
+    }
+}
+
+/// [`run_in_child`] as a verdict: `Ok(())` if the child ended with status 0
+/// and reported nothing, otherwise a message naming `what`: the child's
+/// report, or how it ended.
+pub fn in_child(
+    what: &str,
+    timeout: std::time::Duration,
+    f: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    let end = run_in_child(timeout, f);
+    match (end.status, end.report.is_empty()) {
+        (None, true) => Err(format!(
+            "{what}: the child was still running after {timeout:?} (killed)"
         )),
-        Some(st) if exited_with(st, 0) && report.is_empty() => Ok(()),
-        Some(_) if !report.is_empty() => Err(format!("{what}: {report}")),
-        Some(st) => Err(format!("{what}: child ended with wait status {st:#x}")),
+        (None, false) => Err(format!(
+            "{what}: the child was still running after {timeout:?} (killed); it reported: {}",
+            end.report
+        )),
+        (Some(st), true) if exited_with(st, 0) => Ok(()),
+        (Some(st), true) => Err(format!("{what}: child ended with wait status {st:#x}")),
+        (Some(_), false) => Err(format!("{what}: {}", end.report)),
     }
 }
 

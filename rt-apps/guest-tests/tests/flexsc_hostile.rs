@@ -18,8 +18,8 @@ use flexsc::allow::{self, nr};
 use flexsc::sys;
 use flexsc::{Call, Config, Error, FlexSc, Policy};
 use guest_tests::{
-    flexsc_ctrl, flexsc_submit_raw, flexsc_try_register, flexsc_workers_of, in_child, pipe,
-    threads_named, wait_for, TmpDir,
+    child_fail, flexsc_ctrl, flexsc_submit_raw, flexsc_try_register, flexsc_workers_of, in_child,
+    pipe, run_in_child, wait_for, TmpDir,
 };
 use std::ffi::{CStr, CString};
 use std::fmt::Debug;
@@ -741,6 +741,28 @@ fn ioctl_and_fcntl64_are_refused_without_running() {
 // ---------------------------------------------------------------------------
 // F5: lifecycle
 
+/// A child that must end by itself within `bound` (any wait status: how
+/// the last threads end is the kernel's choice), reporting nothing.
+fn ends_by_itself(
+    what: &str,
+    bound: Duration,
+    f: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    let end = run_in_child(bound, f);
+    match end.status {
+        None => Err(format!(
+            "{what}: the process did not end within {bound:?} (killed){}",
+            if end.report.is_empty() {
+                String::new()
+            } else {
+                format!("; it reported: {}", end.report)
+            }
+        )),
+        Some(_) if !end.report.is_empty() => Err(format!("{what}: {}", end.report)),
+        Some(_) => Ok(()),
+    }
+}
+
 /// F5a. On the old kernel a process whose last user thread ended with
 /// `SYS_exit` (not `exit_group`) while a FlexSC call blocked never ended:
 /// only idle syscall threads checked for orphans, the one blocked in the
@@ -750,7 +772,7 @@ fn ioctl_and_fcntl64_are_refused_without_running() {
 #[test]
 fn a_process_ends_when_its_last_user_thread_exits_during_a_blocked_call() {
     let bound = 3 * BOUND;
-    let registering_last = in_child(
+    let registering_last = ends_by_itself(
         "the registering thread exits last, a read blocked",
         bound,
         || {
@@ -762,29 +784,27 @@ fn a_process_ends_when_its_last_user_thread_exits_during_a_blocked_call() {
             exit_this_thread()
         },
     );
-    let other_last = in_child("another thread exits last, a read blocked", bound, || {
+    let other_last = ends_by_itself("another thread exits last, a read blocked", bound, || {
         let fx = register(&workers(2))?;
         let leader = gettid();
         std::thread::spawn(move || {
             // The registering (main) thread exits first: its task stays a
             // zombie until the whole process ends.
             if !wait_for(BOUND, || thread_state(leader) == Some('Z')) {
-                guest_tests::child_fail("the main thread did not exit");
+                child_fail("the main thread did not exit");
             }
             let (r, _w) = pipe();
             if let Err(e) = post_blocking_read(&fx, r) {
-                guest_tests::child_fail(&e);
+                child_fail(&e);
             }
             std::mem::forget(fx);
             exit_this_thread()
         });
         exit_this_thread()
     });
+    // waitpid() reports a process only once all its threads, the syscall
+    // threads too, have exited: nothing of it is left.
     assert_all_ok(&[registering_last, other_last]);
-    // Nothing of those processes is left: only this process may have
-    // syscall threads (it has none either).
-    let left: Vec<_> = threads_named("flexsc-");
-    assert!(left.is_empty(), "syscall threads left: {left:?}");
 }
 
 /// F5b. On the old kernel `munmap()` of the region did not stop it while
