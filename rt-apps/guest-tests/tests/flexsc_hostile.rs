@@ -1004,3 +1004,163 @@ fn idle_syscall_threads_do_not_wake_up() {
     });
     assert_all_ok(&[r]);
 }
+
+// ---------------------------------------------------------------------------
+// Threat model: unprivileged processes and other users
+
+/// Threat model, unprivileged process: a process of an ordinary user
+/// registers and gets nothing it could not do directly: no real-time
+/// syscall threads without the right (EPERM), its own identity, no access
+/// to a root-only file. (Held before the fixes too: a boundary test.)
+#[test]
+fn an_unprivileged_process_gains_nothing_through_flexsc() {
+    let dir = TmpDir::new("unpriv");
+    let path = dir.path("secret");
+    std::fs::write(&path, b"root only\n").unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let secret = CString::new(path).unwrap();
+    let r = in_child("a process of nobody", 3 * BOUND, || {
+        let mut v = Verdict::default();
+        become_nobody()?;
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `rl` is a live rlimit the call fills in.
+        unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &mut rl) };
+        v.expect("RLIMIT_RTPRIO of the test's nobody", rl.rlim_cur, 0);
+        for policy in [Policy::Fifo(10), Policy::Rr(1)] {
+            let cfg = Config {
+                policy,
+                ..workers(2)
+            };
+            v.expect(
+                &format!("registration with {policy:?} as nobody"),
+                flexsc_try_register(&cfg).err(),
+                Some(Error::Errno(libc::EPERM)),
+            );
+        }
+        let fx = register(&workers(2))?;
+        v.expect(
+            "FlexSC getuid32 as nobody",
+            fx.call(Call::getuid()),
+            Ok(NOBODY as usize),
+        );
+        let open = || Call::openat(libc::AT_FDCWD, &secret, libc::O_RDONLY | libc::O_CLOEXEC, 0);
+        v.expect(
+            "direct openat of a root-only file",
+            direct(open()),
+            Err(Error::Errno(libc::EACCES)),
+        );
+        v.expect(
+            "FlexSC openat of a root-only file",
+            fx.call(open()),
+            Err(Error::Errno(libc::EACCES)),
+        );
+        for tid in flexsc_workers_of(my_pid()) {
+            let (pol, prio, _) = sched_of(tid)?;
+            v.expect(
+                &format!("scheduling of syscall thread {tid}"),
+                (pol, prio),
+                (libc::SCHED_OTHER, 0),
+            );
+        }
+        v.into_result()
+    });
+    assert_all_ok(&[r]);
+}
+
+/// Threat model, other users: a process of another user cannot reach the
+/// syscall threads of a root process that uses FlexSC: no ptrace, no
+/// `/proc/PID/task/TID/mem`, no `process_vm_writev`, no signal. (The
+/// ordinary ptrace and signal rules; the syscall threads add no way in.)
+#[test]
+fn other_users_cannot_reach_the_syscall_threads() {
+    // The target: a root process with a region, alive until `hold` closes.
+    let (ready_rd, ready_wr) = pipe();
+    let (hold_rd, hold_wr) = pipe();
+    let target = guest_tests::fork();
+    if target == 0 {
+        guest_tests::close(ready_rd);
+        guest_tests::close(hold_wr);
+        let code = match register(&workers(2)) {
+            Ok(fx) => {
+                let tid = flexsc_workers_of(my_pid()).first().copied().unwrap_or(0);
+                // SAFETY: 4 bytes from a live u32 into our pipe; then a read
+                // into a live byte that returns at EOF.
+                unsafe {
+                    libc::write(ready_wr, tid.to_ne_bytes().as_ptr().cast(), 4);
+                    let mut b = 0u8;
+                    libc::read(hold_rd, (&mut b as *mut u8).cast(), 1);
+                }
+                drop(fx);
+                0
+            }
+            Err(_) => 1,
+        };
+        guest_tests::exit_child(code);
+    }
+    guest_tests::close(ready_wr);
+    guest_tests::close(hold_rd);
+    let mut tid = [0u8; 4];
+    // SAFETY: reading 4 bytes into a live array from our pipe.
+    let n = unsafe { libc::read(ready_rd, tid.as_mut_ptr().cast(), 4) };
+    guest_tests::close(ready_rd);
+    let worker = u32::from_ne_bytes(tid);
+    let attack = in_child("nobody against a root FlexSC process", 3 * BOUND, || {
+        if n != 4 || worker == 0 {
+            return Err("the target did not register".into());
+        }
+        let mut v = Verdict::default();
+        become_nobody()?;
+        let pid = target;
+        let tid = worker as libc::pid_t;
+        // SAFETY: PTRACE_SEIZE with no address or data pointers.
+        let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0) };
+        v.expect(
+            "PTRACE_SEIZE of a syscall thread",
+            (r, errno()),
+            (-1, libc::EPERM),
+        );
+        let mem = format!("/proc/{pid}/task/{tid}/mem");
+        v.expect(
+            &format!("open {mem}"),
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&mem)
+                .map(drop)
+                .map_err(|e| e.raw_os_error()),
+            Err(Some(libc::EACCES)),
+        );
+        let mut local = [0u8; 4];
+        let liov = libc::iovec {
+            iov_base: local.as_mut_ptr().cast(),
+            iov_len: 4,
+        };
+        let riov = libc::iovec {
+            iov_base: 0x1_0000 as *mut libc::c_void,
+            iov_len: 4,
+        };
+        // SAFETY: one live local iovec over a live array; the remote one
+        // names memory of the target, which the kernel refuses to touch.
+        let r = unsafe { libc::process_vm_writev(pid, &liov, 1, &riov, 1, 0) };
+        v.expect(
+            "process_vm_writev into the target",
+            (r, errno()),
+            (-1, libc::EPERM),
+        );
+        // SAFETY: signal 0 only checks permission; integer arguments.
+        let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) };
+        v.expect(
+            "tgkill(target, syscall thread, 0)",
+            (r, errno()),
+            (-1, libc::EPERM),
+        );
+        v.into_result()
+    });
+    guest_tests::close(hold_wr);
+    let st = guest_tests::wait_child(target, 3 * BOUND, "FlexSC target process");
+    assert_all_ok(&[attack]);
+    assert!(guest_tests::exited_with(st, 0), "target: status {st:#x}");
+}
