@@ -1,0 +1,279 @@
+//! The FlexSC region of a fuzzing process, as its threads share it.
+//!
+//! Threads post into the region while other threads unmap it, replace it,
+//! zap it or make it read-only. Instead of locking every access, the
+//! process installs a SIGSEGV/SIGBUS handler ([`install_fault_handler`])
+//! that repairs faults at addresses where a region is or was:
+//!
+//! * not mapped any more (munmap, exec of a sibling... ): map a zero page
+//!   there (`MAP_FIXED_NOREPLACE`), the access is retried on it;
+//! * read-only (a fuzzing mprotect): make the region writable again;
+//! * zapped (`MADV_DONTNEED`: the region has no fault handler, so the
+//!   next access is SIGBUS): replace the whole region by anonymous memory,
+//!   which releases it like munmap.
+//!
+//! So an address a thread took from [`current`] is always readable and
+//! writable when it is used (the region, or a page the handler put there),
+//! and entries are reached through atomics only. Faults anywhere else get
+//! the default action (the process dies: a crash the supervisor reports).
+
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use flexsc::sys::{self, Ctrl, Entry};
+use std::sync::Mutex;
+
+use crate::stats::{self, C};
+
+/// `si_code` of a SIGSEGV on a mapped address without the permission.
+const SEGV_ACCERR: i32 = 2;
+
+static ADDR: AtomicUsize = AtomicUsize::new(0);
+static LEN: AtomicUsize = AtomicUsize::new(0);
+static GEN: AtomicU32 = AtomicU32::new(0);
+/// Fault handlers running (a region may be changing under them).
+static REPAIRING: AtomicU32 = AtomicU32::new(0);
+/// Generation whose region was MADV_DOFORKed (a forked child may share it).
+static DOFORK_GEN: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Serializes the operations that change which region is live: register,
+/// munmap, mm operations on the region, fork (so a child sees a settled
+/// region). Entry traffic does not take it.
+pub static LOCK: Mutex<()> = Mutex::new(());
+
+const NRANGES: usize = 32;
+/// Every range a region of this process ever had (start, end): faults there
+/// are repaired.
+static RANGES: [(AtomicUsize, AtomicUsize); NRANGES] =
+    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; NRANGES];
+static NEXT_RANGE: AtomicUsize = AtomicUsize::new(0);
+
+/// Most entries a region can have.
+pub const MAX_ENTRIES: usize = sys::MAX_PAGES as usize * sys::ENTRIES_PER_PAGE;
+
+/// Per entry: bumped (to odd) before and (to even) after any rewrite that
+/// does not follow the claim protocol, so the poster can tell whether its
+/// entry was tampered with.
+pub static TAMPER: [AtomicU32; MAX_ENTRIES] = [const { AtomicU32::new(0) }; MAX_ENTRIES];
+
+/// A region as one thread saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snap {
+    /// Start (the control page).
+    pub addr: usize,
+    /// Length in bytes.
+    pub len: usize,
+    /// Generation: changes whenever a region comes or goes.
+    pub gen: u32,
+}
+
+impl Snap {
+    /// Number of entries.
+    pub fn nentries(&self) -> usize {
+        (self.len / sys::PAGE_SIZE - 1) * sys::ENTRIES_PER_PAGE
+    }
+
+    /// Entry `i` (< nentries).
+    pub fn entry(&self, i: usize) -> &'static Entry {
+        debug_assert!(i < self.nentries());
+        // SAFETY: the address lies in a range that is a region or was one;
+        // such addresses are always accessible: the region's shared pages
+        // (which the kernel writes concurrently: Entry is atomics only), or
+        // after the region went away a page the fault handler maps before
+        // the faulting access is retried. Entry is 64-byte aligned there.
+        unsafe { &*((self.addr + sys::PAGE_SIZE + i * 64) as *const Entry) }
+    }
+
+    /// Entry `i` as its sixteen 32-bit words.
+    pub fn words(&self, i: usize) -> &'static [AtomicU32; 16] {
+        debug_assert!(i < self.nentries());
+        // SAFETY: as for entry(): 64 always-accessible bytes, written
+        // concurrently by the kernel, reached through atomics only.
+        unsafe { &*((self.addr + sys::PAGE_SIZE + i * 64) as *const [AtomicU32; 16]) }
+    }
+
+    /// The control page as 32-bit words.
+    pub fn ctrl_words(&self) -> &'static [AtomicU32; 1024] {
+        // SAFETY: as for entry(): the whole control page is always
+        // accessible and only reached through atomics.
+        unsafe { &*(self.addr as *const [AtomicU32; 1024]) }
+    }
+
+    /// The control page.
+    pub fn ctrl(&self) -> &'static Ctrl {
+        // SAFETY: as for entry(): the region start is always accessible;
+        // Ctrl is atomics only and page aligned there.
+        unsafe { &*(self.addr as *const Ctrl) }
+    }
+
+    /// Whether this is still the live region.
+    pub fn is_current(&self) -> bool {
+        GEN.load(Ordering::Acquire) == self.gen && ADDR.load(Ordering::Acquire) == self.addr
+    }
+
+    /// Whether a forked child may share this region (MADV_DOFORK was
+    /// accepted for it): its rewrites are then not tracked.
+    pub fn maybe_shared(&self) -> bool {
+        DOFORK_GEN.load(Ordering::Acquire) == self.gen
+    }
+}
+
+/// The live region, if any.
+pub fn current() -> Option<Snap> {
+    let gen = GEN.load(Ordering::Acquire);
+    let addr = ADDR.load(Ordering::Acquire);
+    let len = LEN.load(Ordering::Acquire);
+    if addr == 0 || len < 2 * sys::PAGE_SIZE {
+        return None;
+    }
+    Some(Snap { addr, len, gen })
+}
+
+/// Records a newly registered region (with [`LOCK`] held).
+pub fn set(addr: usize, npages: u32) {
+    let len = sys::region_len(npages);
+    let k = NEXT_RANGE.fetch_add(1, Ordering::AcqRel) % NRANGES;
+    RANGES[k].0.store(addr, Ordering::Release);
+    RANGES[k].1.store(addr + len, Ordering::Release);
+    LEN.store(len, Ordering::Release);
+    ADDR.store(addr, Ordering::Release);
+    GEN.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Records that region `addr` is gone (with [`LOCK`] held, or from the
+/// fault handler). Returns false if it was not the live one.
+pub fn clear(addr: usize) -> bool {
+    if ADDR
+        .compare_exchange(addr, 0, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        GEN.fetch_add(1, Ordering::AcqRel);
+        true
+    } else {
+        false
+    }
+}
+
+/// Marks the live region as possibly shared with forked children.
+pub fn set_dofork(s: &Snap) {
+    DOFORK_GEN.store(s.gen, Ordering::Release);
+}
+
+/// True while no fault handler is repairing anything and the generation is
+/// `gen`: the caller's view of the region is settled.
+pub fn settled(gen: u32) -> bool {
+    REPAIRING.load(Ordering::Acquire) == 0 && GEN.load(Ordering::Acquire) == gen
+}
+
+/// The generation now.
+pub fn generation() -> u32 {
+    GEN.load(Ordering::Acquire)
+}
+
+fn in_ranges(a: usize) -> bool {
+    RANGES.iter().any(|(s, e)| {
+        let (s, e) = (s.load(Ordering::Acquire), e.load(Ordering::Acquire));
+        s != 0 && a >= s && a < e
+    })
+}
+
+thread_local! {
+    /// Last fault address of this thread and how often it repeated.
+    static REPEAT: core::cell::Cell<(usize, u32)> = const { core::cell::Cell::new((0, 0)) };
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers;
+    // si_addr is the union member of SIGSEGV and SIGBUS.
+    let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
+    // The same address faulting again and again (a stale range now holds
+    // something we cannot repair, e.g. a guard page): give up on it.
+    let again = REPEAT.with(|r| {
+        let (last, n) = r.get();
+        let n = if last == addr { n + 1 } else { 0 };
+        r.set((addr, n));
+        n
+    });
+    if !in_ranges(addr) || again > 8 {
+        // Not ours: default action, the access faults again and kills us.
+        // SAFETY: resetting the disposition of a signal we handle.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        stats::problem(
+            C::Crash,
+            format_args!("pid {}: signal {sig} (code {code}) at {addr:#x}", pid()),
+        );
+        return;
+    }
+    REPAIRING.fetch_add(1, Ordering::AcqRel);
+    let live = current().filter(|s| addr >= s.addr && addr < s.addr + s.len);
+    match (sig, code, live) {
+        (libc::SIGSEGV, SEGV_ACCERR, Some(s)) => {
+            // SAFETY: the live region is a shared read-write mapping a
+            // fuzzing thread made read-only; giving the permission back
+            // changes no contents.
+            unsafe {
+                libc::mprotect(
+                    s.addr as *mut libc::c_void,
+                    s.len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+        }
+        (libc::SIGBUS, _, Some(s)) => {
+            // Zapped: replace the whole region (releasing it).
+            // SAFETY: MAP_FIXED over exactly the region's range, which only
+            // this program uses through atomics; every later access finds
+            // zeroed anonymous memory.
+            let r = unsafe {
+                libc::mmap(
+                    s.addr as *mut libc::c_void,
+                    s.len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+            if r != libc::MAP_FAILED {
+                clear(s.addr);
+                stats::add(C::RegionZapped);
+            }
+        }
+        _ => {
+            // Unmapped (or a stale range): a zero page, unless something
+            // was mapped there meanwhile (then the retry simply hits it).
+            let page = addr & !(sys::PAGE_SIZE - 1);
+            // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping: it
+            // fills only the hole the access faulted on.
+            unsafe {
+                libc::mmap(
+                    page as *mut libc::c_void,
+                    sys::PAGE_SIZE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                )
+            };
+        }
+    }
+    REPAIRING.fetch_sub(1, Ordering::AcqRel);
+}
+
+fn pid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// Installs the repairing handler for SIGSEGV and SIGBUS.
+pub fn install_fault_handler() {
+    for sig in [libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: a zeroed sigaction with our SA_SIGINFO handler (an extern
+        // "C" fn with the three-argument signature) and an empty mask.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = on_fault as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, core::ptr::null_mut());
+        }
+    }
+}
