@@ -176,7 +176,7 @@ ROOTFS_INPUTS := $(KERNEL_STAMP) Cargo.toml Cargo.lock rootfs/rootfs.mk \
 $(ROOTFS_IMG): $(ROOTFS_INPUTS) | $(DEPS_STAMP)
 	$(MAKE) --no-print-directory rt-apps modules-staging
 	scripts/build-rootfs.sh $(ROOTFS_IMG) $(ROOTFS_SIZE) $(ROOTFS_DEBIAN_SUITE) $(ROOTFS_DEBIAN_ARCH) \
-		$(ROOTFS_DEBIAN_MIRROR) $(ROOTFS_PACKAGES_FILE) $(DL) $(ROOTFS_OVERLAY) \
+		$(ROOTFS_DEBIAN_MIRROR) $(ROOTFS_PACKAGES_FILE) $(DL) $(ROOTFS_OVERLAY) $(ROOTFS_PERMISSIONS) \
 		$(APPS_STAGING) $(MODULES_STAGING)
 
 # The board's boot loader: files from a Debian armhf package

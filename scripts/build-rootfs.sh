@@ -3,24 +3,27 @@
 # Debian armhf packages (no maintainer scripts run, nothing executed for the
 # target except the static busybox under qemu-user to list its applets).
 #
-#   build-rootfs.sh OUT_IMG SIZE SUITE ARCH MIRROR PACKAGES_FILE DLDIR OVERLAY STAGING...
+#   build-rootfs.sh OUT_IMG SIZE SUITE ARCH MIRROR PACKAGES_FILE DLDIR OVERLAY PERMISSIONS STAGING...
 #
 # STAGING directories (rt-apps, kernel modules) are copied on top, in order.
+# PERMISSIONS is a permission table in Buildroot's makedevs format
+# (rootfs/permissions.txt): owners and modes set last.
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
 
-[ $# -ge 8 ] || die "usage: $0 OUT_IMG SIZE SUITE ARCH MIRROR PACKAGES_FILE DLDIR OVERLAY [STAGING...]"
-img=$1 size=$2 suite=$3 arch=$4 mirror=$5 pkgfile=$6 dldir=$7 overlay=$8
+[ $# -ge 9 ] || die "usage: $0 OUT_IMG SIZE SUITE ARCH MIRROR PACKAGES_FILE DLDIR OVERLAY PERMISSIONS [STAGING...]"
+img=$1 size=$2 suite=$3 arch=$4 mirror=$5 pkgfile=$6 dldir=$7 overlay=$8 permissions=$9
+[ -f "$permissions" ] || die "permission table $permissions missing"
 mkdir -p "$7" "$(dirname "$1")"
-img=$(readlink -f "$1") dldir=$(readlink -f "$7")
-shift 8
+img=$(readlink -f "$1") dldir=$(readlink -f "$7") permissions=$(readlink -f "$9")
+shift 9
 
 # Files must be owned by root in the image: run under fakeroot when needed.
 if [ "$(id -u)" -ne 0 ] && [ -z "${FAKEROOTKEY:-}" ]; then
 	need fakeroot "Run 'make deps' (or: apt-get install fakeroot)."
-	exec fakeroot -- "$0" "$img" "$size" "$suite" "$arch" "$mirror" "$pkgfile" "$dldir" "$overlay" "$@"
+	exec fakeroot -- "$0" "$img" "$size" "$suite" "$arch" "$mirror" "$pkgfile" "$dldir" "$overlay" "$permissions" "$@"
 fi
 need qemu-arm "Run 'make deps' (or: apt-get install qemu-user)."
 need mkfs.ext4 "Run 'make deps' (or: apt-get install e2fsprogs)."
@@ -72,9 +75,17 @@ for s in "$@"; do
 done
 mkdir -p "$root"/{dev,proc,sys,tmp,run,root,var/log,mnt}
 chmod 1777 "$root/tmp"
-# Kernel Mode Linux trusts /trusted only if root-owned and not group/other
-# writable (fakeroot makes everything root-owned).
-chmod 0755 "$root/trusted"
+# The permission table, as Buildroot's makedevs applies it (directories are
+# created if missing); only the d and f types are used here.
+while read -r name type mode uid gid _; do
+	case "$type" in
+	d) mkdir -p "$root$name" ;;
+	f) [ -f "$root$name" ] || die "$permissions: $name is not a file in the root file system" ;;
+	*) die "$permissions: type '$type' of $name is not supported (d or f)" ;;
+	esac
+	chown "$uid:$gid" "$root$name"
+	chmod "$mode" "$root$name"
+done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$permissions")
 
 rm -f "$img"
 # No lazy inode-table/journal init: it would zero them in the background

@@ -2,7 +2,8 @@
 # Cross-build the rt-apps workspace for the boards and stage it for the
 # root file system:
 #   STAGING/usr/bin/<binary>                  every binary of the workspace
-#   STAGING/trusted/<binary>                  the Kernel Mode Linux programs
+#   STAGING/usr/lib/rtflex/kml/<binary>       the static Kernel Mode Linux
+#                                             programs (rt-apps/kml/static-bins)
 #   STAGING/usr/lib/rtflex/tests/<test>       guest test executables
 #                                             (rt-apps/guest-tests, --features guest)
 #
@@ -44,24 +45,27 @@ cargo build --release --locked --target "$target" --workspace --bins \
 while read -r name exe; do
 	install -m 0755 "$exe" "$staging/usr/bin/$name"
 done < <(executables bin <"$staging.bins.json")
-# Kernel Mode Linux programs: linked statically (a dynamic loader and shared
-# libraries would run in SYS mode with them), in their own target directory
-# so the other binaries keep their cached dynamic build. Installed in
-# /usr/bin (USR mode) and directly in /trusted, root-owned, mode 0755 (the
-# image is assembled under fakeroot), where they start in SYS mode.
-trusted_pkg=kml
-trusted_bins="kml-probe kml-bench"
+# Kernel Mode Linux programs: linked statically (the kernel runs no trusted
+# program with an ELF interpreter: a dynamic loader and shared libraries
+# would run in SYS mode too), in their own target directory so the other
+# binaries keep their cached dynamic build. Installed in /usr/bin (USR mode)
+# and in /usr/lib/rtflex/kml/, root-owned, mode 0755 (the image is
+# assembled under fakeroot): /trusted stays empty; a test or benchmark that
+# needs one in SYS mode copies it into /trusted for its run.
+static_pkg=kml
+mapfile -t static_bins < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$(dirname "$here")/rt-apps/$static_pkg/static-bins")
+[ ${#static_bins[@]} -gt 0 ] || die "rt-apps/$static_pkg/static-bins lists no binary"
 static_dir="$(dirname "$here")/target/static"
-rtflex_log "rt-apps: building $trusted_bins statically"
+rtflex_log "rt-apps: building ${static_bins[*]} statically"
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$static_dir" \
-	cargo build --release --locked --target "$target" -p "$trusted_pkg" --bins
-mkdir -p "$staging/trusted"
-for name in $trusted_bins; do
+	cargo build --release --locked --target "$target" -p "$static_pkg" --bins
+mkdir -p "$staging/usr/lib/rtflex/kml"
+for name in "${static_bins[@]}"; do
 	exe="$static_dir/$target/release/$name"
-	[ -f "$exe" ] || die "$name was not built (rt-apps/$trusted_pkg)"
+	[ -f "$exe" ] || die "$name was not built (rt-apps/$static_pkg)"
 	! arm-linux-gnueabihf-readelf -l "$exe" | grep -q INTERP || die "$exe is not statically linked"
 	install -m 0755 "$exe" "$staging/usr/bin/$name"
-	install -m 0755 "$exe" "$staging/trusted/$name"
+	install -m 0755 "$exe" "$staging/usr/lib/rtflex/kml/$name"
 done
 
 rtflex_log "rt-apps: building guest tests"

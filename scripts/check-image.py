@@ -11,8 +11,10 @@ IVT at 1 KiB whose boot data says it was linked there; AM57xx: MLO in the
 FAT of the first, active partition, with a GP header loading into OCMC
 RAM), the device trees and console the boot loader itself names in its
 built-in environment, the kernel build (zImage, DTBs, kernel release), and
-what the root file system must hold (/trusted, statically linked trusted
-programs, modules for this kernel). Prints one libtest-style line per check
+what the root file system must hold (the owners and modes of
+rootfs/permissions.txt, /trusted root:kml 0750 without programs, the static
+Kernel Mode Linux programs of rt-apps/kml/static-bins, modules for this
+kernel). Prints one libtest-style line per check
 and a cargo-style "test result:" line; exits non-zero on any failure.
 """
 
@@ -28,6 +30,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from guest import read_board  # noqa: E402
 
 SECTOR = 512
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Owners and modes the root file system must have (Buildroot makedevs format).
+PERMISSIONS = os.path.join(TOP, "rootfs", "permissions.txt")
+# The static Kernel Mode Linux programs, one per line.
+STATIC_BINS = os.path.join(TOP, "rt-apps", "kml", "static-bins")
 
 
 class Check:
@@ -51,6 +58,12 @@ class Check:
 
 class Skip(Exception):
     pass
+
+
+def table_lines(path):
+    """The lines of a table file without comments and blank lines."""
+    with open(path) as f:
+        return [line for line in (raw.split("#", 1)[0].strip() for raw in f) if line]
 
 
 def mbr_partitions(img):
@@ -263,17 +276,56 @@ def main():
                 assert mode and owner and typ, f"{path} missing from the root file system"
                 return typ.group(1), int(mode.group(1), 8), int(owner.group(1)), int(owner.group(2))
 
-            assert stat("/trusted") == ("directory", 0o755, 0, 0), f"/trusted is {stat('/trusted')}"
-            for prog in ("kml-probe", "kml-bench"):
-                typ, mode, uid, gid = stat(f"/trusted/{prog}")
-                assert (mode & 0o022, uid, gid) == (0, 0, 0), f"/trusted/{prog}: mode {mode:o} uid {uid}"
-                elf = subprocess.run(["debugfs", "-R", f"cat /trusted/{prog}", t.name],
-                                     check=True, capture_output=True).stdout
-                assert elf[:4] == b"\x7fELF", f"/trusted/{prog} is not an ELF file"
+            def cat(path):
+                return subprocess.run(["debugfs", "-R", f"cat {path}", t.name],
+                                      check=True, capture_output=True).stdout
+
+            def is_elf(path):
+                return cat(path)[:4] == b"\x7fELF"
+
+            def has_interp(path):
+                elf = cat(path)
+                assert elf[:4] == b"\x7fELF", f"{path} is not an ELF file"
                 phoff, = struct.unpack_from("<I", elf, 28)
                 phentsize, phnum = struct.unpack_from("<HH", elf, 42)
                 types = [struct.unpack_from("<I", elf, phoff + i * phentsize)[0] for i in range(phnum)]
-                assert 3 not in types, f"/trusted/{prog} has an interpreter (not static)"
+                return 3 in types  # PT_INTERP
+
+            # The permission table: every entry has its owner and mode.
+            for line in table_lines(PERMISSIONS):
+                name, typ, mode, uid, gid = line.split()[:5]
+                want = ({"d": "directory", "f": "regular"}[typ], int(mode, 8), int(uid), int(gid))
+                assert stat(name) == want, f"{name} is {stat(name)}, {PERMISSIONS} says {want}"
+            # Kernel Mode Linux: /trusted is root:kml 0750 (group kml by
+            # name, from the image's /etc/group) and holds no program.
+            groups = {f[0]: int(f[2]) for f in (l.split(":") for l in cat("/etc/group").decode().splitlines())
+                      if len(f) >= 3}
+            assert "kml" in groups, "no group kml in /etc/group"
+            assert stat("/trusted") == ("directory", 0o750, 0, groups["kml"]), \
+                f"/trusted is {stat('/trusted')}, not root:kml ({groups['kml']}) 0750"
+            listing = debugfs("ls -p /trusted")
+            entries = [f for f in (l.strip().strip("/").split("/") for l in listing.splitlines()) if len(f) >= 5]
+            names = []
+            for _ino, mode, _uid, _gid, name, *_ in entries:
+                if name in (".", ".."):
+                    continue
+                m = int(mode, 8)
+                assert m & 0o170000 == 0o100000 and not m & 0o111 and not is_elf(f"/trusted/{name}"), \
+                    f"/trusted/{name} is a program or not a plain file (mode {m:o}): /trusted holds no programs"
+                names.append(name)
+            assert names == ["README"], f"/trusted holds {names}, expected only README"
+            # The static Kernel Mode Linux programs, outside /trusted and in
+            # /usr/bin: root-owned, not writable by others, static, equal.
+            progs = table_lines(STATIC_BINS)
+            assert progs, f"{STATIC_BINS} lists no binary"
+            for prog in progs:
+                copies = (f"/usr/lib/rtflex/kml/{prog}", f"/usr/bin/{prog}")
+                for path in copies:
+                    typ, mode, uid, gid = stat(path)
+                    assert (typ, mode, uid, gid) == ("regular", 0o755, 0, 0), \
+                        f"{path}: {typ} mode {mode:o} uid {uid} gid {gid}, not a root:root 0755 file"
+                    assert not has_interp(path), f"{path} has an interpreter (not static)"
+                assert cat(copies[0]) == cat(copies[1]), f"{copies[0]} and {copies[1]} differ"
             for path in ("/usr/bin/rtlat", "/usr/bin/cyclictest", "/etc/init.d/rcS"):
                 stat(path)
             with open(os.path.join(args.kernel_obj, "include/config/kernel.release")) as f:
@@ -287,7 +339,7 @@ def main():
                 stat(f"/usr/lib/modules/{rel}/extra/rtflex_selftest.ko")
             return f"modules for {rel}" + ("" if has_rust else " (no Rust in this kernel: no rtflex_selftest)")
 
-    c.run("rootfs_has_trusted_apps_and_modules_for_this_kernel", rootfs)
+    c.run("rootfs_has_the_kml_policy_static_programs_and_modules_for_this_kernel", rootfs)
 
     def bmap():
         path = img + ".bmap"

@@ -538,7 +538,8 @@ def bench_report(text, board, smp):
         "### kml-bench: system call entry, svc vs the Kernel Mode Linux trampoline",
         "",
         "`/usr/bin/kml-bench --header` (USR mode) and `/trusted/kml-bench` (the same "
-        "binary, SYS mode). The trampoline saves the exception entry and exit, which "
+        "binary, copied into `/trusted` for this run: SYS mode). The trampoline saves "
+        "the exception entry and exit, which "
         "icount does not price: a real CPU pays more for them than these numbers show.",
         "",
     ]

@@ -63,13 +63,19 @@ RTFLEX_APPS_CARGO = \
 RTFLEX_APPS_CARGO_OPTS = --offline --release --locked
 RTFLEX_APPS_OUT = $(@D)/target/$(RUSTC_TARGET_NAME)/release
 
-# The Kernel Mode Linux programs run in SYS mode from /trusted, where a
-# dynamic loader and shared libraries would run with kernel privilege
-# too: they are linked statically, in their own target directory (as in
-# scripts/build-rt-apps.sh). The first flag repeats Buildroot's ARM
-# workaround from PKG_CARGO_ENV, which this variable replaces.
+# The Kernel Mode Linux programs, listed in rt-apps/kml/static-bins (the
+# list scripts/build-rt-apps.sh reads too), run in SYS mode when copied
+# into /trusted, where the kernel refuses a program with an ELF
+# interpreter: they are linked statically, in their own target directory
+# (as in scripts/build-rt-apps.sh).
 RTFLEX_APPS_STATIC_PKG = kml
-RTFLEX_APPS_STATIC_BINS = kml-probe kml-bench
+RTFLEX_APPS_STATIC_BINS = \
+	$(strip $(shell sed -e 's/\#.*//' $(RTFLEX_APPS_SITE)/rt-apps/$(RTFLEX_APPS_STATIC_PKG)/static-bins))
+ifeq ($(BR2_PACKAGE_RTFLEX_APPS)$(RTFLEX_APPS_STATIC_BINS),y)
+$(error rtflex-apps: no binaries in $(RTFLEX_APPS_SITE)/rt-apps/$(RTFLEX_APPS_STATIC_PKG)/static-bins)
+endif
+# The first flag repeats Buildroot's ARM workaround from PKG_CARGO_ENV,
+# which this variable replaces.
 RTFLEX_APPS_STATIC_ENV = \
 	CARGO_TARGET_DIR=$(@D)/target/static \
 	CARGO_TARGET_$(call UPPERCASE,$(RUSTC_TARGET_NAME))_RUSTFLAGS="-Clink-arg=-Wl,--allow-multiple-definition -C target-feature=+crt-static"
@@ -116,22 +122,16 @@ define RTFLEX_APPS_BUILD_CMDS
 endef
 
 # Every workspace binary goes to /usr/bin; the KML programs then replace
-# their dynamic builds there and go to /trusted too.
+# their dynamic builds there and go to /usr/lib/rtflex/kml/ too, never to
+# /trusted (the image keeps no program there; its owner and mode come from
+# ../rootfs/permissions.txt, a BR2_ROOTFS_DEVICE_TABLE of the defconfigs).
 define RTFLEX_APPS_INSTALL_TARGET_CMDS
 	find $(RTFLEX_APPS_OUT) -maxdepth 1 -type f -perm -u+x \
 		-exec $(INSTALL) -D -m 0755 -t $(TARGET_DIR)/usr/bin {} +
 	$(foreach b,$(RTFLEX_APPS_STATIC_BINS),
 		$(INSTALL) -D -m 0755 $(RTFLEX_APPS_STATIC_OUT)/$(b) $(TARGET_DIR)/usr/bin/$(b)
-		$(INSTALL) -D -m 0755 $(RTFLEX_APPS_STATIC_OUT)/$(b) $(TARGET_DIR)/trusted/$(b))
+		$(INSTALL) -D -m 0755 $(RTFLEX_APPS_STATIC_OUT)/$(b) $(TARGET_DIR)/usr/lib/rtflex/kml/$(b))
 	$(RTFLEX_APPS_INSTALL_GUEST_TESTS)
-endef
-
-# Kernel Mode Linux trusts /trusted and its programs only when root-owned
-# and not writable by group or others.
-define RTFLEX_APPS_PERMISSIONS
-	/trusted d 755 0 0 - - - - -
-	/trusted/kml-probe f 755 0 0 - - - - -
-	/trusted/kml-bench f 755 0 0 - - - - -
 endef
 
 $(eval $(cargo-package))

@@ -1,8 +1,10 @@
 //! kml: the user side of rtflex's Kernel Mode Linux on 32-bit ARM.
 //!
-//! With `CONFIG_KERNEL_MODE_LINUX`, a program directly in `/trusted` (root
-//! owned, not writable by group or others, run without ptrace, no_new_privs,
-//! chroot or user namespace) starts in the privileged SYS mode. The kernel
+//! With `CONFIG_KERNEL_MODE_LINUX`, a static program directly in `/trusted`
+//! (root owned, not writable by group or others, run by a member of the
+//! directory's group or a holder of CAP_SYS_ADMIN, without ptrace,
+//! no_new_privs, chroot or user namespace) starts in the privileged SYS
+//! mode. The kernel
 //! maps a `[kml]` page into it and passes its address in the auxiliary vector
 //! entry [`AT_KML`]: calling that page makes a system call without an `svc`
 //! exception, with the same semantics (signals, restart, seccomp, tracing).
@@ -18,10 +20,10 @@
 //! [`Via`] selects the path explicitly (benchmarks, tests); [`mode`] tells
 //! which processor mode the program runs in.
 //!
-//! Trusted programs should be linked statically (`RUSTFLAGS="-C
+//! Trusted programs must be linked statically (`RUSTFLAGS="-C
 //! target-feature=+crt-static"`, as `scripts/build-rt-apps.sh` does): the
-//! dynamic loader and every library would otherwise run with kernel
-//! privilege too.
+//! kernel refuses one with an ELF interpreter, whose dynamic loader and
+//! libraries would run with kernel privilege too.
 
 #![cfg_attr(not(target_arch = "arm"), allow(dead_code, unused_variables))]
 

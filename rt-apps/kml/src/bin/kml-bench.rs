@@ -1,7 +1,8 @@
 //! kml-bench: the cost of a system call through `svc` and through the
 //! Kernel Mode Linux trampoline.
 //!
-//! Run it twice: as `/usr/bin/kml-bench` (USR mode: `svc` only) and as
+//! Run it twice: as `/usr/bin/kml-bench` (USR mode: `svc` only) and, copied
+//! from `/usr/lib/rtflex/kml/` into `/trusted` for the run, as
 //! `/trusted/kml-bench` (SYS mode: `svc` and the trampoline). It prints
 //! Markdown table rows: call, path, mode, loops and nanoseconds per call
 //! (CLOCK_MONOTONIC_RAW over the whole loop).

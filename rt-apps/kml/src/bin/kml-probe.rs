@@ -1,28 +1,51 @@
 //! kml-probe: what a program sees of Kernel Mode Linux, for the guest tests.
 //!
-//! The same static binary is installed as `/trusted/kml-probe` (runs in SYS
-//! mode on a KML kernel) and `/usr/bin/kml-probe` (USR mode). Each command
-//! prints `key=value` lines:
+//! The image installs this static binary as `/usr/bin/kml-probe` (USR mode)
+//! and `/usr/lib/rtflex/kml/kml-probe`, the copy the guest tests install
+//! into `/trusted` for one test and remove afterwards: it is a test tool
+//! (it jumps to addresses it is given) and must never stay trusted. Each
+//! command prints `key=value` lines:
 //!
 //! ```text
 //! kml-probe status          mode, AT_KML, AT_SECURE, /proc status, a
 //!                           privileged CP15 read, dumpable, [kml] mapping
 //! kml-probe calls           getpid/getppid/clock/write through svc and the
 //!                           trampoline, and in a thread and a child
-//! kml-probe fault KIND      null | udf | kernel-write | cli-svc | cli-fault
+//! kml-probe fault KIND      null | udf | kernel-write | vmalloc-hole |
+//!                           usr-trampoline | cli-svc | cli-trampoline |
+//!                           cli-fault, in a child: how it ended and the
+//!                           faulting address the signal reported
 //! kml-probe signal          a SIGUSR1 handler, and the mode it runs in
 //! kml-probe restart         SA_RESTART, EINTR and restart_syscall through
 //!                           the trampoline
 //! kml-probe fp              a floating-point result computed in 3 threads
 //! kml-probe seccomp         a filter applies to trampoline calls too
 //! kml-probe spin            print "ready", then loop until killed
-//! kml-probe jump ADDR       call ADDR (hex) as code
+//! kml-probe jump ADDR       call ADDR (hex) as code, in a child
 //! kml-probe exec PATH ARGS  execv PATH (the mode follows the new program)
+//! kml-probe personality     personality flags, a stack and an mmap address,
+//!                           whether a PROT_READ mapping is executable
+//! kml-probe dumpable1-wait  PR_SET_DUMPABLE(1), print pid, mode and the
+//!                           address of a word, "ready", wait for stdin EOF
+//!                           (at most 120 s), print the word
+//! kml-probe attack PID ADDR every ptrace-mode access to PID: PTRACE_ATTACH,
+//!                           PTRACE_SEIZE, /proc/PID/mem for writing,
+//!                           process_vm_readv/writev at ADDR,
+//!                           /proc/PID/environ, pidfd_getfd
+//! kml-probe attack-child PATH ARGS
+//!                           run PATH ARGS (a dumpable1-wait) as a child
+//!                           and attack it as its caller
+//! kml-probe race N PATH     N rounds: fork a child that execs "PATH
+//!                           exit-mode 2" while this process spins on
+//!                           PTRACE_ATTACH/PTRACE_SEIZE of it; report what
+//!                           every tracee it got ran as
+//! kml-probe exit-mode MS    sleep MS ms, exit with the CPSR mode bits
+//!                           (16: USR, 31: SYS)
 //! ```
 
 use std::ffi::CString;
-use std::io::{self, Write};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kml::{Mode, Via};
@@ -41,6 +64,12 @@ fn main() {
         "spin" => spin(),
         "jump" => jump(args.get(1).map(String::as_str).unwrap_or("")),
         "exec" => exec(&args[1..]),
+        "personality" => personality(),
+        "dumpable1-wait" => dumpable1_wait(),
+        "attack" => attack_cmd(&args[1..]),
+        "attack-child" => attack_child(&args[1..]),
+        "race" => race(&args[1..]),
+        "exit-mode" => exit_mode(args.get(1).map(String::as_str).unwrap_or("")),
         _ => {
             eprintln!("kml-probe: unknown command '{cmd}' (see the source's header for the list)");
             std::process::exit(2);
@@ -68,6 +97,96 @@ fn in_child(f: impl FnOnce()) -> String {
         }
         pid => wait_status(pid),
     }
+}
+
+/// What a forked child leaves for its parent in a shared page: the signal
+/// and faulting address of its first fault, and `note` bits the child's
+/// code sets on its way.
+#[repr(C)]
+struct FaultRecord {
+    sig: AtomicU32,
+    addr: AtomicUsize,
+    note: AtomicU32,
+}
+
+/// The current child's record (a MAP_SHARED page), for the signal handler.
+static FAULT_RECORD: AtomicPtr<FaultRecord> = AtomicPtr::new(core::ptr::null_mut());
+
+extern "C" fn record_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    let rec = FAULT_RECORD.load(Ordering::SeqCst);
+    if !rec.is_null() {
+        // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO
+        // handler; `rec` points to the shared page mapped before the fork,
+        // which stays mapped in this child.
+        unsafe {
+            (*rec)
+                .addr
+                .store((*info).si_addr() as usize, Ordering::SeqCst);
+            (*rec).sig.store(sig as u32, Ordering::SeqCst);
+        }
+    }
+    // SA_RESETHAND has restored the default action: returning re-runs the
+    // faulting instruction, which now ends the child with this signal.
+}
+
+/// How a child that ran `f` ended: as [`in_child`], plus the faulting
+/// address its SIGSEGV/SIGBUS/SIGILL reported (`si_addr`), if any, and the
+/// `note` bits `f` set in its record.
+fn in_child_record(f: impl FnOnce(&FaultRecord)) -> (String, Option<usize>, u32) {
+    // SAFETY: a fresh anonymous shared page, zero-filled (a valid
+    // FaultRecord: all atomics 0), unmapped below.
+    let page = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(
+        page,
+        libc::MAP_FAILED,
+        "mmap: {}",
+        io::Error::last_os_error()
+    );
+    let rec = page as *mut FaultRecord;
+    FAULT_RECORD.store(rec, Ordering::SeqCst);
+    let outcome = in_child(|| {
+        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL] {
+            // SAFETY: installs a handler that only stores into the shared
+            // record (async-signal-safe), with an initialised sigaction.
+            unsafe {
+                let mut sa: libc::sigaction = core::mem::zeroed();
+                sa.sa_sigaction = record_fault
+                    as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                    as usize;
+                sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND;
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(sig, &sa, core::ptr::null_mut());
+            }
+        }
+        // SAFETY: `rec` is the shared page mapped above, valid in the child.
+        f(unsafe { &*rec });
+    });
+    // SAFETY: the child has ended; the page is ours to read and unmap.
+    let (sig, addr, note) = unsafe {
+        (
+            (*rec).sig.load(Ordering::SeqCst),
+            (*rec).addr.load(Ordering::SeqCst),
+            (*rec).note.load(Ordering::SeqCst),
+        )
+    };
+    FAULT_RECORD.store(core::ptr::null_mut(), Ordering::SeqCst);
+    // SAFETY: unmapping the page mapped above; nothing refers to it now.
+    unsafe { libc::munmap(page, 4096) };
+    (outcome, (sig != 0).then_some(addr), note)
+}
+
+fn hex_or_none(a: Option<usize>) -> String {
+    a.map(|a| format!("{a:#x}"))
+        .unwrap_or_else(|| "none".into())
 }
 
 fn wait_status(pid: libc::pid_t) -> String {
@@ -238,33 +357,97 @@ fn calls() {
     println!("fork_getpid_ok={}", it.next().unwrap_or("?"));
 }
 
+/// The end of ARM's vmalloc area, `VMALLOC_END` in
+/// arch/arm/include/asm/pgtable.h (a fixed address on every ARM kernel).
+const ARM_VMALLOC_END: usize = 0xff80_0000;
+
+/// The last word below the kernel's vmalloc area. `VMALLOC_START` is
+/// `high_memory` rounded up past an 8 MiB guard gap, so this word lies in
+/// that gap, which the kernel never maps. /proc/meminfo's VmallocTotal is
+/// `VMALLOC_END - VMALLOC_START`.
+fn vmalloc_hole() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: usize = meminfo.lines().find_map(|l| {
+        l.strip_prefix("VmallocTotal:")?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })?;
+    Some(ARM_VMALLOC_END.checked_sub(kb * 1024)? - 4)
+}
+
 fn fault(kind: &str) {
-    let outcome = match kind {
-        "null" => in_child(|| {
+    let (outcome, addr, note) = match kind {
+        "null" => in_child_record(|_| {
             // SAFETY: none: a NULL read is the test; it runs in a forked
             // child whose death by SIGSEGV is the expected outcome.
             std::hint::black_box(unsafe {
                 core::ptr::read_volatile(std::hint::black_box(0usize) as *const u32)
             });
         }),
-        "udf" => in_child(|| udf()),
+        "udf" => in_child_record(|_| udf()),
+        // A write to kernel text. It faults only because the kernel maps
+        // its text read-only (STRICT_KERNEL_RWX); that the fault then kills
+        // the program with SIGSEGV instead of oopsing the kernel is Kernel
+        // Mode Linux's doing (a permission fault taken in SYS mode is
+        // handled as a user fault).
         "kernel-write" => match entry_target() {
-            // SAFETY: none: writing read-only kernel text is the test; it
-            // runs in a forked child that must die of SIGSEGV.
-            Some(t) => in_child(move || unsafe { core::ptr::write_volatile(t as *mut u32, 0) }),
-            None => "no-target".into(),
+            Some(t) => in_child_record(move |_| {
+                // SAFETY: none: writing read-only kernel text is the test;
+                // it runs in a forked child that must die of SIGSEGV.
+                unsafe { core::ptr::write_volatile(t as *mut u32, 0) }
+            }),
+            None => ("no-target".into(), None, 0),
         },
-        "cli-svc" => in_child(|| {
+        // A read of a kernel address nothing maps (the vmalloc guard gap):
+        // a translation fault whose outcome only Kernel Mode Linux's fault
+        // routing decides. In SYS mode the kernel first tries to sync a
+        // vmalloc mapping, finds none, and must then send SIGSEGV; without
+        // KML's routing the same access from a privileged mode is a kernel
+        // oops.
+        "vmalloc-hole" => match vmalloc_hole() {
+            Some(a) => {
+                println!("vmalloc_hole={a:#x}");
+                in_child_record(move |_| {
+                    // SAFETY: none: reading an unmapped kernel address is
+                    // the test; it runs in a forked child that must die of
+                    // SIGSEGV.
+                    std::hint::black_box(unsafe { core::ptr::read_volatile(a as *const u32) });
+                })
+            }
+            None => ("no-vmalloc-total".into(), None, 0),
+        },
+        // A trusted program drops to USR mode itself (`cps`) and calls its
+        // [kml] page, still mapped: the page branches to the kernel entry,
+        // which USR mode must not be able to execute. Note bits: 1 = the
+        // trampoline worked before the switch, 2 = USR mode after it, 4 =
+        // the call returned (it must not).
+        "usr-trampoline" => in_child_record(|rec| {
+            // SAFETY: getpid() has no preconditions.
+            let pid = unsafe { libc::getpid() };
+            if kml::getpid_via(Via::Trampoline) == pid {
+                rec.note.fetch_or(1, Ordering::SeqCst);
+            }
+            to_user_mode();
+            if kml::mode() == Some(Mode::User) {
+                rec.note.fetch_or(2, Ordering::SeqCst);
+            }
+            kml::getpid_via(Via::Trampoline);
+            rec.note.fetch_or(4, Ordering::SeqCst);
+        }),
+        "cli-svc" => in_child_record(|_| {
             cli_then(|| {
                 kml::getpid_via(Via::Svc);
             })
         }),
-        "cli-trampoline" => in_child(|| {
+        "cli-trampoline" => in_child_record(|_| {
             cli_then(|| {
                 kml::getpid_via(Via::Auto);
             })
         }),
-        "cli-fault" => in_child(|| {
+        "cli-fault" => in_child_record(|_| {
             cli_then(|| {
                 // A fresh anonymous page: the first write is a page fault taken
                 // with IRQs masked.
@@ -295,7 +478,21 @@ fn fault(kind: &str) {
             std::process::exit(2);
         }
     };
-    println!("fault_{}={outcome}", kind.replace('-', "_"));
+    let key = kind.replace('-', "_");
+    println!("fault_{key}={outcome}");
+    println!("fault_{key}_addr={}", hex_or_none(addr));
+    println!("fault_{key}_note={note}");
+}
+
+/// Switch from SYS to USR mode (`cps`; a no-op in USR mode). The kernel
+/// keeps the task trusted, but from here on the CPU runs it unprivileged.
+fn to_user_mode() {
+    #[cfg(target_arch = "arm")]
+    // SAFETY: changes only the mode bits of the CPSR; USR mode shares the
+    // SYS register bank (same sp and lr), so the Rust code goes on as is.
+    unsafe {
+        core::arch::asm!("cps #0x10", options(nomem, nostack))
+    };
 }
 
 /// Mask IRQs (SYS mode only: in USR mode `cpsid` does nothing), run `f`
@@ -555,13 +752,14 @@ fn jump(addr: &str) {
         eprintln!("kml-probe jump: need a hexadecimal address");
         std::process::exit(2);
     };
-    let outcome = in_child(move || {
+    let (outcome, fault_addr, _) = in_child_record(move |_| {
         // SAFETY: none: jumping to an arbitrary address is the test (it
         // must fault in USR mode); it runs in a child.
         let f: extern "C" fn() = unsafe { core::mem::transmute(a) };
         f();
     });
     println!("jump={outcome}");
+    println!("jump_addr={}", hex_or_none(fault_addr));
 }
 
 fn exec(args: &[String]) {
@@ -581,4 +779,464 @@ fn exec(args: &[String]) {
     unsafe { libc::execv(c[0].as_ptr(), argv.as_ptr()) };
     eprintln!("kml-probe exec {path}: {}", io::Error::last_os_error());
     std::process::exit(127);
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// `ok` for a call that returned `r >= 0`, else the errno's name.
+fn outcome(r: i64) -> String {
+    if r >= 0 {
+        "ok".into()
+    } else {
+        errno_name(errno())
+    }
+}
+
+fn errno_name(e: i32) -> String {
+    match e {
+        libc::EPERM => "EPERM".into(),
+        libc::EACCES => "EACCES".into(),
+        libc::ESRCH => "ESRCH".into(),
+        libc::EINVAL => "EINVAL".into(),
+        libc::EFAULT => "EFAULT".into(),
+        libc::ENOSYS => "ENOSYS".into(),
+        e => format!("errno{e}"),
+    }
+}
+
+fn parse_hex(s: &str, what: &str) -> usize {
+    usize::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| {
+        eprintln!("kml-probe: {what} must be a hexadecimal number, not '{s}'");
+        std::process::exit(2)
+    })
+}
+
+fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> T {
+    s.parse().unwrap_or_else(|_| {
+        eprintln!("kml-probe: {what} must be a number, not '{s}'");
+        std::process::exit(2)
+    })
+}
+
+/// The `Kml:` line of /proc/PID/status (readable by everyone).
+fn status_kml_of(pid: libc::pid_t) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Kml:").map(|v| v.trim().to_string()))
+        })
+        .unwrap_or_else(|| "absent".into())
+}
+
+fn personality() {
+    println!("mode={}", mode_name());
+    // SAFETY: 0xffffffff only queries the personality.
+    let p = unsafe { libc::personality(0xffff_ffff) };
+    println!("personality={:#x}", p as u32);
+    let local = 0u32;
+    println!(
+        "stack={:#x}",
+        std::hint::black_box(&local) as *const u32 as usize
+    );
+    // SAFETY: a fresh private anonymous read-only page, never accessed.
+    let m = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(m, libc::MAP_FAILED, "mmap: {}", io::Error::last_os_error());
+    println!("mmap={:#x}", m as usize);
+    // READ_IMPLIES_EXEC makes the kernel add PROT_EXEC to a PROT_READ
+    // mapping: its /proc/self/maps line shows whether it did.
+    let start = format!("{:08x}-", m as usize);
+    let perms = std::fs::read_to_string("/proc/self/maps")
+        .ok()
+        .and_then(|maps| {
+            maps.lines()
+                .find(|l| l.starts_with(&start))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_default();
+    println!(
+        "read_exec={}",
+        (perms.as_bytes().get(2) == Some(&b'x')) as u8
+    );
+}
+
+/// A word another process may try to write with process_vm_writev.
+static POKE: AtomicU32 = AtomicU32::new(0x1234_5678);
+
+fn dumpable1_wait() {
+    // SAFETY: PR_SET_DUMPABLE takes an integer.
+    let set = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    println!("set_dumpable={}", outcome(set.into()));
+    println!("mode={}", mode_name());
+    println!("status_kml={}", proc_status_kml());
+    // SAFETY: PR_GET_DUMPABLE takes no pointer arguments.
+    println!("dumpable={}", unsafe {
+        libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0)
+    });
+    println!("pid={}", std::process::id());
+    println!("poke_addr={:#x}", &POKE as *const AtomicU32 as usize);
+    println!("ready");
+    io::stdout().flush().ok();
+    // Bounded: SIGALRM ends the program if nobody closes stdin.
+    // SAFETY: alarm() only arms a timer.
+    unsafe { libc::alarm(120) };
+    let mut buf = [0u8; 64];
+    while matches!(io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+    println!("poke_after={:#x}", POKE.load(Ordering::SeqCst));
+}
+
+fn attack_cmd(args: &[String]) {
+    let (Some(pid), Some(addr)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: kml-probe attack PID ADDR");
+        std::process::exit(2);
+    };
+    for (k, v) in attack(parse_num(pid, "PID"), parse_hex(addr, "ADDR")) {
+        println!("{k}={v}");
+    }
+}
+
+/// Stop a tracee we just attached to (SEIZE: interrupt it) and detach.
+fn detach(pid: libc::pid_t, seized: bool) {
+    // SAFETY: ptrace requests on our own tracee; waitpid with __WALL
+    // waits for the tracee's stop.
+    unsafe {
+        if seized {
+            libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0);
+        }
+        let mut st = 0;
+        libc::waitpid(pid, &mut st, libc::__WALL);
+        libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0);
+    }
+}
+
+/// Every ptrace-mode access to `pid` an unprivileged process might try;
+/// for each, `ok` or the errno's name. Successful attaches are undone.
+fn attack(pid: libc::pid_t, addr: usize) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    // SAFETY: PTRACE_ATTACH takes no pointers.
+    let r = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
+    out.push(("ptrace_attach", outcome(r.into())));
+    if r == 0 {
+        detach(pid, false);
+    }
+    // SAFETY: PTRACE_SEIZE takes no pointers (options 0).
+    let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0, 0) };
+    out.push(("ptrace_seize", outcome(r.into())));
+    if r == 0 {
+        detach(pid, true);
+    }
+    let mem = CString::new(format!("/proc/{pid}/mem")).expect("no NUL");
+    // SAFETY: a C string path; the fd is closed below.
+    let fd = unsafe { libc::open(mem.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    out.push(("proc_mem_open_rw", outcome(fd.into())));
+    if fd >= 0 {
+        let v = 0x5a5a_5a5au32;
+        // SAFETY: writes 4 bytes from `v` at file offset `addr`.
+        let w = unsafe { libc::pwrite64(fd, &v as *const u32 as *const _, 4, addr as i64) };
+        out.push(("proc_mem_write", outcome(w as i64)));
+        // SAFETY: closing the fd opened above.
+        unsafe { libc::close(fd) };
+    }
+    let mut word = 0u32;
+    let local = libc::iovec {
+        iov_base: &mut word as *mut u32 as *mut _,
+        iov_len: 4,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut _,
+        iov_len: 4,
+    };
+    // SAFETY: one local iovec of 4 writable bytes; the remote address is
+    // only used by the kernel, in the target.
+    let r = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    out.push(("process_vm_readv", outcome(r as i64)));
+    word = 0x5a5a_5a5a;
+    // SAFETY: as above, the local iovec points to 4 readable bytes.
+    let r = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+    out.push(("process_vm_writev", outcome(r as i64)));
+    std::hint::black_box(word);
+    out.push((
+        "proc_environ",
+        match std::fs::read(format!("/proc/{pid}/environ")) {
+            Ok(_) => "ok".into(),
+            Err(e) => errno_name(e.raw_os_error().unwrap_or(0)),
+        },
+    ));
+    // SAFETY: pidfd_open(pid, 0) and pidfd_getfd(pidfd, 0, 0) take no
+    // pointers; the fds they return are closed.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
+        if pidfd < 0 {
+            out.push(("pidfd_getfd", format!("pidfd_open:{}", errno_name(errno()))));
+        } else {
+            let fd = libc::syscall(libc::SYS_pidfd_getfd, pidfd, 0, 0);
+            out.push(("pidfd_getfd", outcome(fd.into())));
+            if fd >= 0 {
+                libc::close(fd as i32);
+            }
+            libc::close(pidfd as i32);
+        }
+    }
+    out
+}
+
+fn attack_child(args: &[String]) {
+    let Some(path) = args.first() else {
+        eprintln!("usage: kml-probe attack-child PATH ARGS...");
+        std::process::exit(2);
+    };
+    let mut child = std::process::Command::new(path)
+        .args(&args[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            println!("spawn={}", errno_name(e.raw_os_error().unwrap_or(0)));
+            std::process::exit(0)
+        });
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut poke = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        if line == "ready" {
+            break;
+        }
+        if let Some(a) = line.strip_prefix("poke_addr=") {
+            poke = Some(parse_hex(a, "poke_addr"));
+        }
+        println!("child_{line}");
+    }
+    match poke {
+        Some(addr) => {
+            for (k, v) in attack(child.id() as libc::pid_t, addr) {
+                println!("{k}={v}");
+            }
+        }
+        None => println!("child_not_ready=1"),
+    }
+    drop(child.stdin.take());
+    for line in lines {
+        println!("child_{}", line.unwrap_or_default());
+    }
+    let st = child.wait().expect("wait for the child");
+    println!("child_exit={st}");
+}
+
+fn exit_mode(ms: &str) {
+    std::thread::sleep(Duration::from_millis(parse_num(ms, "MS")));
+    let bits = kml::cpsr().unwrap_or(0) & 0x1f;
+    std::process::exit(bits as i32);
+}
+
+/// CPSR mode bits of a stopped tracee, from PTRACE_GETREGS.
+fn tracee_mode(pid: libc::pid_t) -> Option<u32> {
+    // SAFETY: user_regs is plain integers; PTRACE_GETREGS fills all 18.
+    let mut regs: libc::user_regs = unsafe { core::mem::zeroed() };
+    // SAFETY: `regs` is a writable user_regs (the kernel's pt_regs layout).
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGS,
+            pid,
+            0,
+            &mut regs as *mut libc::user_regs,
+        )
+    };
+    (r == 0).then_some(regs.arm_cpsr as u32 & 0x1f)
+}
+
+fn random_below(n: u32) -> u32 {
+    let mut v = 0u32;
+    // SAFETY: fills the 4 bytes of `v`.
+    unsafe { libc::getrandom(&mut v as *mut u32 as *mut _, 4, 0) };
+    v % n
+}
+
+/// The exec race of a same-uid attacker (run this as the attacker, with
+/// the right to execute the trusted program so its children may): each
+/// round forks a child that execs `PATH exit-mode 2` when told to, and
+/// spins on PTRACE_ATTACH (even rounds) or PTRACE_SEIZE (odd rounds) of it
+/// until the attach works or the child has ended, sleeping 1-32 us between
+/// tries. In rounds 2-3 of every 4 the child makes itself non-dumpable
+/// before the exec, so the only attach that can work is one during or
+/// after the exec. At every stop of a tracee it reads /proc/PID/status
+/// (`Kml:`) and the CPSR (PTRACE_GETREGS): a tracee seen in SYS mode or
+/// with `Kml: 1` is a `kml_tracee`.
+fn race(args: &[String]) {
+    let (Some(n), Some(path)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: kml-probe race N PATH");
+        std::process::exit(2);
+    };
+    let rounds: u32 = parse_num(n, "N");
+    let cpath = CString::new(path.as_str()).expect("no NUL");
+    let cargs = [
+        cpath.clone(),
+        CString::new("exit-mode").expect("no NUL"),
+        CString::new("2").expect("no NUL"),
+    ];
+    let mut argv: Vec<*const libc::c_char> = cargs.iter().map(|a| a.as_ptr()).collect();
+    argv.push(core::ptr::null());
+    // Bounded: a hang ends the program (and the test sees it fail).
+    // SAFETY: alarm() only arms a timer.
+    unsafe { libc::alarm(300) };
+    let (mut before_exec, mut before_exec_not_usr, mut after_exec, mut kml_tracee) = (0, 0, 0, 0);
+    let (mut untraced_sys, mut untraced_other) = (0, 0);
+    let mut first_violation = String::new();
+    io::stdout().flush().ok();
+    for round in 0..rounds {
+        let seize = round % 2 == 1;
+        let nondumpable = round % 4 >= 2;
+        let mut go = [0; 2];
+        // SAFETY: `go` has room for two descriptors.
+        assert_eq!(unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: the probe is single-threaded; the child only makes raw
+        // system calls (prctl, read, execv, _exit) with data prepared
+        // before the fork.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: see above; `argv` is NULL-terminated and outlives execv.
+            unsafe {
+                if nondumpable {
+                    libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+                }
+                let mut b = 0u8;
+                libc::read(go[0], &mut b as *mut u8 as *mut _, 1);
+                libc::execv(cpath.as_ptr(), argv.as_ptr());
+                libc::_exit(127);
+            }
+        }
+        assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+        // SAFETY: closing our read end, telling the child to exec, closing
+        // the write end.
+        unsafe {
+            libc::close(go[0]);
+            libc::write(go[1], b"g".as_ptr() as *const _, 1);
+            libc::close(go[1]);
+        }
+        let mut st = 0;
+        let mut ended = false;
+        let mut attached = false;
+        loop {
+            // SAFETY: attach requests with integer arguments only.
+            let r = unsafe {
+                if seize {
+                    libc::ptrace(libc::PTRACE_SEIZE, pid, 0, libc::PTRACE_O_TRACEEXEC)
+                } else {
+                    libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0)
+                }
+            };
+            if r == 0 {
+                attached = true;
+                break;
+            }
+            // SAFETY: `st` receives the status of our own child.
+            if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
+                ended = true;
+                break;
+            }
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: (1_000 + random_below(31_000)) as _,
+            };
+            // SAFETY: a valid timespec; no remainder wanted.
+            unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+        }
+        let mut violation = None;
+        let mut exec_seen = false;
+        if attached {
+            if seize {
+                // SAFETY: an integer request on our tracee.
+                unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0) };
+            }
+            let mut options_set = seize;
+            loop {
+                // SAFETY: waiting for our tracee (and child).
+                if unsafe { libc::waitpid(pid, &mut st, libc::__WALL) } != pid {
+                    panic!("waitpid: {}", io::Error::last_os_error());
+                }
+                if !libc::WIFSTOPPED(st) {
+                    ended = true;
+                    break;
+                }
+                let kml = status_kml_of(pid);
+                let mode = tracee_mode(pid);
+                if kml == "1" || mode == Some(0x1f) {
+                    violation.get_or_insert(format!(
+                        "round {round}: stop {st:#x}, Kml: {kml}, mode {mode:?}"
+                    ));
+                }
+                let sig = libc::WSTOPSIG(st);
+                let event = st >> 16;
+                // The exec event, or, before we set PTRACE_O_TRACEEXEC, the
+                // SIGTRAP an exec sends a PTRACE_ATTACH tracee.
+                if event == libc::PTRACE_EVENT_EXEC || (event == 0 && sig == libc::SIGTRAP) {
+                    exec_seen = true;
+                }
+                if !options_set {
+                    // SAFETY: integer arguments only.
+                    unsafe {
+                        libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, libc::PTRACE_O_TRACEEXEC)
+                    };
+                    options_set = true;
+                }
+                let inject = if event != 0 || sig == libc::SIGSTOP || sig == libc::SIGTRAP {
+                    0
+                } else {
+                    sig
+                };
+                // SAFETY: resumes our stopped tracee.
+                unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, inject) };
+            }
+        }
+        if !ended {
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+        }
+        let code = if libc::WIFEXITED(st) {
+            libc::WEXITSTATUS(st)
+        } else {
+            -1
+        };
+        if let Some(v) = violation {
+            kml_tracee += 1;
+            if first_violation.is_empty() {
+                first_violation = v;
+            }
+        }
+        if attached {
+            if exec_seen {
+                before_exec += 1;
+                if code != 0x10 {
+                    before_exec_not_usr += 1;
+                }
+            } else {
+                after_exec += 1;
+            }
+        } else if code == 0x1f {
+            untraced_sys += 1;
+        } else {
+            untraced_other += 1;
+            if first_violation.is_empty() {
+                first_violation = format!("round {round}: untraced child ended {st:#x}");
+            }
+        }
+    }
+    println!("rounds={rounds}");
+    println!("attached_before_exec={before_exec}");
+    println!("attached_before_exec_not_usr={before_exec_not_usr}");
+    println!("attached_after_exec={after_exec}");
+    println!("kml_tracee={kml_tracee}");
+    println!("untraced_sys={untraced_sys}");
+    println!("untraced_other={untraced_other}");
+    println!("first_problem={first_violation}");
 }
