@@ -1315,37 +1315,53 @@ fn unlinked_or_replaced_program_is_not_trusted_through_an_old_fd() {
 }
 
 // ---------------------------------------------------------------------------
-// R4: a trusted program starts with personality PER_LINUX and ASLR.
+// R4: a trusted program starts without its caller's personality flags
+// (PER_LINUX, on ARM PER_LINUX_32BIT) and with address randomisation.
+
+/// The personality flags a setuid program loses (PER_CLEAR_ON_SETID in
+/// include/uapi/linux/personality.h) that a caller can set without
+/// privilege and that matter here: executable readable memory, no address
+/// randomisation, the legacy mmap layout. (MMAP_PAGE_ZERO, the fourth,
+/// would map page 0 into the untrusted control.)
+const CALLER_FLAGS: libc::c_int =
+    libc::READ_IMPLIES_EXEC | libc::ADDR_NO_RANDOMIZE | libc::ADDR_COMPAT_LAYOUT;
 
 #[test]
 fn personality_flags_are_cleared_for_a_trusted_program() {
     let _s = serial();
     let p = Installed::probe("kml-probe-personality");
-    let flags = (libc::READ_IMPLIES_EXEC | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong;
     let with_flags = Setup {
-        personality: Some(flags),
+        personality: Some(CALLER_FLAGS as libc::c_ulong),
         ..Setup::default()
     };
-    // Control: an untrusted program keeps them: readable memory is
-    // executable and two runs get the same addresses.
+    // The oracle: the personality a program gets without flags (on ARM
+    // PER_LINUX_32BIT, set by the ELF loader), and what the flags do to an
+    // untrusted program: they stay, readable memory is executable, and two
+    // runs get the same addresses.
+    let base = hex(&probe(UNTRUSTED, &["personality"]), "personality");
+    assert_eq!(base & CALLER_FLAGS as usize, 0, "no flags without a caller");
     let u: Vec<Kv> = (0..2)
         .map(|_| exec_kv(&path(UNTRUSTED), &["personality"], with_flags.clone()))
         .collect();
     assert_eq!(get(&u[0], "mode"), "usr");
-    assert_eq!(get(&u[0], "personality"), format!("{flags:#x}"), "{u:?}");
+    assert_eq!(
+        hex(&u[0], "personality"),
+        base | CALLER_FLAGS as usize,
+        "{u:?}"
+    );
     assert_eq!(get(&u[0], "read_exec"), "1", "{u:?}");
     assert_eq!(get(&u[0], "stack"), get(&u[1], "stack"), "no ASLR: {u:?}");
     assert_eq!(get(&u[0], "mmap"), get(&u[1], "mmap"), "no ASLR: {u:?}");
 
-    // The trusted program: PER_LINUX, and randomized addresses. Four runs
-    // (8 bits of mmap randomness: four equal addresses by chance once in
-    // 2^24 runs).
+    // The trusted program: the flags are gone, and its addresses are
+    // randomised. Four runs (8 bits of mmap randomness: four equal
+    // addresses by chance once in 2^24 runs).
     let t: Vec<Kv> = (0..4)
         .map(|_| exec_kv(&path(&p.path), &["personality"], with_flags.clone()))
         .collect();
     for kv in &t {
         assert_eq!(get(kv, "mode"), "sys", "{kv:?}");
-        assert_eq!(get(kv, "personality"), "0x0", "{kv:?}");
+        assert_eq!(hex(kv, "personality"), base, "{kv:?}");
         assert_eq!(get(kv, "read_exec"), "0", "{kv:?}");
     }
     let distinct = |key: &str| {

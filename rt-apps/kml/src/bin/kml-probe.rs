@@ -1067,11 +1067,14 @@ fn random_below(n: u32) -> u32 {
 /// round forks a child that execs `PATH exit-mode 2` when told to, and
 /// spins on PTRACE_ATTACH (even rounds) or PTRACE_SEIZE (odd rounds) of it
 /// until the attach works or the child has ended, sleeping 1-32 us between
-/// tries. In rounds 2-3 of every 4 the child makes itself non-dumpable
-/// before the exec, so the only attach that can work is one during or
-/// after the exec. At every stop of a tracee it reads /proc/PID/status
-/// (`Kml:`) and the CPSR (PTRACE_GETREGS): a tracee seen in SYS mode or
-/// with `Kml: 1` is a `kml_tracee`.
+/// tries. In rounds 0-1 of every 4 the child stays dumpable and the
+/// attacker starts 0-1000 us after telling it to exec (before, during or
+/// after the exec); in rounds 2-3 the child makes itself non-dumpable
+/// before it says it is ready, and the attacker starts at once, so the only
+/// attach that can work is one during or after the exec. At every stop of
+/// a tracee it reads /proc/PID/status (`Kml:`) and the CPSR
+/// (PTRACE_GETREGS): a tracee seen in SYS mode or with `Kml: 1` is a
+/// `kml_tracee`.
 fn race(args: &[String]) {
     let (Some(n), Some(path)) = (args.first(), args.get(1)) else {
         eprintln!("usage: kml-probe race N PATH");
@@ -1096,12 +1099,15 @@ fn race(args: &[String]) {
     for round in 0..rounds {
         let seize = round % 2 == 1;
         let nondumpable = round % 4 >= 2;
-        let mut go = [0; 2];
-        // SAFETY: `go` has room for two descriptors.
-        assert_eq!(unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (mut go, mut ready) = ([0; 2], [0; 2]);
+        // SAFETY: each array has room for two descriptors.
+        unsafe {
+            assert_eq!(libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC), 0);
+            assert_eq!(libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        }
         // SAFETY: the probe is single-threaded; the child only makes raw
-        // system calls (prctl, read, execv, _exit) with data prepared
-        // before the fork.
+        // system calls (prctl, write, read, execv, _exit) with data
+        // prepared before the fork.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             // SAFETY: see above; `argv` is NULL-terminated and outlives execv.
@@ -1109,6 +1115,7 @@ fn race(args: &[String]) {
                 if nondumpable {
                     libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
                 }
+                libc::write(ready[1], b"r".as_ptr() as *const _, 1);
                 let mut b = 0u8;
                 libc::read(go[0], &mut b as *mut u8 as *mut _, 1);
                 libc::execv(cpath.as_ptr(), argv.as_ptr());
@@ -1116,12 +1123,24 @@ fn race(args: &[String]) {
             }
         }
         assert!(pid > 0, "fork: {}", io::Error::last_os_error());
-        // SAFETY: closing our read end, telling the child to exec, closing
-        // the write end.
+        // SAFETY: waiting until the child is ready (its dumpable flag set),
+        // telling it to exec, closing our ends of both pipes.
         unsafe {
+            libc::close(ready[1]);
             libc::close(go[0]);
+            let mut b = 0u8;
+            libc::read(ready[0], &mut b as *mut u8 as *mut _, 1);
+            libc::close(ready[0]);
             libc::write(go[1], b"g".as_ptr() as *const _, 1);
             libc::close(go[1]);
+        }
+        if !nondumpable {
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: (random_below(1_000) * 1_000) as _,
+            };
+            // SAFETY: a valid timespec; no remainder wanted.
+            unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
         }
         let mut st = 0;
         let mut ended = false;
