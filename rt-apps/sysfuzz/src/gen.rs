@@ -538,7 +538,14 @@ pub fn entry_nr(rng: &mut Rng) -> u32 {
 
 /// A `flexsc_config`: valid (small, as a fuzzing process wants), or with
 /// one or more fields at or beyond the edges.
-pub fn config(rng: &mut Rng, valid: bool) -> sys::Config {
+///
+/// With `rt`, a valid configuration may ask for real-time syscall threads
+/// (root may). Without it none does, valid or not: SCHED_FIFO threads above
+/// the RCU kthreads' priority (FIFO 1 on PREEMPT_RT) that a fuzzing process
+/// keeps busy starve RCU and the whole system, which is what a real-time
+/// busy loop of root does anyway, not a kernel bug. Only forked children,
+/// which post a few entries and stop, get `rt`.
+pub fn config(rng: &mut Rng, valid: bool, rt: bool) -> sys::Config {
     let mut c = sys::Config {
         version: sys::CONFIG_VERSION,
         npages: if rng.one_in(6) {
@@ -554,7 +561,7 @@ pub fn config(rng: &mut Rng, valid: bool) -> sys::Config {
         poll_us: rng.pick(&[0, 0, 10, 50, 200, sys::MAX_POLL_US]),
         ..sys::Config::default()
     };
-    if rng.one_in(10) {
+    if rt && rng.one_in(10) {
         // A real-time policy (root may): low priority.
         c.policy = rng.pick(&[sys::SCHED_FIFO, sys::SCHED_RR]);
         c.priority = rng.between(1, 10);
@@ -576,9 +583,19 @@ pub fn config(rng: &mut Rng, valid: bool) -> sys::Config {
             6 => c.policy = rng.pick(&[3, 5, 6, 7, u32::MAX]),
             7 => {
                 c.policy = sys::SCHED_FIFO;
-                c.priority = rng.pick(&[0, 99, 100, u32::MAX]);
+                c.priority = if rt {
+                    rng.pick(&[0, 99, 100, u32::MAX])
+                } else {
+                    rng.pick(&[0, 100, u32::MAX])
+                };
             }
-            8 => c.priority = rng.between(1, 99), // with SCHED_OTHER: invalid
+            8 => {
+                // With SCHED_OTHER: invalid (with an RT policy: valid).
+                c.priority = rng.between(1, 99);
+                if !rt {
+                    c.policy = sys::SCHED_OTHER;
+                }
+            }
             9 => c.cpus = rng.pick(&[u64::MAX, 1 << 63, 1 << 31, 0xF0]),
             10 => c.resv0 = rng.next_u32() | 1,
             11 => c.resv[rng.below(2) as usize] = rng.next_u64() | 1,
@@ -635,10 +652,14 @@ pub fn kml_nr(rng: &mut Rng) -> u32 {
     }
 }
 
-/// A register value for a jump into the [kml] page: addresses the fuzzing
-/// child owns or that fault, never a writable kernel address (a trusted
-/// program writing kernel data is a bug of the program, not of the kernel).
-pub fn jump_reg(rng: &mut Rng, p: &Pools, kernel_text: u32) -> u32 {
+/// A register value for a jump into the [kml] page. Any of them may end up
+/// in pc (a `bx lr`, an `ldm`, a forged sigreturn), and in SYS mode a
+/// kernel address there is kernel code run by the trusted program: its own
+/// bug, not the kernel's. So: addresses the child owns or that fault in
+/// user space (none executable), the [kml] page, and of kernel addresses
+/// only the trampoline's own target, the kernel's entry for it (read-only
+/// text under STRICT_KERNEL_RWX: a write there faults).
+pub fn jump_reg(rng: &mut Rng, p: &Pools, entry_text: u32) -> u32 {
     match rng.below(12) {
         0 => 0,
         1 => rng.below(64),
@@ -646,9 +667,9 @@ pub fn jump_reg(rng: &mut Rng, p: &Pools, kernel_text: u32) -> u32 {
         3 => p.ro as u32 + 4 * rng.below(1024),
         4 => (p.scratch + layout::FREE) as u32 + 4 * rng.below(1024),
         5 => p.kml as u32 + 4 * rng.below(8),
-        6 => kernel_text, // read-only kernel text (STRICT_KERNEL_RWX)
-        7 => 0xFFFF_0000, // vectors page (read-only)
-        8 => u32::MAX,
+        6 => entry_text,
+        7 => TASK_SIZE - 4,
+        8 => p.spare as u32 + 4 * rng.below(1024), // PROT_NONE
         9 => p.untouched as u32,
         _ => (p.scratch + layout::FREE) as u32 + 1, // odd: Thumb return
     }
@@ -668,6 +689,7 @@ mod tests {
             nfds: 4,
             dirfd: 7,
             kml: 0x3000_0000,
+            spare: 0x3100_0000,
             ..Pools::default()
         }
     }
@@ -738,13 +760,13 @@ mod tests {
         let mut rng = Rng::new(3);
         let mut changed = 0;
         for _ in 0..2000 {
-            let c = config(&mut rng, true);
+            let c = config(&mut rng, true, true);
             assert_eq!(c.version, sys::CONFIG_VERSION);
             assert!((1..=sys::MAX_PAGES).contains(&c.npages));
             assert!((1..=sys::MAX_WORKERS).contains(&c.nworkers));
             assert!(c.poll_us <= sys::MAX_POLL_US);
             assert_eq!((c.flags, c.resv0, c.resv), (0, 0, [0, 0]));
-            let d = config(&mut rng, false);
+            let d = config(&mut rng, false, true);
             if d.version != sys::CONFIG_VERSION || d.flags != 0 || d.npages == 0 {
                 changed += 1;
             }
@@ -753,15 +775,24 @@ mod tests {
     }
 
     #[test]
+    fn without_rt_no_configuration_asks_for_real_time_threads() {
+        let mut rng = Rng::new(11);
+        for _ in 0..20_000 {
+            for valid in [true, false] {
+                let c = config(&mut rng, valid, false);
+                let rt = matches!(c.policy, sys::SCHED_FIFO | sys::SCHED_RR);
+                assert!(!rt || !(1..=99).contains(&c.priority), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
     fn jump_registers_hold_no_writable_kernel_address() {
         let mut rng = Rng::new(5);
         let p = pools();
         for _ in 0..10_000 {
             let v = jump_reg(&mut rng, &p, 0xC010_0000);
-            assert!(
-                v < TASK_SIZE || v == 0xC010_0000 || v >= 0xFFFF_0000,
-                "{v:#x}"
-            );
+            assert!(v < TASK_SIZE || v == 0xC010_0000, "{v:#x}");
         }
     }
 }

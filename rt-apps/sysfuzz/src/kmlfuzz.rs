@@ -12,10 +12,11 @@
 //!   entry with a forged frame (random CPSR modes). These children are
 //!   expected to die with a signal (or be killed after their deadline).
 //!
-//! Register values of jumps are never writable kernel addresses: a
-//! trusted program that writes kernel memory is a bug of that program, not
-//! of the kernel. The system call numbers never reach other processes
-//! (see `gen::kml_nr`).
+//! Register values of jumps are never kernel addresses other than the
+//! trampoline's own target (any register may end up in pc, and kernel code
+//! run or kernel memory written by a trusted program is that program's bug,
+//! not the kernel's; see `gen::jump_reg`). The system call numbers never
+//! reach other processes (see `gen::kml_nr`).
 
 use std::ffi::CStr;
 use std::time::{Duration, Instant};

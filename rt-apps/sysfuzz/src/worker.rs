@@ -419,12 +419,13 @@ const REGISTER_ERRNOS: [i32; 7] = [
 ];
 
 /// Registers a valid configuration if no region is live (with the region
-/// lock held). Returns the new region.
-fn register_valid(rng: &mut Rng, p: &Pools) -> Option<Snap> {
+/// lock held); real-time syscall threads only with `rt` (see gen::config).
+/// Returns the new region.
+fn register_valid(rng: &mut Rng, p: &Pools, rt: bool) -> Option<Snap> {
     if region::current().is_some() {
         return None;
     }
-    let cfg = gen::config(rng, true);
+    let cfg = gen::config(rng, true, rt);
     let slot = p.scratch + layout::CONFIG;
     // SAFETY: the CONFIG slot of our scratch buffer holds 64 bytes plus
     // zeroes; we write a whole Config there.
@@ -461,12 +462,12 @@ fn register(cx: &mut Ctx) {
     let _g = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let rng = &mut cx.rng;
     if region::current().is_none() && rng.one_in(2) {
-        register_valid(rng, &p);
+        register_valid(rng, &p, false);
         return;
     }
     let before = region::current();
     let valid = rng.one_in(2);
-    let cfg = gen::config(rng, valid);
+    let cfg = gen::config(rng, valid, false);
     let slot = p.scratch + layout::CONFIG;
     // SAFETY: as in register_valid(); the bytes after the slot are free
     // scratch space, sometimes made non-zero for the "larger struct" case.
@@ -700,7 +701,7 @@ fn post(cx: &mut Ctx) {
         if cx.rng.one_in(4) {
             let p = cx.sh.pools;
             let _g = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            register_valid(&mut cx.rng, &p);
+            register_valid(&mut cx.rng, &p, false);
         }
         return;
     };
@@ -879,7 +880,7 @@ fn unmap(cx: &mut Ctx) {
     }
     if cx.rng.one_in(2) {
         let p = cx.sh.pools;
-        register_valid(&mut cx.rng, &p);
+        register_valid(&mut cx.rng, &p, false);
     }
 }
 
@@ -1080,7 +1081,7 @@ fn fork_child(mut cx: Ctx, snap: Option<Snap>, dofork: bool) -> ! {
     let mode = cx.rng.below(6);
     if matches!(mode, 1..=3) {
         let p = cx.sh.pools;
-        if let Some(own) = register_valid(&mut cx.rng, &p) {
+        if let Some(own) = register_valid(&mut cx.rng, &p, true) {
             stats::add(C::ChildRegister);
             let mut recs = [Posted::default(); 8];
             post_entries(&mut cx, &own, 8, &mut recs);
@@ -1346,7 +1347,7 @@ pub fn run(prm: Params) -> ! {
     let mut rng = Rng::new(prm.seed);
     {
         let _g = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        register_valid(&mut rng, &pools);
+        register_valid(&mut rng, &pools, false);
     }
     let nthreads = (prm.threads as usize).clamp(1, MAX_THREADS);
     let mut handles: Vec<Option<std::thread::JoinHandle<()>>> =
@@ -1398,7 +1399,7 @@ fn end(cx: &mut Ctx, prm: Params, handles: Vec<Option<std::thread::JoinHandle<()
     let snap = {
         let _g = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let p = cx.sh.pools;
-        region::current().or_else(|| register_valid(&mut cx.rng, &p))
+        region::current().or_else(|| register_valid(&mut cx.rng, &p, false))
     };
     match prm.ending {
         Ending::Return => {
