@@ -70,6 +70,52 @@ fn kill(pid: i32, sig: i32) -> i32 {
     unsafe { libc::kill(pid, sig) }
 }
 
+/// Prints what every thread of process `pid` is doing: name, state, wait
+/// channel and kernel stack (from /proc), for a process that did not end.
+fn dump_tasks(pid: i32) {
+    println!("sysfuzz: threads of process {pid}:");
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        println!("  (gone)");
+        return;
+    };
+    for t in tasks.flatten() {
+        let p = t.path();
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+        let stat = read("stat");
+        let state = stat
+            .rsplit_once(") ")
+            .map_or("?", |(_, r)| &r[..1.min(r.len())]);
+        println!(
+            "  {} {} state {} wchan {}",
+            t.file_name().to_string_lossy(),
+            read("comm").trim(),
+            state,
+            read("wchan").trim()
+        );
+        for l in read("stack").lines().take(16) {
+            println!("      {l}");
+        }
+    }
+}
+
+/// The processes in process group `pgid` (from /proc/*/stat).
+fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // After "(comm) ": state ppid pgrp ...
+            stat.rsplit_once(") ")
+                .and_then(|(_, r)| r.split(' ').nth(2)?.parse::<i32>().ok())
+                == Some(pgid)
+        })
+        .collect()
+}
+
 /// Whether the trusted copy at `path` is this very program.
 fn trusted_copy_ok(path: &str) -> Result<(), String> {
     let me = std::fs::read("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
@@ -146,7 +192,7 @@ impl Run {
                 c"sysfuzz".as_ptr(),
                 cdir.as_ptr(),
                 c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
+                libc::MS_NOSUID,
                 c"size=4m,nr_inodes=512,mode=0700".as_ptr().cast(),
             )
         };
@@ -155,6 +201,15 @@ impl Run {
                 "mount tmpfs on {dir}: {} (run as root)",
                 errno_text()
             ));
+        }
+        // /dev/null, the one device inside: the image exec'd in the chroot
+        // (the Rust runtime) opens it for standard descriptors that random
+        // calls closed, and aborts without it.
+        let null = CString::new(format!("{dir}/dev/null")).unwrap();
+        std::fs::create_dir(format!("{dir}/dev")).map_err(|e| format!("mkdir {dir}/dev: {e}"))?;
+        // SAFETY: mknod with a NUL-terminated path in our own tmpfs.
+        if unsafe { libc::mknod(null.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) } != 0 {
+            return Err(format!("mknod {dir}/dev/null: {}", errno_text()));
         }
         // Everything the child needs, prepared before fork.
         let trusted = CString::new(self.o.trusted.clone()).unwrap();
@@ -285,6 +340,9 @@ impl Run {
                     && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
                 if gone || now.duration_since(r) > HANG {
                     if !gone {
+                        for member in group_members(s.pid) {
+                            dump_tasks(member);
+                        }
                         stats::problem(
                             C::Hang,
                             format_args!(
@@ -322,6 +380,7 @@ impl Run {
                     s.killed_at = Some(now);
                 }
                 None if s.ending.ends_itself() && age > s.lifetime + GRACE => {
+                    dump_tasks(s.pid);
                     stats::problem(
                         C::Overdue,
                         format_args!(
@@ -335,6 +394,7 @@ impl Run {
                     s.killed_at = Some(now);
                 }
                 Some(k) if now.duration_since(k) > HANG => {
+                    dump_tasks(s.pid);
                     stats::problem(
                         C::Hang,
                         format_args!(
