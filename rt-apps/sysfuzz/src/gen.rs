@@ -51,6 +51,13 @@ pub const KERNEL_ADDRS: [u32; 6] = [
 ];
 /// The lowest kernel address: `TASK_SIZE` with the 3G/1G split.
 pub const TASK_SIZE: u32 = 0xBF00_0000;
+/// User addresses below this are never mapped in a fuzzing process (its
+/// static executable starts at 0x10000, and it maps nothing at a fixed
+/// address there): small numbers, and pointers that fault.
+pub const LOW: u32 = 0x1_0000;
+/// Bytes a pointer into the region keeps before the region's end: more
+/// than any fixed-size result a call writes (uname's 390 bytes).
+pub const REGION_ROOM: u32 = 512;
 
 /// Layout of the scratch buffer: fixtures at fixed offsets, then free
 /// space the kernel may write into.
@@ -100,7 +107,7 @@ pub struct Pools {
     pub ro: usize,
     /// A mapped page that is never touched (vaddr_to_paddr: ENOENT).
     pub untouched: usize,
-    /// A page that was mapped and unmapped again (may be reused later).
+    /// An inaccessible page (PROT_NONE, never touched, never unmapped).
     pub hole: usize,
     /// Descriptors opened in the scratch directory (files, pipes, sockets,
     /// eventfd, epoll, the directory).
@@ -362,6 +369,65 @@ pub fn mode(rng: &mut Rng) -> u32 {
     }
 }
 
+/// A random word that is no address of this process's own memory: small,
+/// a kernel address, or inside the inaccessible spare area.
+pub fn wild(rng: &mut Rng, p: &Pools) -> u32 {
+    match rng.below(4) {
+        0 => rng.below(LOW),
+        1 if p.spare != 0 => p.spare as u32 + rng.below(sys::region_len(sys::MAX_PAGES) as u32),
+        _ => TASK_SIZE + rng.below(u32::MAX - TASK_SIZE) + 1,
+    }
+}
+
+/// Whether `v` lies in `[start, start + len)`.
+fn within(v: u32, start: usize, len: usize) -> bool {
+    start != 0 && (v as usize) >= start && (v as usize) < start + len
+}
+
+/// Makes the words of one call safe for the fuzzing process itself: a
+/// random call may write through any word used as a pointer, so no word
+/// that can be one may point at the process's own memory (stacks, heap,
+/// executable, statistics, the never-touched page) except the scratch
+/// buffer (followed by its guard page), the read-only and inaccessible
+/// pages, the spare area, the [kml] page and the region. Pointers into the
+/// region keep [`REGION_ROOM`] bytes before its end, and then no length
+/// (or generic word) of the call may exceed the room left. Other user
+/// addresses become [`wild`] words; small numbers and kernel addresses stay.
+fn confine(words: &mut [u32; 6], kinds: &[Arg; 6], rng: &mut Rng, p: &Pools, region: RegionView) {
+    let mut room = u32::MAX;
+    let mut in_region = [false; 6];
+    for (i, (w, k)) in words.iter_mut().zip(kinds).enumerate() {
+        let v = *w;
+        if !k.may_point() || !(LOW..TASK_SIZE).contains(&v) {
+            continue;
+        }
+        if let Some((a, l)) = region.filter(|&(a, l)| within(v, a, l)) {
+            let end = (a + l) as u32;
+            *w = v.min(end - REGION_ROOM);
+            room = room.min(end - *w);
+            in_region[i] = true;
+            continue;
+        }
+        let ours = within(v, p.scratch, layout::LEN + sys::PAGE_SIZE)
+            || within(v, p.ro, sys::PAGE_SIZE)
+            || within(v, p.hole, sys::PAGE_SIZE)
+            || within(v, p.spare, sys::region_len(sys::MAX_PAGES))
+            || within(v, p.kml, sys::PAGE_SIZE);
+        if !ours {
+            *w = wild(rng, p);
+        }
+    }
+    if room != u32::MAX {
+        // Any length of the call (or generic word, which may be one) fits
+        // the room: which pointer it goes with is the call's business.
+        for (i, (w, k)) in words.iter_mut().zip(kinds).enumerate() {
+            if matches!(k, Arg::Len | Arg::Small | Arg::Any) && !in_region[i] && *w > room {
+                *w = room;
+            }
+        }
+    }
+}
+
 /// A generic argument word: any of the above kinds.
 pub fn any_word(rng: &mut Rng, p: &Pools, region: RegionView) -> u32 {
     match rng.below(10) {
@@ -376,7 +442,7 @@ pub fn any_word(rng: &mut Rng, p: &Pools, region: RegionView) -> u32 {
     }
 }
 
-/// Arguments of kind `k` for argument slots.
+/// What an argument slot takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Arg {
     Fd,
@@ -401,6 +467,24 @@ enum Arg {
     Ioctl,
     Fcntl,
     Any,
+}
+
+impl Arg {
+    /// Whether the call may use a word of this slot as a pointer.
+    fn may_point(self) -> bool {
+        matches!(
+            self,
+            Arg::Buf
+                | Arg::Path
+                | Arg::Ts32
+                | Arg::Ts64
+                | Arg::Iov
+                | Arg::PollFds
+                | Arg::Sockaddr
+                | Arg::Msghdr
+                | Arg::Any
+        )
+    }
 }
 
 fn slots(n: u32) -> [Arg; 6] {
@@ -447,11 +531,14 @@ fn slots(n: u32) -> [Arg; 6] {
 
 /// The six argument words for call `n`, structured by what the call takes.
 pub fn args(rng: &mut Rng, p: &Pools, region: RegionView, n: u32) -> [u32; 6] {
-    let kinds = slots(n);
+    let mut kinds = slots(n);
     let mut a = [0u32; 6];
     for i in 0..6 {
         // Now and then any word goes anywhere.
-        let kind = if rng.one_in(12) { Arg::Any } else { kinds[i] };
+        if rng.one_in(12) {
+            kinds[i] = Arg::Any;
+        }
+        let kind = kinds[i];
         a[i] = match kind {
             Arg::Fd => fd(rng, p),
             Arg::Dirfd => dirfd(rng, p),
@@ -483,13 +570,23 @@ pub fn args(rng: &mut Rng, p: &Pools, region: RegionView, n: u32) -> [u32; 6] {
     }
     // Confinement rules that must hold even for "any" words.
     match n {
-        nr::IOCTL => a[1] = ioctl_request_keep(a[1]),
+        nr::IOCTL => {
+            a[1] = ioctl_request_keep(a[1]);
+            kinds[1] = Arg::Ioctl;
+            kinds[2] = Arg::Any; // any size the request encodes
+        }
         nr::FCNTL64 => {
             a[1] = fcntl_keep(a[1]);
+            kinds[1] = Arg::Fcntl;
             a[2] = fcntl_arg(rng, p, a[1], region);
+            kinds[2] = match a[1] {
+                12..=14 | 36..=38 => Arg::Buf, // struct flock64
+                _ => Arg::Flags,
+            };
         }
         _ => {}
     }
+    confine(&mut a, &kinds, rng, p, region);
     a
 }
 
@@ -724,6 +821,50 @@ mod tests {
             for n in [nr::CLOSE, nr::DUP3, nr::WRITE] {
                 let a = args(&mut rng, &p, None, n);
                 assert!(!a.contains(&(EXE_FD as u32)) && !a.contains(&(STATS_FD as u32)));
+            }
+        }
+    }
+
+    #[test]
+    fn no_word_points_at_the_process_own_memory() {
+        let mut rng = Rng::new(13);
+        let p = pools();
+        let (ra, rl) = (0x4000_0000usize, 3 * 4096usize);
+        let ours = |v: u32| {
+            !(LOW..TASK_SIZE).contains(&v)
+                || within(v, p.scratch, layout::LEN + 4096)
+                || within(v, p.ro, 4096)
+                || within(v, p.hole, 4096)
+                || within(v, p.spare, sys::region_len(sys::MAX_PAGES))
+                || within(v, p.kml, 4096)
+                || within(v, ra, rl)
+        };
+        for _ in 0..20_000 {
+            let n = entry_nr(&mut rng);
+            let a = args(&mut rng, &p, Some((ra, rl)), n);
+            let mut kinds = slots(n);
+            if n == nr::FCNTL64 && !matches!(a[1], 12..=14 | 36..=38) {
+                kinds[2] = Arg::Flags; // the argument of F_SETFL & co. is no pointer
+            }
+            for (w, k) in a.iter().zip(kinds) {
+                if k.may_point() {
+                    assert!(ours(*w), "nr {n}: {w:#x} in {a:x?}");
+                }
+            }
+            // A pointer into the region leaves room for what the call writes.
+            if let Some(room) = a
+                .iter()
+                .zip(kinds)
+                .filter(|&(&w, k)| k.may_point() && within(w, ra, rl))
+                .map(|(&w, _)| (ra + rl) as u32 - w)
+                .min()
+            {
+                assert!(room >= REGION_ROOM, "{a:x?}");
+                for (w, k) in a.iter().zip(kinds) {
+                    if k == Arg::Len && !within(*w, ra, rl) {
+                        assert!(*w <= room, "nr {n}: length {w:#x} > room {room:#x}: {a:x?}");
+                    }
+                }
             }
         }
     }

@@ -152,9 +152,7 @@ pub fn pools(kml: usize) -> Result<Pools, String> {
     unsafe { core::ptr::write_bytes(p.scratch as *mut u8, 0, layout::LEN) };
     p.spare = map(sys::region_len(sys::MAX_PAGES), libc::PROT_NONE)?;
     p.untouched = map(sys::PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE)?;
-    p.hole = map(sys::PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE)?;
-    // SAFETY: unmapping the page we just mapped; only its address is kept.
-    unsafe { libc::munmap(p.hole as *mut libc::c_void, sys::PAGE_SIZE) };
+    p.hole = map(sys::PAGE_SIZE, libc::PROT_NONE)?;
 
     // Descriptors, all in the scratch directory.
     let open = |path: &CStr, flags: i32| -> Result<i32, String> {

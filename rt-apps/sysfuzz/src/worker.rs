@@ -267,8 +267,9 @@ fn v2p(cx: &mut Ctx) {
         2 => (p.ro as u32, false),
         3 => ((p.scratch + layout::LEN - 4) as u32, false), // half in the guard page
         4 => (p.hole as u32, false),
+        // Inside the region, with room for the 8 bytes written.
         5 => match region {
-            Some((a, l)) => (gen::region_addr(rng, a, l), false),
+            Some((a, l)) => (gen::region_addr(rng, a, l).min((a + l - 8) as u32), false),
             None => (scratch_out, true),
         },
         _ => (scratch_out, true),
