@@ -5,10 +5,10 @@
 //! the image by permissions. Instead it is confined before it makes a single
 //! random call:
 //!
-//! * chrooted into its own small tmpfs (the supervisor mounts it), so every
-//!   path a call can name (openat with O_CREAT/O_TRUNC, unlinkat,
-//!   renameat2, mkdirat, ...) is a scratch file; the FlexSC syscall threads
-//!   share the process's root directory;
+//! * chrooted into its own small tmpfs (the supervisor mounts it, with
+//!   /dev/null as its only device), so every path a call can name (openat
+//!   with O_CREAT/O_TRUNC, unlinkat, renameat2, mkdirat, ...) is a scratch
+//!   file; the FlexSC syscall threads share the process's root directory;
 //! * every descriptor it inherited is closed except the statistics memfd
 //!   and the O_PATH descriptor of its own executable: all other
 //!   descriptors are scratch files, pipes and sockets it created there;
