@@ -351,12 +351,21 @@ pub fn wait_for(timeout: std::time::Duration, mut cond: impl FnMut() -> bool) ->
 
 /// Thread ids of the FlexSC syscall threads of process `pid` (named
 /// `flexsc-<pid>-<n>`), sorted.
+///
+/// Reads only `/proc/<pid>/task`: cheap enough to poll from a real-time
+/// thread without starving the lower-priority threads it waits for.
 pub fn flexsc_workers_of(pid: u32) -> Vec<u32> {
     let prefix = format!("flexsc-{pid}-");
-    let mut tids: Vec<u32> = threads_named(&prefix)
-        .into_iter()
-        .filter(|&(p, _, _)| p == pid)
-        .map(|(_, tid, _)| tid)
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut tids: Vec<u32> = tasks
+        .flatten()
+        .filter_map(|t| {
+            let tid = t.file_name().to_str()?.parse::<u32>().ok()?;
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            comm.starts_with(&prefix).then_some(tid)
+        })
         .collect();
     tids.sort_unstable();
     tids

@@ -26,7 +26,9 @@
 //! - R5 ptrace: `same_uid_cannot_trace_or_access_a_trusted_program`,
 //!   `root_can_trace_a_trusted_program`,
 //!   `ptrace_attach_racing_exec_never_gets_a_sys_mode_tracee`;
-//! - R6 mounts onto `/trusted`: `mount_onto_trusted_makes_nothing_trusted`.
+//! - R6 mounts onto `/trusted`: `mount_onto_trusted_makes_nothing_trusted`;
+//! - USR mode cannot create SYS mode (sigreturn, PTRACE_SETREGS/POKEUSER):
+//!   `user_mode_cannot_create_sys_mode_by_sigreturn_or_ptrace`.
 #![cfg(feature = "guest")]
 
 use guest_tests::{kernel_log, new_kernel_problems};
@@ -1575,4 +1577,127 @@ fn mount_onto_trusted_makes_nothing_trusted() {
         );
     }
     assert_sys(&probe(&p.path, &["status"]), "control, the mounts gone");
+}
+
+/// The signal handler of [`user_mode_cannot_create_sys_mode_by_sigreturn_or_ptrace`]:
+/// writes SYS mode into the CPSR that sigreturn will restore.
+extern "C" fn cpsr_to_sys(_sig: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: for an SA_SIGINFO handler the kernel passes a pointer to the
+    // live ucontext_t of the signal frame; nothing else aliases it here.
+    let uc = unsafe { &mut *uc.cast::<libc::ucontext_t>() };
+    uc.uc_mcontext.arm_cpsr = (uc.uc_mcontext.arm_cpsr & !0x1f) | 0x1f;
+}
+
+/// The mode bits of the CPSR this code runs with (readable in USR mode).
+fn current_mode() -> u32 {
+    let cpsr: u32;
+    // SAFETY: reading the CPSR has no side effects.
+    unsafe { std::arch::asm!("mrs {0}, cpsr", out(reg) cpsr) };
+    cpsr & 0x1f
+}
+
+/// USR mode cannot create SYS mode (the kernel accepts SYS mode on the way
+/// back to user space only for a task it marked trusted, by the tracee's
+/// flag, not the tracer's): a handler that writes SYS mode into its saved
+/// CPSR dies at sigreturn with SIGSEGV; a tracer's PTRACE_SETREGS or
+/// PTRACE_POKEUSER of a SYS-mode CPSR into an untrusted tracee is refused
+/// and leaves the tracee in USR mode. The test binary itself is the
+/// untrusted program.
+#[test]
+fn user_mode_cannot_create_sys_mode_by_sigreturn_or_ptrace() {
+    const SYS: u32 = 0x1f;
+    const USR: u32 = 0x10;
+    const CPSR_WORD: usize = 16; // uregs[16] (arch/arm/include/uapi/asm/ptrace.h)
+    let _s = serial();
+    assert_eq!(current_mode(), USR, "the test binary runs in USR mode");
+
+    // sigreturn
+    let pid = guest_tests::fork();
+    if pid == 0 {
+        // SAFETY: a zeroed sigaction is valid; the handler has the
+        // SA_SIGINFO signature; the child is single-threaded.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = cpsr_to_sys as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO;
+            libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+            libc::raise(libc::SIGUSR1);
+        }
+        // Only reached if sigreturn accepted the frame.
+        guest_tests::exit_child(if current_mode() == SYS { 42 } else { 43 });
+    }
+    let st = guest_tests::wait_child(pid, std::time::Duration::from_secs(10), "sigreturn to SYS");
+    assert!(
+        libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGSEGV,
+        "sigreturn with a SYS-mode CPSR must kill with SIGSEGV; wait status {st:#x} \
+         (exit 42: it returned in SYS mode, 43: in USR mode)"
+    );
+
+    // ptrace
+    let pid = guest_tests::fork();
+    if pid == 0 {
+        // SAFETY: PTRACE_TRACEME and raise take no pointers.
+        unsafe {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            libc::raise(libc::SIGSTOP);
+        }
+        guest_tests::exit_child(if current_mode() == SYS { 42 } else { 0 });
+    }
+    let mut st = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
+    assert!(libc::WIFSTOPPED(st), "tracee stopped: {st:#x}");
+    let getregs = |regs: &mut libc::user_regs| {
+        // SAFETY: `regs` is a writable user_regs (18 words), what
+        // PTRACE_GETREGS fills for a stopped tracee of ours.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETREGS,
+                pid,
+                0,
+                regs as *mut libc::user_regs as *mut libc::c_void,
+            )
+        };
+        assert_eq!(r, 0, "PTRACE_GETREGS: {}", std::io::Error::last_os_error());
+    };
+    // SAFETY: user_regs is plain integers; all zero is valid.
+    let mut regs: libc::user_regs = unsafe { std::mem::zeroed() };
+    getregs(&mut regs);
+    assert_eq!(regs.arm_cpsr as u32 & 0x1f, USR, "the tracee runs in USR mode");
+    let mut bad = regs;
+    bad.arm_cpsr = (regs.arm_cpsr & !0x1f) | SYS as libc::c_ulong;
+    // SAFETY: `bad` is a readable user_regs for PTRACE_SETREGS.
+    let set = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SETREGS,
+            pid,
+            0,
+            &bad as *const libc::user_regs as *mut libc::c_void,
+        )
+    };
+    let set_err = std::io::Error::last_os_error();
+    // SAFETY: POKEUSER takes an offset and a value, no pointers.
+    let poke = unsafe {
+        libc::ptrace(
+            libc::PTRACE_POKEUSER,
+            pid,
+            CPSR_WORD * 4,
+            bad.arm_cpsr as usize,
+        )
+    };
+    let poke_err = std::io::Error::last_os_error();
+    // SAFETY: user_regs is plain integers; all zero is valid.
+    let mut after: libc::user_regs = unsafe { std::mem::zeroed() };
+    getregs(&mut after);
+    // SAFETY: continue and reap our own tracee.
+    unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, 0) };
+    let st = guest_tests::wait_child(pid, std::time::Duration::from_secs(10), "tracee");
+    assert_eq!(set, -1, "PTRACE_SETREGS with SYS mode must fail");
+    assert_eq!(set_err.raw_os_error(), Some(libc::EINVAL), "PTRACE_SETREGS: {set_err}");
+    assert_eq!(poke, -1, "PTRACE_POKEUSER of a SYS-mode CPSR must fail: {poke_err}");
+    assert_eq!(after.arm_cpsr as u32 & 0x1f, USR, "the tracee stays in USR mode");
+    assert!(
+        guest_tests::exited_with(st, 0),
+        "the tracee went on in USR mode: wait status {st:#x} (exit 42: SYS mode)"
+    );
 }
