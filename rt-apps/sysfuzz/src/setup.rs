@@ -155,13 +155,37 @@ pub fn pools(kml: usize) -> Result<Pools, String> {
     p.hole = map(sys::PAGE_SIZE, libc::PROT_NONE)?;
 
     // Descriptors, all in the scratch directory.
+    // The names may hold something else by now (the image exec'd by a
+    // fuzzing process finds what random renames and unlinks left, e.g. the
+    // socket renamed to f0): remove it and create the file again.
     let open = |path: &CStr, flags: i32| -> Result<i32, String> {
+        for _ in 0..2 {
+            // SAFETY: NUL-terminated path; a new descriptor.
+            let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o644) };
+            if fd >= 0 {
+                return Ok(fd);
+            }
+            // SAFETY: removing a scratch name in our own chroot.
+            unsafe {
+                libc::unlink(path.as_ptr());
+                libc::rmdir(path.as_ptr());
+            }
+        }
+        // Still taken (a directory that is not empty): a fresh name.
+        // SAFETY: getpid has no preconditions.
+        let fresh = std::ffi::CString::new(format!("new{}", unsafe { libc::getpid() })).unwrap();
         // SAFETY: NUL-terminated path; a new descriptor.
-        let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o644) };
-        if fd < 0 {
-            Err(errno_text("open scratch file"))
-        } else {
+        let fd = unsafe {
+            libc::open(
+                fresh.as_ptr(),
+                flags | libc::O_CLOEXEC | libc::O_CREAT,
+                0o644,
+            )
+        };
+        if fd >= 0 {
             Ok(fd)
+        } else {
+            Err(errno_text(&format!("open scratch file {path:?}")))
         }
     };
     let mut fds = Vec::new();
