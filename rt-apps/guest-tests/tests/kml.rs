@@ -1615,8 +1615,12 @@ fn user_mode_cannot_create_sys_mode_by_sigreturn_or_ptrace() {
     let pid = guest_tests::fork();
     if pid == 0 {
         // SAFETY: a zeroed sigaction is valid; the handler has the
-        // SA_SIGINFO signature; the child is single-threaded.
+        // SA_SIGINFO signature; the child is single-threaded. SIGSEGV goes
+        // back to its default action: the Rust runtime's handler (inherited
+        // from the test binary) would return from a forced SIGSEGV and let
+        // the child go on with the registers the kernel sanitised to USR.
         unsafe {
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = cpsr_to_sys as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO;
