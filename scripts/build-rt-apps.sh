@@ -58,11 +58,11 @@ mapfile -t static_bins < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$(dirname "$
 static_dir="$(dirname "$here")/target/static"
 rtflex_log "rt-apps: building ${static_bins[*]} statically"
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$static_dir" \
-	cargo build --release --locked --target "$target" -p "$static_pkg" --bins
+	cargo build --release --locked --target "$target" --workspace "${static_bins[@]/#/--bin=}"
 mkdir -p "$staging/usr/lib/rtflex/kml"
 for name in "${static_bins[@]}"; do
 	exe="$static_dir/$target/release/$name"
-	[ -f "$exe" ] || die "$name was not built (rt-apps/$static_pkg)"
+	[ -f "$exe" ] || die "$name was not built (rt-apps/$static_pkg/static-bins)"
 	! arm-linux-gnueabihf-readelf -l "$exe" | grep -q INTERP || die "$exe is not statically linked"
 	install -m 0755 "$exe" "$staging/usr/bin/$name"
 	install -m 0755 "$exe" "$staging/usr/lib/rtflex/kml/$name"

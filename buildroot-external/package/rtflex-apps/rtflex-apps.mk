@@ -113,7 +113,7 @@ define RTFLEX_APPS_BUILD_CMDS
 	$(TARGET_MAKE_ENV) $(TARGET_CONFIGURE_OPTS) $(PKG_CARGO_ENV) \
 		$(RTFLEX_APPS_STATIC_ENV) \
 		$(RTFLEX_APPS_CARGO) build $(RTFLEX_APPS_CARGO_OPTS) \
-			-p $(RTFLEX_APPS_STATIC_PKG) --bins
+			--workspace $(addprefix --bin=,$(RTFLEX_APPS_STATIC_BINS))
 	$(foreach b,$(RTFLEX_APPS_STATIC_BINS),
 		if $(TARGET_READELF) -l $(RTFLEX_APPS_STATIC_OUT)/$(b) | grep -q INTERP; then \
 			echo "$(b) is not statically linked" >&2; exit 1; \
