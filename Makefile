@@ -95,6 +95,8 @@ help:
 	@echo "  bench         boot with 1 and 2 vCPUs: svc vs the KML trampoline (kml-bench),"
 	@echo "                FlexSC vs direct syscalls (flexsc-bench, rtlat with I/O per cycle);"
 	@echo "                report in build/$(BOARD)/bench/report.md"
+	@echo "  fuzz          boot and run the system call fuzzer (472-474, FlexSC pages, the KML"
+	@echo "                entry) for FUZZ_SECONDS (default 600; FUZZ_SEED=<seed> repeats a run)"
 	@echo "  host-test     cargo test (armv7 binaries under qemu-user), unit tests of scripts/"
 	@echo "  guest-test    boot in test mode and run the guest tests"
 	@echo "  image-test    SD card layout checks of the board's image"
@@ -223,6 +225,15 @@ bench: image
 	{ echo "# Kernel Mode Linux and FlexSC benchmarks ($(BOARD))"; echo; \
 	  for n in $(BENCH_SMP); do cat $(B)/bench/report-smp$$n.md; done; } > $(B)/bench/report.md || rc=1; \
 	echo "[rtflex] benchmark report: $(B)/bench/report.md"; exit $$rc
+
+# The system call fuzzer (rt-apps/sysfuzz) for FUZZ_SECONDS of guest time;
+# FUZZ_SEED=<seed printed by an earlier run> repeats its random choices.
+# (make test runs a short fuzz as a guest test.)
+FUZZ_SECONDS ?= 600
+FUZZ_SEED ?=
+.PHONY: fuzz
+fuzz: image
+	$(GUEST) fuzz --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 .PHONY: host-test
 host-test: | $(DEPS_STAMP)

@@ -12,6 +12,9 @@
   guest.py bench    boot (--smp N vCPUs), run flexsc-bench and rtlat with
                     per-cycle I/O (direct and FlexSC), write
                     BUILD_DIR/bench/report-smp<N>.md
+  guest.py fuzz     boot, run the system call fuzzer (sysfuzz) for
+                    --seconds N (optionally --seed S), exit non-zero on a
+                    fuzzer failure, a kernel problem on the console or a hang
   guest.py shell    boot with an interactive console (Ctrl-a x quits)
   guest.py summary  no boot: the closing line for --host-log alone (boards
                     without a QEMU model)
@@ -151,6 +154,10 @@ def qemu_command(args, board, mode, results_path):
         skip = board.get("BOARD_GUEST_TEST_SKIP", "").split() + (args.skip or [])
         if mode == "test" and skip:
             append.append("rtflex.skip=" + ",".join(skip))
+        if mode == "fuzz":
+            append.append(f"rtflex.fuzz_seconds={args.seconds}")
+            if args.seed is not None:
+                append.append(f"rtflex.fuzz_seed={args.seed}")
     append += args.append or []
     cmd = ["qemu-system-arm"] + with_smp(shlex.split(board["BOARD_QEMU_ARGS"]), args.smp)
     cmd += ["-kernel", args.zimage, "-dtb", qemu_dtb(args, board)]
@@ -163,14 +170,75 @@ def qemu_command(args, board, mode, results_path):
         if not args.no_icount:
             cmd += ["-icount", ICOUNT]
     else:
-        # Tests and comparisons never modify the image.
-        cmd += ["-snapshot", "-monitor", "none", "-icount", ICOUNT]
+        # Tests and comparisons never modify the image. The fuzzer's guest
+        # gets a monitor socket: a hung guest's CPU state is read from it.
+        monitor = f"unix:{monitor_path(args)},server,nowait" if mode == "fuzz" else "none"
+        cmd += ["-snapshot", "-monitor", monitor, "-icount", ICOUNT]
         console, results = ["-serial", "stdio"], ["-serial", f"file:{results_path}"]
     if board.get("BOARD_QEMU_CONSOLE_SERIAL", "1") == "2":
         cmd += results + console
     else:
         cmd += console + results
     return cmd
+
+
+def monitor_path(args):
+    return os.path.join(args.build_dir, "fuzz-monitor.sock")
+
+
+def monitor_command(path, command):
+    """One QEMU human-monitor command over its unix socket; its output."""
+    import socket
+    out = b""
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(3)
+            sock.connect(path)
+            sock.sendall(command.encode() + b"\n")
+            time.sleep(1)
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                out += data
+    except OSError:
+        pass
+    return out.decode("utf-8", "replace").replace("\r", "")
+
+
+def kernel_symbol(args, pc):
+    """The symbol+offset of address PC in the kernel's System.map, or ''."""
+    path = os.path.join(os.path.dirname(args.zimage), "..", "..", "..", "System.map")
+    best = None
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[1] in "tTwW":
+                    addr = int(parts[0], 16)
+                    if addr <= pc and (best is None or addr > best[0]):
+                        best = (addr, parts[2])
+    except OSError:
+        return ""
+    return f"{best[1]}+{pc - best[0]:#x}" if best else ""
+
+
+def cpu_state(args, samples=5):
+    """Where a hung guest's CPU is: a few samples of PC, mode and symbol."""
+    lines = []
+    for _ in range(samples):
+        regs = monitor_command(monitor_path(args), "info registers")
+        pc = re.search(r"R15=([0-9a-f]{8})", regs)
+        psr = re.search(r"PSR=([0-9a-f]{8}) \S+ (\w+)", regs)
+        if not pc:
+            lines.append("(no registers from the QEMU monitor)")
+            break
+        addr = int(pc.group(1), 16)
+        where = kernel_symbol(args, addr) if addr >= 0xBF000000 else "user space"
+        lines.append(f"pc {addr:#010x} ({where}), psr {psr.group(1) if psr else '?'} "
+                     f"{psr.group(2) if psr else ''}")
+        time.sleep(1)
+    return lines
 
 
 def with_smp(qemu_args, smp):
@@ -197,9 +265,11 @@ def guest_ended(text):
     return re.search(r"^rtflex-guest: end$", text, re.M) is not None
 
 
-def boot(args, board, mode, name=None):
+def boot(args, board, mode, name=None, stall=None):
     """Boot the guest in MODE; return (results text, console problems (a
-    ConsoleProblems), why). NAME (default: MODE) names the log files."""
+    ConsoleProblems), why). NAME (default: MODE) names the log files. With
+    STALL, a guest that sends no results for STALL s counts as hung (its
+    CPU state, read from the fuzz mode's monitor, goes to `why`)."""
     os.makedirs(args.build_dir, exist_ok=True)
     name = name or mode
     results_path = os.path.join(args.build_dir, f"{name}-results.log")
@@ -240,6 +310,7 @@ def boot(args, board, mode, name=None):
 
     why = None
     ended_at = None
+    last_size, last_growth = -1, time.monotonic()
     while True:
         if proc.poll() is not None:
             break
@@ -258,6 +329,14 @@ def boot(args, board, mode, name=None):
             why = f"timeout after {timeout:.0f} s"
             proc.kill()
             break
+        elif stall:
+            size = os.path.getsize(results_path) if os.path.exists(results_path) else 0
+            if size != last_size:
+                last_size, last_growth = size, now
+            elif now - last_growth > stall:
+                why = f"no output from the guest for {stall} s (hung); CPU: " + "; ".join(cpu_state(args))
+                proc.kill()
+                break
         time.sleep(0.5)
     proc.wait()
     reader.join(timeout=5)
@@ -630,6 +709,65 @@ def cmd_bench(args, board):
     return 0
 
 
+def evaluate_fuzz_run(text, problems, why):
+    """The verdict of a fuzz boot: (sysfuzz's output lines, failures, seed or
+    None). Fails on a missing or non-zero exit of sysfuzz, a kernel problem
+    on the console, and a guest that stopped answering (`why`)."""
+    out = []
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("rtflex-guest: run sysfuzz"):
+            inside = True
+            continue
+        if line.startswith("rtflex-guest: exit sysfuzz"):
+            inside = False
+        if inside:
+            out.append(line)
+    failures = []
+    m = re.search(r"^rtflex-guest: exit sysfuzz (-?\d+)$", text, re.M)
+    if not m:
+        failures.append("sysfuzz did not finish")
+    elif m.group(1) != "0":
+        verdict = [line for line in out if line.startswith("sysfuzz: FAIL")]
+        failures.append(f"sysfuzz exited with {m.group(1)}: {verdict[-1] if verdict else 'no verdict'}")
+    if problems.all():
+        failures.append("kernel log on the console: " + "; ".join(problems.all()[:5]))
+    if why:
+        failures.append(f"guest: {why}")
+    seed = re.search(r"^sysfuzz: seed (\d+)", text, re.M)
+    return out, failures, (int(seed.group(1)) if seed else None)
+
+
+def cmd_fuzz(args, board):
+    """Boot in fuzz mode; the verdict is sysfuzz's exit status, plus the
+    console (kernel problems) and the guest answering at all."""
+    # Guest time follows instructions (-icount): allow for a slow host.
+    args.timeout = max(args.timeout, 3 * args.seconds + 300)
+    # sysfuzz prints progress every 10 s of guest time: minutes of silence
+    # mean a hung guest.
+    if os.path.exists(monitor_path(args)):
+        os.remove(monitor_path(args))
+    text, problems, why = boot(args, board, "fuzz", stall=args.stall * args.timeout_factor)
+    out, failures, seed = evaluate_fuzz_run(text, problems, why)
+    print("\n".join(out))
+    console = os.path.join(args.build_dir, "fuzz-console.log")
+    if problems.all():
+        with open(console, errors="replace") as f:
+            lines = f.read().splitlines()
+        first = next((i for i, line in enumerate(lines) if line.rstrip("\r") in problems.all()), 0)
+        print("[rtflex] console from the first kernel problem:")
+        for line in lines[max(0, first - 5):first + 60]:
+            print("  | " + line)
+    replay = f"make fuzz FUZZ_SECONDS={args.seconds} FUZZ_SEED={seed}" if seed is not None else "(no seed)"
+    if failures:
+        print("[rtflex] fuzz failed: " + "; ".join(failures))
+        print(f"[rtflex] same random choices again: {replay}")
+        print(f"[rtflex] results: {os.path.join(args.build_dir, 'fuzz-results.log')}, console: {console}")
+        return 1
+    print(f"[rtflex] fuzz passed: {args.seconds} s of fuzzing (same random choices again: {replay})")
+    return 0
+
+
 def cmd_shell(args, board):
     cmd = qemu_command(args, board, "shell", None)
     print("[rtflex] " + " ".join(shlex.quote(c) for c in cmd))
@@ -639,7 +777,7 @@ def cmd_shell(args, board):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["test", "compare", "bench", "shell", "summary"])
+    p.add_argument("mode", choices=["test", "compare", "bench", "fuzz", "shell", "summary"])
     p.add_argument("--board-dir")
     p.add_argument("--build-dir")
     p.add_argument("--zimage")
@@ -662,6 +800,12 @@ def main():
     p.add_argument("--no-icount", action="store_true", help="shell: run at full speed")
     p.add_argument("--smp", type=int, choices=range(1, 5), metavar="N",
                    help="number of vCPUs (1-4; default: the board's BOARD_QEMU_ARGS)")
+    p.add_argument("--seconds", type=int, default=600,
+                   help="fuzz: fuzzing time in guest seconds (default 600)")
+    p.add_argument("--seed", type=int, help="fuzz: the seed of a run to repeat its random choices")
+    p.add_argument("--stall", type=int, default=180,
+                   help="fuzz: host seconds without output after which the guest counts as hung "
+                        "(default 180)")
     p.add_argument("-v", "--verbose", action="store_true", help="echo the guest console")
     args = p.parse_args()
     if args.timeout_factor <= 0:
@@ -687,7 +831,7 @@ def main():
                  "its SD image is for the real board (see README, \"Flashing\"). "
                  "Boards that boot in QEMU: the ones with BOARD_QEMU_MACHINE in board/*/board.mk.")
     return {"test": cmd_test, "compare": cmd_compare, "bench": cmd_bench,
-            "shell": cmd_shell}[args.mode](args, board)
+            "fuzz": cmd_fuzz, "shell": cmd_shell}[args.mode](args, board)
 
 
 if __name__ == "__main__":

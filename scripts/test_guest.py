@@ -243,5 +243,61 @@ class CommandLine(unittest.TestCase):
         self.assertIn("rtflex.skip=rtlat", cmd[cmd.index("-append") + 1].split())
 
 
+class Fuzz(unittest.TestCase):
+    RUN = ("rtflex-guest: begin 7.2.13\n"
+           "rtflex-guest: run sysfuzz --seconds 20\n"
+           "sysfuzz: seed 42 (replay: sysfuzz --seed 42 --seconds 20)\n"
+           "sysfuzz: PASS (seed 42)\n"
+           "rtflex-guest: exit sysfuzz {rc}\n"
+           "rtflex-guest: end\n")
+
+    def test_a_passing_run_has_its_output_and_seed(self):
+        out, failures, seed = guest.evaluate_fuzz_run(self.RUN.format(rc=0), guest.ConsoleProblems([]), None)
+        self.assertEqual(failures, [])
+        self.assertEqual(seed, 42)
+        self.assertEqual(out[-1], "sysfuzz: PASS (seed 42)")
+
+    def test_exit_status_console_reports_and_hangs_fail(self):
+        text = self.RUN.format(rc=1).replace("PASS", "FAIL")
+        _, failures, _ = guest.evaluate_fuzz_run(text, guest.ConsoleProblems([]), None)
+        self.assertEqual(failures, ["sysfuzz exited with 1: sysfuzz: FAIL (seed 42)"])
+        problems = guest.ConsoleProblems(["BUG:"])
+        problems.feed("[ 9.0] BUG: sleeping function called")
+        _, failures, _ = guest.evaluate_fuzz_run(self.RUN.format(rc=0), problems, None)
+        self.assertEqual(len(failures), 1)
+        self.assertIn("BUG: sleeping", failures[0])
+        text = self.RUN.split("sysfuzz: PASS")[0]
+        _, failures, _ = guest.evaluate_fuzz_run(text, guest.ConsoleProblems([]), "no output for 180 s")
+        self.assertEqual(failures, ["sysfuzz did not finish", "guest: no output for 180 s"])
+
+    def test_fuzz_mode_passes_its_time_and_seed_and_opens_a_monitor(self):
+        board = {"BOARD_CONSOLE": "ttyAMA0", "BOARD_ROOT_DEVICE": "/dev/mmcblk0p2",
+                 "BOARD_RESULTS_TTY": "ttyAMA1", "BOARD_QEMU_ARGS": "-M vexpress-a9 -smp 1 -m 512M"}
+        args = argparse.Namespace(smp=None, zimage="zImage", dtb="x.dtb", sdcard="sd.img", skip=None,
+                                  append=None, no_icount=False, seconds=120, seed=7, build_dir="b")
+        cmd = guest.qemu_command(args, board, "fuzz", "results.log")
+        append = cmd[cmd.index("-append") + 1].split()
+        self.assertIn("rtflex.mode=fuzz", append)
+        self.assertIn("rtflex.fuzz_seconds=120", append)
+        self.assertIn("rtflex.fuzz_seed=7", append)
+        self.assertEqual(cmd[cmd.index("-monitor") + 1], "unix:b/fuzz-monitor.sock,server,nowait")
+        args.seed = None
+        cmd = guest.qemu_command(args, board, "fuzz", "results.log")
+        self.assertFalse(any(a.startswith("rtflex.fuzz_seed") for a in cmd[cmd.index("-append") + 1].split()))
+        cmd = guest.qemu_command(args, board, "test", "results.log")
+        self.assertEqual(cmd[cmd.index("-monitor") + 1], "none")
+
+    def test_kernel_symbols_come_from_system_map(self):
+        with tempfile.TemporaryDirectory() as d:
+            boot = os.path.join(d, "arch", "arm", "boot")
+            os.makedirs(boot)
+            with open(os.path.join(d, "System.map"), "w") as f:
+                f.write("c0100000 T _stext\nc01002e0 T kml_syscall_entry\nc0200000 D some_data\n")
+            args = argparse.Namespace(zimage=os.path.join(boot, "zImage"))
+            self.assertEqual(guest.kernel_symbol(args, 0xC01002E8), "kml_syscall_entry+0x8")
+            self.assertEqual(guest.kernel_symbol(args, 0xC0100004), "_stext+0x4")
+            self.assertEqual(guest.kernel_symbol(args, 0xB0000000), "")
+
+
 if __name__ == "__main__":
     unittest.main()

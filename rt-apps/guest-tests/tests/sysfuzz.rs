@@ -1,0 +1,131 @@
+//! The system call fuzzer (`rt-apps/sysfuzz`, `/usr/bin/sysfuzz`) for a
+//! short, bounded run: vaddr_to_paddr, flexsc_register, flexsc_wait and
+//! random syscall-page contents from several threads and processes with
+//! fork, exec, thread exit, munmap, signals and exit_group mixed in, and
+//! the Kernel Mode Linux entry through a trusted copy of the fuzzer that
+//! this test installs in `/trusted` for the run and removes afterwards.
+//!
+//! The fuzzer itself fails on kernel-log problems, hangs after SIGKILL,
+//! processes that do not end by themselves, contract violations and kinds
+//! of calls or events that never ran. This test adds independent checks:
+//! the kernel log as `dmesg` shows it, and no syscall thread left behind.
+//!
+//! Guest time: 20 s of fuzzing plus the endings (about 25 s in all; up to
+//! about 60 s when processes have to be killed after their deadlines). A
+//! run that has not ended after 300 s is killed and fails the test.
+#![cfg(feature = "guest")]
+
+use guest_tests::{kernel_log, new_kernel_problems, threads_named};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The fuzzer, statically linked (a trusted program must be).
+const SYSFUZZ: &str = "/usr/bin/sysfuzz";
+/// Where the Kernel Mode Linux part expects its trusted copy.
+const TRUSTED_COPY: &str = "/trusted/sysfuzz";
+/// Fuzzing time of the short run.
+const SECONDS: &str = "20";
+/// The run must have ended by then (guest time; generous: it ends after
+/// about 25 s, 60 s when it has to kill processes).
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// A file that exists only while the guard lives (removed on panic too).
+struct Installed(&'static str);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+fn install_trusted_copy() -> Installed {
+    std::fs::copy(SYSFUZZ, TRUSTED_COPY)
+        .unwrap_or_else(|e| panic!("copy {SYSFUZZ} to {TRUSTED_COPY}: {e}"));
+    let guard = Installed(TRUSTED_COPY);
+    std::os::unix::fs::chown(TRUSTED_COPY, Some(0), Some(0)).expect("chown root");
+    std::fs::set_permissions(TRUSTED_COPY, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod 0755");
+    guard
+}
+
+#[test]
+fn a_short_fuzz_run_finds_no_kernel_problem() {
+    let before = kernel_log();
+    let t0 = Instant::now();
+    let (status, stdout) = {
+        let _copy = install_trusted_copy();
+        let mut child = Command::new(SYSFUZZ)
+            .args([
+                "--seconds",
+                SECONDS,
+                "--procs",
+                "3",
+                "--threads",
+                "3",
+                "--kml",
+                "on",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {SYSFUZZ}: {e}"));
+        let mut pipe = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = pipe.read_to_string(&mut out);
+            out
+        });
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait for sysfuzz") {
+                break Some(st);
+            }
+            if t0.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        (status, reader.join().unwrap_or_default())
+    };
+    let took = t0.elapsed();
+    println!("{stdout}");
+    println!("sysfuzz run took {took:?} (guest time)");
+    let Some(status) = status else {
+        panic!("sysfuzz did not end within {DEADLINE:?}: killed");
+    };
+    assert!(
+        !std::path::Path::new(TRUSTED_COPY).exists(),
+        "{TRUSTED_COPY} was not removed"
+    );
+    let verdict = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("sysfuzz: PASS") || l.starts_with("sysfuzz: FAIL"))
+        .unwrap_or("no verdict line");
+    assert!(
+        status.success() && verdict.starts_with("sysfuzz: PASS"),
+        "sysfuzz failed ({status}): {verdict}"
+    );
+    // Independent checks: the kernel log as dmesg shows it, and no syscall
+    // thread of any of the fuzzing processes is left.
+    let problems = new_kernel_problems(&before, &kernel_log());
+    assert!(
+        problems.is_empty(),
+        "kernel problems during the fuzz run: {problems:#?}"
+    );
+    let t1 = Instant::now();
+    loop {
+        let left = threads_named("flexsc-");
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "syscall threads left behind by the fuzzing processes: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
