@@ -42,6 +42,12 @@ KERNEL_PROBLEMS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 # test (TESTS_BEGIN_MARKER in rootfs/overlay/usr/libexec/rtflex/run-guest-tests
 # and rt-apps/guest-tests/src/lib.rs): console lines above it are from boot.
 TESTS_BEGIN_MARKER = "rtflex-guest: tests begin"
+# The kernel's last words before the machine is off (kernel/reboot.c).
+# On a debug kernel, reports after it come from the power-off path once
+# every test has ended (seen: lockdep's "Invalid wait context" in the
+# vexpress power-off handler, a mutex taken from an atomic notifier on
+# PREEMPT_RT): listed with the baseline, not counted.
+POWER_OFF_MARKER = "reboot: Power down"
 TEST_LINE = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)")
 CARGO_RESULT = re.compile(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored")
 # Python unittest's closing lines: "Ran N tests in T s", a blank line, then
@@ -78,23 +84,32 @@ def is_kernel_problem(line, patterns=None):
 
 
 class ConsoleProblems:
-    """Problem lines of a guest console, split at the tests-begin marker:
-    `boot` (before it, or all of them if it never came) and `run`."""
+    """Problem lines of a guest console, split at the tests-begin marker and
+    at the kernel's power-off message: `boot` (before the marker, or all of
+    them if it never came), `run`, and `power_off` (after the tests, while
+    the kernel powers the machine off)."""
 
     def __init__(self, patterns=None):
         self.patterns = patterns if patterns is not None else problem_patterns()
         self.boot = []
         self.run = []
+        self.power_off = []
         self.tests_began = False
+        self.powering_off = False
 
     def feed(self, line):
         if TESTS_BEGIN_MARKER in line:
             self.tests_began = True
+        elif POWER_OFF_MARKER in line:
+            self.powering_off = True
         elif is_kernel_problem(line, self.patterns):
-            (self.run if self.tests_began else self.boot).append(line)
+            if self.powering_off:
+                self.power_off.append(line)
+            else:
+                (self.run if self.tests_began else self.boot).append(line)
 
     def all(self):
-        return self.boot + self.run
+        return self.boot + self.run + self.power_off
 
 
 def read_board(path):
@@ -462,6 +477,7 @@ def evaluate_test_run(text, problems, why, debug_kernel=False, patterns=None):
 
     if debug_kernel:
         run.baseline += [f"console: {p}" for p in problems.boot]
+        run.baseline += [f"console, at power-off after the tests: {p}" for p in problems.power_off]
         if problems.run:
             run.fail("kernel reports while the tests ran (console): " + "; ".join(problems.run[:5]))
         if not problems.tests_began and not why:

@@ -134,6 +134,26 @@ class Console(unittest.TestCase):
         self.assertEqual(c.run, [])
 
 
+class PowerOff(unittest.TestCase):
+    TEXT = CONSOLE + "[  437.4] reboot: Power down\n[  437.5] [ BUG: Invalid wait context ]\n"
+
+    def test_reports_at_power_off_are_kept_apart(self):
+        c = console(self.TEXT)
+        self.assertEqual(c.power_off, ["[  437.5] [ BUG: Invalid wait context ]"])
+        self.assertEqual(len(c.all()), 4)
+
+    def test_debug_kernel_lists_them_and_the_normal_kernel_fails_on_them(self):
+        no_run = self.TEXT.replace("UBSAN: shift-out-of-bounds", "all fine")
+        run = guest.evaluate_test_run(results(), console(no_run), None, debug_kernel=True)
+        self.assertEqual([f for f in run.failures if not f.startswith(("vtop", "kml"))], [])
+        self.assertTrue(any("at power-off" in b and "Invalid wait context" in b for b in run.baseline),
+                        run.baseline)
+        boot_free = no_run.replace("cut here", "fine").replace("WARNING: CPU", "fine")
+        run = guest.evaluate_test_run(results(debug_locks=(None, None), kmemleak=(None, None)),
+                                      console(boot_free), None)
+        self.assertTrue(any("Invalid wait context" in f for f in run.failures), run.failures)
+
+
 class Kmemleak(unittest.TestCase):
     def test_one_summary_per_leak(self):
         leaks = guest.kmemleak_leaks(KMEMLEAK_BOOT + KMEMLEAK_RUN)
