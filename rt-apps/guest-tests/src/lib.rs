@@ -130,8 +130,16 @@ mod tests {
     fn problem_list_has_patterns_and_no_comments() {
         let patterns: Vec<&str> = kernel_problem_patterns().collect();
         assert!(patterns.len() >= 20, "{patterns:?}");
-        assert!(patterns.iter().all(|p| !p.starts_with('#') && !p.trim().is_empty()));
-        for p in ["BUG:", "WARNING:", "UBSAN:", "ODEBUG:", "unreferenced object"] {
+        assert!(patterns
+            .iter()
+            .all(|p| !p.starts_with('#') && !p.trim().is_empty()));
+        for p in [
+            "BUG:",
+            "WARNING:",
+            "UBSAN:",
+            "ODEBUG:",
+            "unreferenced object",
+        ] {
             assert!(patterns.contains(&p), "{p} not in kernel-problems.txt");
         }
     }

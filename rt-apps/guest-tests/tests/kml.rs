@@ -1513,7 +1513,9 @@ fn ptrace_attach_racing_exec_never_gets_a_sys_mode_tracee() {
     // runs each exec many times slower while the FIFO attacker spins: fewer
     // rounds there keep the run within its time (200 took over 10 min).
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let debug_kernel = ["-debug", "-kasan"].iter().any(|v| release.trim_end().ends_with(v));
+    let debug_kernel = ["-debug", "-kasan"]
+        .iter()
+        .any(|v| release.trim_end().ends_with(v));
     let rounds = if debug_kernel { 40 } else { 200 };
     let kv = exec_kv(
         &path(UNTRUSTED),
@@ -1672,7 +1674,11 @@ fn user_mode_cannot_create_sys_mode_by_sigreturn_or_ptrace() {
     // SAFETY: user_regs is plain integers; all zero is valid.
     let mut regs: libc::user_regs = unsafe { std::mem::zeroed() };
     getregs(&mut regs);
-    assert_eq!(regs.arm_cpsr as u32 & 0x1f, USR, "the tracee runs in USR mode");
+    assert_eq!(
+        regs.arm_cpsr as u32 & 0x1f,
+        USR,
+        "the tracee runs in USR mode"
+    );
     let mut bad = regs;
     bad.arm_cpsr = (regs.arm_cpsr & !0x1f) | SYS as libc::c_ulong;
     // SAFETY: `bad` is a readable user_regs for PTRACE_SETREGS.
@@ -1702,9 +1708,20 @@ fn user_mode_cannot_create_sys_mode_by_sigreturn_or_ptrace() {
     unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, 0) };
     let st = guest_tests::wait_child(pid, std::time::Duration::from_secs(10), "tracee");
     assert_eq!(set, -1, "PTRACE_SETREGS with SYS mode must fail");
-    assert_eq!(set_err.raw_os_error(), Some(libc::EINVAL), "PTRACE_SETREGS: {set_err}");
-    assert_eq!(poke, -1, "PTRACE_POKEUSER of a SYS-mode CPSR must fail: {poke_err}");
-    assert_eq!(after.arm_cpsr as u32 & 0x1f, USR, "the tracee stays in USR mode");
+    assert_eq!(
+        set_err.raw_os_error(),
+        Some(libc::EINVAL),
+        "PTRACE_SETREGS: {set_err}"
+    );
+    assert_eq!(
+        poke, -1,
+        "PTRACE_POKEUSER of a SYS-mode CPSR must fail: {poke_err}"
+    );
+    assert_eq!(
+        after.arm_cpsr as u32 & 0x1f,
+        USR,
+        "the tracee stays in USR mode"
+    );
     assert!(
         guest_tests::exited_with(st, 0),
         "the tracee went on in USR mode: wait status {st:#x} (exit 42: SYS mode)"
