@@ -11,6 +11,10 @@ use std::process::{Command, Output};
 /// `kernel/patches/linux/linux.hash` (passed in by the Makefile).
 pub const LINUX_VERSION: Option<&str> = option_env!("RTFLEX_LINUX_VERSION");
 
+/// uid and gid of the unprivileged user of the image (`nobody` in
+/// rootfs/overlay/etc/passwd and group `nogroup`).
+pub const NOBODY: u32 = 65534;
+
 /// Run a program and return its output, panicking with a clear message
 /// if it cannot be started.
 pub fn run(program: &str, args: &[&str]) -> Output {

@@ -31,8 +31,7 @@ use std::time::Duration;
 /// Bound for "it happens at all" (guest time, generous).
 const BOUND: Duration = Duration::from_secs(10);
 
-/// uid and gid of nobody.
-const NOBODY: u32 = 65534;
+use guest_tests::NOBODY;
 
 // ---------------------------------------------------------------------------
 // Helpers

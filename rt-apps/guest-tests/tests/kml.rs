@@ -49,8 +49,7 @@ const STATIC_PROBE: &str = "/usr/lib/rtflex/kml/kml-probe";
 /// The same binary where it runs in USR mode.
 const UNTRUSTED: &str = "/usr/bin/kml-probe";
 const TRUSTED_DIR: &str = "/trusted";
-/// The unprivileged user of the image (`nobody` in /etc/passwd).
-const NOBODY: u32 = 65534;
+use guest_tests::NOBODY;
 /// `CAP_SYS_ADMIN` (include/uapi/linux/capability.h).
 const CAP_SYS_ADMIN: u32 = 21;
 /// `_LINUX_CAPABILITY_VERSION_3` (include/uapi/linux/capability.h).
