@@ -264,23 +264,8 @@ pub fn pools(kml: usize) -> Result<Pools, String> {
     let mut long: Vec<u8> = b"a/".repeat(layout::LONG_PATH_LEN / 2);
     long.push(0);
     put(s, layout::LONG_PATH, &long);
-    let ts32: [(i32, i32); layout::NTS] = [
-        (0, 0),
-        (0, 1000),
-        (0, 2_000_000),
-        (0, 20_000_000),
-        (1, 0),
-        (-1, 0),
-        (0, 1_000_000_000),
-        (i32::MAX, 0),
-    ];
-    for (i, (sec, nsec)) in ts32.iter().enumerate() {
-        put(
-            s,
-            layout::TS32 + 8 * i,
-            &words(&[*sec as u32, *nsec as u32]),
-        );
-    }
+    // The same timespecs in both layouts; the last is the largest second
+    // count each can hold.
     let ts64: [(i64, i64); layout::NTS] = [
         (0, 0),
         (0, 1000),
@@ -291,6 +276,14 @@ pub fn pools(kml: usize) -> Result<Pools, String> {
         (0, 1_000_000_000),
         (i64::MAX, 0),
     ];
+    let ts32 = ts64.map(|(sec, nsec)| (i32::try_from(sec).unwrap_or(i32::MAX), nsec as i32));
+    for (i, (sec, nsec)) in ts32.iter().enumerate() {
+        put(
+            s,
+            layout::TS32 + 8 * i,
+            &words(&[*sec as u32, *nsec as u32]),
+        );
+    }
     for (i, (sec, nsec)) in ts64.iter().enumerate() {
         let mut b = sec.to_ne_bytes().to_vec();
         b.extend(nsec.to_ne_bytes());
