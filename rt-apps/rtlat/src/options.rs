@@ -1,11 +1,12 @@
 //! Command-line options, with cyclictest's names and semantics.
 //!
-//! The parser is a small `getopt_long` work-alike: short options can be
-//! clustered (`-mSp80`), a short option's argument may be attached (`-p80`)
-//! or separate (`-p 80`), long options take `--name=value` or `--name value`
-//! and may be abbreviated to any unambiguous prefix. `-a`/`--affinity` and
-//! `-t`/`--threads` have optional arguments and, like cyclictest, also take
-//! the next word when it looks like their argument (`-t 4`, `-a 0-1`).
+//! Parsed with `lexopt` the way cyclictest's `getopt_long` parses: short
+//! options can be clustered (`-mSp80`), a short option's argument may be
+//! attached (`-p80`) or separate (`-p 80`), long options take `--name=value`
+//! or `--name value` and may be abbreviated to any unambiguous prefix.
+//! `-a`/`--affinity` and `-t`/`--threads` have optional arguments and, like
+//! cyclictest, also take the next word when it looks like their argument
+//! (`-t 4`, `-a 0-1`).
 //!
 //! Deliberately stricter than cyclictest: unknown options, stray words,
 //! non-numeric numbers and out-of-range values are usage errors (exit 2)
@@ -133,6 +134,7 @@ pub struct Config {
 
 /// Result of parsing: run, or show the help.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // made once per run; a Box would buy nothing
 pub enum Parsed {
     Run(Config),
     Help,
@@ -157,94 +159,39 @@ pub struct CpuInfo {
     pub allowed: Vec<usize>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Arg {
-    No,
-    Required,
-    Optional,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Opt {
-    Affinity,
-    Clock,
-    DefaultSystem,
-    Distance,
-    Duration,
-    Histogram,
-    Histofall,
-    Histfile,
-    Interval,
-    IoFile,
-    IoPipe,
-    IoSize,
-    IoVia,
-    Json,
-    Laptop,
-    Latency,
-    Loops,
-    MainAffinity,
-    Mlockall,
-    Nsecs,
-    Priority,
-    Policy,
-    Priospread,
-    Quiet,
-    RefreshOnMax,
-    Smp,
-    Threads,
-    Unbuffered,
-    Verbose,
-    Help,
-}
-
-struct OptDef {
-    long: &'static str,
-    short: Option<char>,
-    arg: Arg,
-    opt: Opt,
-}
-
-const fn def(long: &'static str, short: Option<char>, arg: Arg, opt: Opt) -> OptDef {
-    OptDef {
-        long,
-        short,
-        arg,
-        opt,
-    }
-}
-
-const OPTIONS: &[OptDef] = &[
-    def("affinity", Some('a'), Arg::Optional, Opt::Affinity),
-    def("clock", Some('c'), Arg::Required, Opt::Clock),
-    def("default-system", None, Arg::No, Opt::DefaultSystem),
-    def("distance", Some('d'), Arg::Required, Opt::Distance),
-    def("duration", Some('D'), Arg::Required, Opt::Duration),
-    def("histogram", Some('h'), Arg::Required, Opt::Histogram),
-    def("histofall", Some('H'), Arg::Required, Opt::Histofall),
-    def("histfile", None, Arg::Required, Opt::Histfile),
-    def("interval", Some('i'), Arg::Required, Opt::Interval),
-    def("io-file", None, Arg::Required, Opt::IoFile),
-    def("io-pipe", None, Arg::No, Opt::IoPipe),
-    def("io-size", None, Arg::Required, Opt::IoSize),
-    def("io-via", None, Arg::Required, Opt::IoVia),
-    def("json", None, Arg::Required, Opt::Json),
-    def("laptop", None, Arg::No, Opt::Laptop),
-    def("latency", None, Arg::Required, Opt::Latency),
-    def("loops", Some('l'), Arg::Required, Opt::Loops),
-    def("mainaffinity", None, Arg::Required, Opt::MainAffinity),
-    def("mlockall", Some('m'), Arg::No, Opt::Mlockall),
-    def("nsecs", Some('N'), Arg::No, Opt::Nsecs),
-    def("priority", Some('p'), Arg::Required, Opt::Priority),
-    def("policy", None, Arg::Required, Opt::Policy),
-    def("priospread", None, Arg::No, Opt::Priospread),
-    def("quiet", Some('q'), Arg::No, Opt::Quiet),
-    def("refresh_on_max", Some('M'), Arg::No, Opt::RefreshOnMax),
-    def("smp", Some('S'), Arg::No, Opt::Smp),
-    def("threads", Some('t'), Arg::Optional, Opt::Threads),
-    def("unbuffered", Some('u'), Arg::No, Opt::Unbuffered),
-    def("verbose", Some('v'), Arg::No, Opt::Verbose),
-    def("help", None, Arg::No, Opt::Help),
+/// Every long option, in the order an ambiguity message lists them.
+/// A unique prefix of a name is accepted too (`--dur`), as by `getopt_long`.
+const LONG: &[&str] = &[
+    "affinity",
+    "clock",
+    "default-system",
+    "distance",
+    "duration",
+    "histogram",
+    "histofall",
+    "histfile",
+    "interval",
+    "io-file",
+    "io-pipe",
+    "io-size",
+    "io-via",
+    "json",
+    "laptop",
+    "latency",
+    "loops",
+    "mainaffinity",
+    "mlockall",
+    "nsecs",
+    "priority",
+    "policy",
+    "priospread",
+    "quiet",
+    "refresh_on_max",
+    "smp",
+    "threads",
+    "unbuffered",
+    "verbose",
+    "help",
 ];
 
 /// cyclictest options rtlat knows about but does not implement: they get a
@@ -355,318 +302,251 @@ struct Raw {
 
 /// Parses `args` (including `args[0]`, the program name).
 pub fn parse(args: &[String], cpus: &CpuInfo) -> Result<Parsed, UsageError> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut p = lexopt::Parser::from_iter(args);
+    // As getopt: `-p=80` is `-p` with the value `=80` (an error), not 80.
+    p.set_short_equals(false);
     let mut raw = Raw::default();
-    let mut i = 1;
-    while i < args.len() {
-        let a = args[i].as_str();
-        i += 1;
-        if a == "--" {
-            if i < args.len() {
-                return err(format!("unexpected argument '{}'", args[i]));
+    while let Some(arg) = p.next().map_err(|e| UsageError(e.to_string()))? {
+        let (arg, name) = match arg {
+            Long(l) => {
+                let l = long_name(l)?;
+                (Long(l), format!("--{l}"))
             }
-            break;
-        }
-        if let Some(body) = a.strip_prefix("--") {
-            let (name, inline) = match body.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (body, None),
-            };
-            let d = find_long(name)?;
-            let shown = format!("--{}", d.long);
-            let value = match d.arg {
-                Arg::No => {
-                    if inline.is_some() {
-                        return err(format!("option {shown} does not take an argument"));
-                    }
-                    None
+            Short(c) => (Short(c), format!("-{c}")),
+            Value(v) => return err(format!("unexpected argument '{}'", v.to_string_lossy())),
+        };
+        let name = name.as_str();
+        match arg {
+            Short('a') | Long("affinity") => {
+                let v = optional_value(&mut p, |w| {
+                    w.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '!' | '+' | 'a'))
+                });
+                raw.affinity_given = true;
+                if !raw.smp {
+                    raw.affinity = Some(match v {
+                        Some(s) => Affinity::Specified(cpuset(name, &s, cpus)?),
+                        None => Affinity::UseAll,
+                    });
                 }
-                Arg::Required => match inline {
-                    Some(v) => Some(v.to_string()),
-                    None if i < args.len() => {
-                        i += 1;
-                        Some(args[i - 1].clone())
+            }
+            Short('c') | Long("clock") => {
+                raw.clock = Some(match num::<u32>(name, &value(&mut p, name)?)? {
+                    0 => Clock::Monotonic,
+                    1 => Clock::Realtime,
+                    n => {
+                        return err(format!(
+                    "option {name}: clock {n} is invalid (0 = CLOCK_MONOTONIC, 1 = CLOCK_REALTIME)"
+                ))
                     }
-                    None => return err(format!("option {shown} requires an argument")),
-                },
-                Arg::Optional => match inline {
-                    Some(v) => Some(v.to_string()),
-                    None => take_optional(d.opt, args, &mut i),
-                },
-            };
-            if apply(&mut raw, d.opt, &shown, value, cpus)? {
+                })
+            }
+            Long("default-system") => raw.default_system = true,
+            Short('d') | Long("distance") => raw.distance = Some(num(name, &value(&mut p, name)?)?),
+            Short('D') | Long("duration") => {
+                raw.duration = parse_duration(&value(&mut p, name)?)
+                    .map_err(|e| UsageError(format!("option {name}: {e}")))?
+            }
+            Short('h' | 'H') | Long("histogram" | "histofall") => {
+                let v = value(&mut p, name)?;
+                raw.histofall |= matches!(arg, Short('H') | Long("histofall"));
+                let n: usize = num(name, &v).or_else(|e| {
+                    // Values beyond usize are capped like any value above HIST_MAX.
+                    if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() {
+                        Ok(HIST_MAX)
+                    } else {
+                        Err(e)
+                    }
+                })?;
+                if n == 0 {
+                    return err(format!(
+                        "option {name}: the histogram needs at least one bucket"
+                    ));
+                }
+                raw.histogram = n;
+            }
+            Long("histfile") => raw.histfile = Some(file_name(name, value(&mut p, name)?)?),
+            Short('i') | Long("interval") => {
+                let n: u32 = num(name, &value(&mut p, name)?)?;
+                if n == 0 {
+                    return err(format!("option {name}: the interval must be at least 1 us"));
+                }
+                raw.interval = Some(n);
+            }
+            Long("io-file") => raw.io_file = Some(file_name(name, value(&mut p, name)?)?),
+            Long("io-pipe") => raw.io_pipe = true,
+            Long("io-size") => {
+                let n: usize = num(name, &value(&mut p, name)?)?;
+                if !(1..=IO_SIZE_MAX).contains(&n) {
+                    return err(format!(
+                        "option {name}: {n} bytes is out of range 1..{IO_SIZE_MAX}"
+                    ));
+                }
+                raw.io_size = Some(n);
+            }
+            Long("io-via") => {
+                raw.io_via = Some(match value(&mut p, name)?.as_str() {
+                    "direct" => IoVia::Direct,
+                    "flexsc" => IoVia::FlexSc,
+                    v => return err(format!("option {name}: '{v}' is not direct or flexsc")),
+                })
+            }
+            Long("json") => {
+                raw.json = Some(match file_name(name, value(&mut p, name)?)? {
+                    f if f == "-" => JsonDest::Stdout,
+                    f => JsonDest::File(f),
+                })
+            }
+            Long("laptop") => raw.laptop = true,
+            Long("latency") => {
+                // cyclictest clamps negative values to 0; accept a leading '-'.
+                let v = value(&mut p, name)?;
+                let val = v.trim();
+                raw.latency = if let Some(neg) = val.strip_prefix('-') {
+                    num::<i32>(name, neg)?;
+                    0
+                } else {
+                    num(name, val)?
+                };
+            }
+            Short('l') | Long("loops") => raw.loops = num(name, &value(&mut p, name)?)?,
+            Long("mainaffinity") => {
+                raw.main_affinity = Some(cpuset(name, &value(&mut p, name)?, cpus)?)
+            }
+            Short('m') | Long("mlockall") => raw.mlockall = true,
+            Short('N') | Long("nsecs") => raw.nsecs = true,
+            Short('p') | Long("priority") => {
+                let p: i32 = num(name, &value(&mut p, name)?)?;
+                if p > 99 {
+                    return err(format!("option {name}: priority {p} is out of range 0..99"));
+                }
+                raw.priority = p;
+                if !raw.policy.is_some_and(Policy::is_rt) {
+                    raw.policy = Some(Policy::Fifo);
+                }
+            }
+            Long("policy") => {
+                let v = value(&mut p, name)?;
+                raw.policy = Some(Policy::parse(&v).ok_or_else(|| {
+                    UsageError(format!(
+                "option {name}: unknown policy '{v}' (use other, normal, batch, idle, fifo or rr)"
+            ))
+                })?)
+            }
+            Long("priospread") => raw.priospread = true,
+            Short('q') | Long("quiet") => raw.quiet = true,
+            Short('M') | Long("refresh_on_max") => raw.refresh = true,
+            Short('S') | Long("smp") => {
+                raw.smp = true;
+                raw.threads = None;
+                raw.affinity = Some(Affinity::UseAll);
+            }
+            Short('t') | Long("threads") => {
+                let v = optional_value(&mut p, |w| w.parse::<usize>().is_ok_and(|n| n > 0));
+                if raw.smp {
+                    raw.notes.push("WARN: -t ignored due to smp mode".into());
+                } else {
+                    raw.threads = Some(match v {
+                        Some(s) => {
+                            let n: usize = num(name, &s)?;
+                            if n == 0 {
+                                return err(format!(
+                                    "option {name}: at least one thread is needed"
+                                ));
+                            }
+                            Some(n)
+                        }
+                        None => None,
+                    });
+                }
+            }
+            Short('u') | Long("unbuffered") => raw.unbuffered = true,
+            Short('v') | Long("verbose") => raw.verbose = true,
+            Long("help") => {
+                no_value(&mut p, name)?;
                 return Ok(Parsed::Help);
             }
-        } else if a.len() > 1 && a.starts_with('-') {
-            let chars: Vec<char> = a[1..].chars().collect();
-            let mut k = 0;
-            while k < chars.len() {
-                let c = chars[k];
-                k += 1;
-                let d = find_short(c)?;
-                let shown = format!("-{c}");
-                let rest: String = chars[k..].iter().collect();
-                let value = match d.arg {
-                    Arg::No => None,
-                    Arg::Required => {
-                        k = chars.len();
-                        if !rest.is_empty() {
-                            Some(rest)
-                        } else if i < args.len() {
-                            i += 1;
-                            Some(args[i - 1].clone())
-                        } else {
-                            return err(format!("option {shown} requires an argument"));
-                        }
-                    }
-                    Arg::Optional => {
-                        k = chars.len();
-                        if !rest.is_empty() {
-                            Some(rest)
-                        } else {
-                            take_optional(d.opt, args, &mut i)
-                        }
-                    }
-                };
-                if apply(&mut raw, d.opt, &shown, value, cpus)? {
-                    return Ok(Parsed::Help);
-                }
+            Short(c) if UNSUPPORTED_SHORT.contains(&c) => {
+                return err(format!(
+                    "option -{c} (a cyclictest option) is not supported by rtlat"
+                ))
             }
-        } else {
-            return err(format!("unexpected argument '{a}'"));
+            _ => return err(format!("unknown option '{name}' (see --help)")),
+        }
+        if matches!(arg, Long(_)) {
+            no_value(&mut p, name)?;
         }
     }
     resolve(raw, cpus).map(Parsed::Run)
 }
 
-/// cyclictest's look-ahead for options with an optional argument: the next
-/// word is taken as the argument when it looks like one.
-fn take_optional(opt: Opt, args: &[String], i: &mut usize) -> Option<String> {
-    let next = args.get(*i)?;
-    let looks_like = match opt {
-        Opt::Affinity => next
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit() || c == '!' || c == '+' || c == 'a'),
-        Opt::Threads => next.parse::<usize>().is_ok_and(|n| n > 0),
-        _ => false,
-    };
-    if looks_like {
-        *i += 1;
-        Some(next.clone())
-    } else {
-        None
+/// The value of an option that needs one: attached (`-p80`, `--priority=80`)
+/// or the next word, even if it starts with `-` (as getopt does).
+fn value(p: &mut lexopt::Parser, name: &str) -> Result<String, UsageError> {
+    match p.value() {
+        Ok(v) => Ok(v.to_string_lossy().into_owned()),
+        Err(_) => err(format!("option {name} requires an argument")),
     }
 }
 
-fn find_long(name: &str) -> Result<&'static OptDef, UsageError> {
-    if let Some(d) = OPTIONS.iter().find(|d| d.long == name) {
-        return Ok(d);
+/// The value of an option whose value is optional: attached (`-t4`,
+/// `--threads=4`), or, as cyclictest looks ahead, the next word when it
+/// `looks_like` a value (`-t 4`).
+fn optional_value(p: &mut lexopt::Parser, looks_like: fn(&str) -> bool) -> Option<String> {
+    let v = match p.optional_value() {
+        Some(v) => v,
+        None => p
+            .try_raw_args()?
+            .next_if(|w| w.to_str().is_some_and(looks_like))?,
+    };
+    Some(v.to_string_lossy().into_owned())
+}
+
+/// A long option without a value must not have one attached (`--quiet=1`).
+/// (Options that took their value have nothing left here.)
+fn no_value(p: &mut lexopt::Parser, name: &str) -> Result<(), UsageError> {
+    match p.optional_value() {
+        Some(_) => err(format!("option {name} does not take an argument")),
+        None => Ok(()),
+    }
+}
+
+fn file_name(name: &str, v: String) -> Result<String, UsageError> {
+    if v.is_empty() {
+        return err(format!("option {name}: empty file name"));
+    }
+    Ok(v)
+}
+
+fn cpuset(name: &str, v: &str, cpus: &CpuInfo) -> Result<Vec<usize>, UsageError> {
+    parse_cpuset(v, cpus.max_cpus, &cpus.allowed)
+        .map_err(|e| UsageError(format!("option {name}: {e}")))
+}
+
+/// Resolves a long option as `getopt_long` does: its full name, or a prefix
+/// of exactly one name.
+fn long_name(name: &str) -> Result<&'static str, UsageError> {
+    if let Some(l) = LONG.iter().find(|l| **l == name) {
+        return Ok(l);
     }
     if UNSUPPORTED_LONG.contains(&name) {
         return err(format!(
             "option --{name} (a cyclictest option) is not supported by rtlat"
         ));
     }
-    let matches: Vec<&OptDef> = if name.is_empty() {
-        Vec::new()
-    } else {
-        OPTIONS
-            .iter()
-            .filter(|d| d.long.starts_with(name))
-            .collect()
-    };
-    match matches.len() {
-        1 => Ok(matches[0]),
-        0 => err(format!("unknown option '--{name}' (see --help)")),
-        _ => {
-            let names: Vec<String> = matches.iter().map(|d| format!("--{}", d.long)).collect();
-            err(format!(
-                "option '--{name}' is ambiguous: {}",
-                names.join(", ")
-            ))
-        }
+    let matches: Vec<&'static str> = LONG
+        .iter()
+        .copied()
+        .filter(|l| !name.is_empty() && l.starts_with(name))
+        .collect();
+    match matches[..] {
+        [one] => Ok(one),
+        [] => err(format!("unknown option '--{name}' (see --help)")),
+        _ => err(format!(
+            "option '--{name}' is ambiguous: --{}",
+            matches.join(", --")
+        )),
     }
-}
-
-fn find_short(c: char) -> Result<&'static OptDef, UsageError> {
-    if let Some(d) = OPTIONS.iter().find(|d| d.short == Some(c)) {
-        return Ok(d);
-    }
-    if UNSUPPORTED_SHORT.contains(&c) {
-        return err(format!(
-            "option -{c} (a cyclictest option) is not supported by rtlat"
-        ));
-    }
-    err(format!("unknown option '-{c}' (see --help)"))
-}
-
-/// Applies one option. Returns `Ok(true)` for `--help`.
-fn apply(
-    raw: &mut Raw,
-    opt: Opt,
-    name: &str,
-    value: Option<String>,
-    cpus: &CpuInfo,
-) -> Result<bool, UsageError> {
-    let v = value.as_deref().unwrap_or("");
-    match opt {
-        Opt::Affinity => {
-            raw.affinity_given = true;
-            if !raw.smp {
-                raw.affinity = Some(match &value {
-                    Some(s) => Affinity::Specified(
-                        parse_cpuset(s, cpus.max_cpus, &cpus.allowed)
-                            .map_err(|e| UsageError(format!("option {name}: {e}")))?,
-                    ),
-                    None => Affinity::UseAll,
-                });
-            }
-        }
-        Opt::Clock => {
-            raw.clock = Some(match num::<u32>(name, v)? {
-                0 => Clock::Monotonic,
-                1 => Clock::Realtime,
-                n => {
-                    return err(format!(
-                    "option {name}: clock {n} is invalid (0 = CLOCK_MONOTONIC, 1 = CLOCK_REALTIME)"
-                ))
-                }
-            })
-        }
-        Opt::DefaultSystem => raw.default_system = true,
-        Opt::Distance => raw.distance = Some(num(name, v)?),
-        Opt::Duration => {
-            raw.duration =
-                parse_duration(v).map_err(|e| UsageError(format!("option {name}: {e}")))?
-        }
-        Opt::Histogram | Opt::Histofall => {
-            if opt == Opt::Histofall {
-                raw.histofall = true;
-            }
-            let n: usize = num(name, v).or_else(|e| {
-                // Values beyond usize are capped like any value above HIST_MAX.
-                if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() {
-                    Ok(HIST_MAX)
-                } else {
-                    Err(e)
-                }
-            })?;
-            if n == 0 {
-                return err(format!(
-                    "option {name}: the histogram needs at least one bucket"
-                ));
-            }
-            raw.histogram = n;
-        }
-        Opt::Histfile => {
-            if v.is_empty() {
-                return err(format!("option {name}: empty file name"));
-            }
-            raw.histfile = Some(v.to_string());
-        }
-        Opt::Interval => {
-            let n: u32 = num(name, v)?;
-            if n == 0 {
-                return err(format!("option {name}: the interval must be at least 1 us"));
-            }
-            raw.interval = Some(n);
-        }
-        Opt::IoFile => {
-            if v.is_empty() {
-                return err(format!("option {name}: empty file name"));
-            }
-            raw.io_file = Some(v.to_string());
-        }
-        Opt::IoPipe => raw.io_pipe = true,
-        Opt::IoSize => {
-            let n: usize = num(name, v)?;
-            if !(1..=IO_SIZE_MAX).contains(&n) {
-                return err(format!(
-                    "option {name}: {n} bytes is out of range 1..{IO_SIZE_MAX}"
-                ));
-            }
-            raw.io_size = Some(n);
-        }
-        Opt::IoVia => {
-            raw.io_via = Some(match v {
-                "direct" => IoVia::Direct,
-                "flexsc" => IoVia::FlexSc,
-                _ => return err(format!("option {name}: '{v}' is not direct or flexsc")),
-            })
-        }
-        Opt::Json => {
-            raw.json = Some(match v {
-                "" => return err(format!("option {name}: empty file name")),
-                "-" => JsonDest::Stdout,
-                f => JsonDest::File(f.to_string()),
-            })
-        }
-        Opt::Laptop => raw.laptop = true,
-        Opt::Latency => {
-            // cyclictest clamps negative values to 0; accept a leading '-'.
-            let val = v.trim();
-            raw.latency = if let Some(neg) = val.strip_prefix('-') {
-                num::<i32>(name, neg)?;
-                0
-            } else {
-                num(name, val)?
-            };
-        }
-        Opt::Loops => raw.loops = num(name, v)?,
-        Opt::MainAffinity => {
-            raw.main_affinity = Some(
-                parse_cpuset(v, cpus.max_cpus, &cpus.allowed)
-                    .map_err(|e| UsageError(format!("option {name}: {e}")))?,
-            )
-        }
-        Opt::Mlockall => raw.mlockall = true,
-        Opt::Nsecs => raw.nsecs = true,
-        Opt::Priority => {
-            let p: i32 = num(name, v)?;
-            if p > 99 {
-                return err(format!("option {name}: priority {p} is out of range 0..99"));
-            }
-            raw.priority = p;
-            if !raw.policy.is_some_and(Policy::is_rt) {
-                raw.policy = Some(Policy::Fifo);
-            }
-        }
-        Opt::Policy => {
-            raw.policy = Some(Policy::parse(v).ok_or_else(|| {
-                UsageError(format!(
-                "option {name}: unknown policy '{v}' (use other, normal, batch, idle, fifo or rr)"
-            ))
-            })?)
-        }
-        Opt::Priospread => raw.priospread = true,
-        Opt::Quiet => raw.quiet = true,
-        Opt::RefreshOnMax => raw.refresh = true,
-        Opt::Smp => {
-            raw.smp = true;
-            raw.threads = None;
-            raw.affinity = Some(Affinity::UseAll);
-        }
-        Opt::Threads => {
-            if raw.smp {
-                raw.notes.push("WARN: -t ignored due to smp mode".into());
-            } else {
-                raw.threads = Some(match &value {
-                    Some(s) => {
-                        let n: usize = num(name, s)?;
-                        if n == 0 {
-                            return err(format!("option {name}: at least one thread is needed"));
-                        }
-                        Some(n)
-                    }
-                    None => None,
-                });
-            }
-        }
-        Opt::Unbuffered => raw.unbuffered = true,
-        Opt::Verbose => raw.verbose = true,
-        Opt::Help => return Ok(true),
-    }
-    Ok(false)
 }
 
 /// Applies cyclictest's post-parse rules (`process_options()` tail).
