@@ -103,6 +103,7 @@ help:
 	@echo "  test-all      what CI runs: make test on qemu-vexpress-a9, image-test on every"
 	@echo "                board, guest-test on every other board QEMU boots"
 	@echo "  check-patches checkpatch and commit-message checks of kernel/patches/linux"
+	@echo "  check-uapi    rt-apps/rtflex-uapi against the patched kernel's headers and syscall table"
 	@echo "  check-buildroot BUILDROOT=<dir>  Buildroot's checks of buildroot-external/"
 	@echo "  kernel-dev    the kernel with our patches as git commits, in build/kernel-dev/linux"
 	@echo "  kernel-export write those commits back to kernel/patches/linux (git format-patch)"
@@ -253,6 +254,13 @@ kernel-export:
 check-patches: $(LINUX_SRC)/.rtflex-stamp
 	scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux
 
+# rt-apps/rtflex-uapi against the patched kernel: UAPI headers, system call
+# table and FlexSC allow-list (seconds; no kernel build needed).
+CHECK_UAPI := rt-apps/rtflex-uapi/check-kernel-headers.py --linux-src $(LINUX_SRC)
+.PHONY: check-uapi
+check-uapi: $(LINUX_SRC)/.rtflex-stamp
+	$(CHECK_UAPI)
+
 .PHONY: guest-test
 guest-test: image
 	$(GUEST) test
@@ -265,6 +273,7 @@ test: image
 	-cargo test --locked --target $(RUST_TARGET) --workspace > $(HOST_LOG) 2>&1; \
 		rc=$$?; $(SCRIPT_TESTS) >> $(HOST_LOG) 2>&1 || rc=1; \
 		scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux >> $(HOST_LOG) 2>&1 || rc=1; \
+		$(CHECK_UAPI) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_IMAGE) >> $(HOST_LOG) 2>&1 || rc=1; \
 		echo $$rc > $(HOST_RC)
 	@grep -E -B2 -A20 '(FAILED|^error)' $(HOST_LOG) || true
