@@ -6,10 +6,10 @@
 //! vtop [-p] [-v] <pid|self> <start>-<end>         a range as /proc/<pid>/maps writes it
 //! ```
 //!
-//! Options may come anywhere (`--` ends them); long options may be
-//! abbreviated to any unambiguous prefix; short ones may be clustered
-//! (`-pv`, `-l64K`). Malformed numbers, unknown options and stray words are
-//! usage errors (exit 2), in rtlat's style.
+//! Options (parsed with `lexopt`) may come anywhere (`--` ends them); long
+//! options may be abbreviated to any unambiguous prefix; short ones may be
+//! clustered (`-pv`, `-l64K`). Malformed numbers, unknown options and stray
+//! words are usage errors (exit 2), in rtlat's style.
 
 use crate::pagemap::Pagemap;
 use crate::resident::{page_starts, walk};
@@ -66,120 +66,47 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
     Err(UsageError(msg.into()))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Opt {
-    Help,
-    Len,
-    Pagemap,
-    Verbose,
-}
-
-const LONG: &[(&str, Opt)] = &[
-    ("help", Opt::Help),
-    ("len", Opt::Len),
-    ("pagemap", Opt::Pagemap),
-    ("verbose", Opt::Verbose),
-];
-
-fn short(c: char) -> Option<Opt> {
-    match c {
-        'h' => Some(Opt::Help),
-        'l' => Some(Opt::Len),
-        'p' => Some(Opt::Pagemap),
-        'v' => Some(Opt::Verbose),
-        _ => None,
-    }
-}
-
-fn long(name: &str) -> Result<Opt, UsageError> {
-    if name.is_empty() {
-        return usage("unknown option '--'");
-    }
-    if let Some(&(_, o)) = LONG.iter().find(|(n, _)| *n == name) {
-        return Ok(o);
-    }
-    let matches: Vec<_> = LONG.iter().filter(|(n, _)| n.starts_with(name)).collect();
-    match matches.as_slice() {
-        [(_, o)] => Ok(*o),
-        [] => usage(format!("unknown option '--{name}'")),
-        _ => usage(format!("option '--{name}' is ambiguous")),
-    }
-}
+/// Long options; a unique prefix of one is accepted too (`--pag`).
+const LONG: &[&str] = &["help", "len", "pagemap", "verbose"];
 
 /// Parses the command line (`args[0]` is the program name).
 pub fn parse(args: &[String]) -> Result<Parsed, UsageError> {
-    let mut positional: Vec<&str> = Vec::new();
+    use lexopt::Arg::{Long, Short, Value};
+    let mut p = lexopt::Parser::from_iter(args);
+    // `-l=4K` is `-l` with the value `=4K` (an error), as getopt has it.
+    p.set_short_equals(false);
+    let mut positional: Vec<String> = Vec::new();
     let mut len: Option<String> = None;
     let mut pagemap = false;
     let mut verbose = false;
-    let mut words = args.iter().skip(1).map(String::as_str);
-    let mut only_positional = false;
-
-    // Applies `opt`; `attached` is the text glued to it (`--len=4K`, `-l4K`).
-    let mut apply = |opt: Opt,
-                     attached: Option<&'_ str>,
-                     words: &mut dyn Iterator<Item = &'_ str>,
-                     name: &str|
-     -> Result<Option<Parsed>, UsageError> {
-        match opt {
-            Opt::Help => return Ok(Some(Parsed::Help)),
-            Opt::Pagemap => pagemap = true,
-            Opt::Verbose => verbose = true,
-            Opt::Len => {
-                let value = match attached {
-                    Some(v) => v.to_string(),
-                    None => match words.next() {
-                        Some(v) => v.to_string(),
-                        None => return usage(format!("option '{name}' needs a length")),
-                    },
+    while let Some(arg) = p.next().map_err(|e| UsageError(e.to_string()))? {
+        let (arg, name) = match arg {
+            Value(v) => {
+                positional.push(v.to_string_lossy().into_owned());
+                continue;
+            }
+            Short(c) => (Short(c), format!("-{c}")),
+            Long(l) => (Long(long_name(l)?), format!("--{l}")),
+        };
+        if matches!(arg, Long(l) if l != "len") && p.optional_value().is_some() {
+            return usage(format!("option '{name}' takes no value"));
+        }
+        match arg {
+            Short('h') | Long("help") => return Ok(Parsed::Help),
+            Short('p') | Long("pagemap") => pagemap = true,
+            Short('v') | Long("verbose") => verbose = true,
+            Short('l') | Long("len") => {
+                let Ok(v) = p.value() else {
+                    return usage(format!("option '{name}' needs a length"));
                 };
-                if len.is_some() {
+                if len.replace(v.to_string_lossy().into_owned()).is_some() {
                     return usage("--len given twice");
                 }
-                len = Some(value);
             }
-        }
-        Ok(None)
-    };
-
-    while let Some(word) = words.next() {
-        if only_positional || word == "-" || !word.starts_with('-') {
-            positional.push(word);
-        } else if word == "--" {
-            only_positional = true;
-        } else if let Some(rest) = word.strip_prefix("--") {
-            let (name, value) = match rest.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (rest, None),
-            };
-            let opt = long(name)?;
-            if value.is_some() && opt != Opt::Len {
-                return usage(format!("option '--{name}' takes no value"));
-            }
-            if let Some(p) = apply(opt, value, &mut words, &format!("--{name}"))? {
-                return Ok(p);
-            }
-        } else {
-            let cluster = &word[1..];
-            for (i, c) in cluster.char_indices() {
-                let Some(opt) = short(c) else {
-                    return usage(format!("unknown option '-{c}'"));
-                };
-                if opt == Opt::Len {
-                    let rest = &cluster[i + 1..];
-                    let attached = (!rest.is_empty()).then_some(rest);
-                    if let Some(p) = apply(opt, attached, &mut words, "-l")? {
-                        return Ok(p);
-                    }
-                    break;
-                }
-                if let Some(p) = apply(opt, None, &mut words, "")? {
-                    return Ok(p);
-                }
-            }
+            _ => return usage(format!("unknown option '{name}'")),
         }
     }
-
+    let positional: Vec<&str> = positional.iter().map(String::as_str).collect();
     let Some((&pid, addrs)) = positional.split_first() else {
         return usage("missing process: give a pid or 'self', then addresses");
     };
@@ -224,6 +151,21 @@ pub fn parse(args: &[String]) -> Result<Parsed, UsageError> {
         pagemap,
         verbose,
     }))
+}
+
+/// A long option by a prefix of exactly one name (no name is a prefix of
+/// another, so a full name is such a prefix too).
+fn long_name(name: &str) -> Result<&'static str, UsageError> {
+    let matches: Vec<&'static str> = LONG
+        .iter()
+        .copied()
+        .filter(|l| !name.is_empty() && l.starts_with(name))
+        .collect();
+    match matches[..] {
+        [l] => Ok(l),
+        [] => usage(format!("unknown option '--{name}'")),
+        _ => usage(format!("option '--{name}' is ambiguous")),
+    }
 }
 
 fn parse_pid(s: &str) -> Result<Process, UsageError> {
