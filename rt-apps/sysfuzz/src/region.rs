@@ -5,8 +5,11 @@
 //! process installs a SIGSEGV/SIGBUS handler ([`install_fault_handler`])
 //! that repairs faults at addresses where a region is or was:
 //!
-//! * not mapped any more (munmap, exec of a sibling... ): map a zero page
-//!   there (`MAP_FIXED_NOREPLACE`), the access is retried on it;
+//! * not mapped any more: map a zero page there (`MAP_FIXED_NOREPLACE`),
+//!   the access is retried on it (a region this process unmaps itself is
+//!   replaced at once by anonymous memory, [`retire`], so that nothing
+//!   else of the process, such as a new thread's stack guard, is ever
+//!   mapped where threads may still write);
 //! * read-only (a fuzzing mprotect): make the region writable again;
 //! * zapped (`MADV_DONTNEED`: the region has no fault handler, so the
 //!   next access is SIGBUS): replace the whole region by anonymous memory,
@@ -19,7 +22,7 @@
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use flexsc::sys::{self, Ctrl, Entry};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::stats::{self, C};
 
@@ -36,8 +39,20 @@ static DOFORK_GEN: AtomicU32 = AtomicU32::new(u32::MAX);
 
 /// Serializes the operations that change which region is live: register,
 /// munmap, mm operations on the region, fork (so a child sees a settled
-/// region). Entry traffic does not take it.
-pub static LOCK: Mutex<()> = Mutex::new(());
+/// region). Entry traffic does not take it. Taken through [`lock`].
+static LOCK: Mutex<()> = Mutex::new(());
+/// Bumped each time [`LOCK`] is taken: a fault at an address that faulted
+/// before, with no region change in between, is one the handler could not
+/// repair; one after a change (e.g. a second mprotect to read-only) is new.
+static EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// Takes the region lock (see [`LOCK`]) for an operation that may change
+/// the region or its protection.
+pub fn lock() -> MutexGuard<'static, ()> {
+    let g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    EPOCH.fetch_add(1, Ordering::AcqRel);
+    g
+}
 
 const NRANGES: usize = 32;
 /// Every range a region of this process ever had (start, end): faults there
@@ -152,6 +167,29 @@ pub fn clear(addr: usize) -> bool {
     }
 }
 
+/// Records that region `s` was unmapped by this process (with [`LOCK`]
+/// held) and keeps its address range occupied: anonymous read-write
+/// memory goes where it was, so no later mapping of this process (a new
+/// thread's stack and guard page, a heap arena) can land there while
+/// threads that took `s` earlier may still write to it. Every range a
+/// region had stays ours for the life of the process (at most one region
+/// size per registration).
+pub fn retire(s: &Snap) {
+    // SAFETY: MAP_FIXED_NOREPLACE only fills the hole the region left (it
+    // fails, changing nothing, where something is mapped).
+    unsafe {
+        libc::mmap(
+            s.addr as *mut libc::c_void,
+            s.len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    clear(s.addr);
+}
+
 /// Marks the live region as possibly shared with forked children.
 pub fn set_dofork(s: &Snap) {
     DOFORK_GEN.store(s.gen, Ordering::Release);
@@ -176,8 +214,65 @@ fn in_ranges(a: usize) -> bool {
 }
 
 thread_local! {
-    /// Last fault address of this thread and how often it repeated.
-    static REPEAT: core::cell::Cell<(usize, u32)> = const { core::cell::Cell::new((0, 0)) };
+    /// Last fault of this thread (address, region epoch) and how often it
+    /// repeated with nothing changed in between.
+    static REPEAT: core::cell::Cell<(usize, u32, u32)> = const { core::cell::Cell::new((0, 0, 0)) };
+}
+
+/// The line of /proc/self/maps that covers `addr` (or what could be read),
+/// for a crash report: from a signal handler, so no allocation, raw reads
+/// into `buf`.
+fn maps_line(addr: usize, buf: &mut [u8; 4096]) -> &str {
+    // SAFETY: open/read/close on a NUL-terminated path and our own buffer;
+    // all three are async-signal-safe.
+    let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return "";
+    }
+    let mut line = [0u8; 256];
+    let mut len = 0;
+    let mut found = 0;
+    'read: loop {
+        // SAFETY: reads at most buf.len() bytes into buf.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        for &b in &buf[..n as usize] {
+            if b != b'\n' {
+                if len < line.len() {
+                    line[len] = b;
+                    len += 1;
+                }
+                continue;
+            }
+            if covers(&line[..len], addr) {
+                found = len;
+                break 'read;
+            }
+            len = 0;
+        }
+    }
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    buf[..found].copy_from_slice(&line[..found]);
+    core::str::from_utf8(&buf[..found]).unwrap_or("")
+}
+
+/// Whether a maps line "start-end perms ..." covers `addr`.
+fn covers(line: &[u8], addr: usize) -> bool {
+    let hex = |s: &[u8]| {
+        s.iter().try_fold(0usize, |v, &c| {
+            let d = (c as char).to_digit(16)?;
+            v.checked_mul(16)?.checked_add(d as usize)
+        })
+    };
+    let Some(range) = line.split(|&c| c == b' ').next() else { return false };
+    let mut parts = range.splitn(2, |&c| c == b'-');
+    match (parts.next().and_then(hex), parts.next().and_then(hex)) {
+        (Some(s), Some(e)) => addr >= s && addr < e,
+        _ => false,
+    }
 }
 
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
@@ -186,19 +281,26 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
     // The same address faulting again and again (a stale range now holds
     // something we cannot repair, e.g. a guard page): give up on it.
+    let epoch = EPOCH.load(Ordering::Acquire);
     let again = REPEAT.with(|r| {
-        let (last, n) = r.get();
-        let n = if last == addr { n + 1 } else { 0 };
-        r.set((addr, n));
+        let (last, last_epoch, n) = r.get();
+        let n = if last == addr && last_epoch == epoch { n + 1 } else { 0 };
+        r.set((addr, epoch, n));
         n
     });
     if !in_ranges(addr) || again > 8 {
         // Not ours: default action, the access faults again and kills us.
         // SAFETY: resetting the disposition of a signal we handle.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
+        let mut buf = [0u8; 4096];
         stats::problem(
             C::Crash,
-            format_args!("pid {}: signal {sig} (code {code}) at {addr:#x}", pid()),
+            format_args!(
+                "pid {}: signal {sig} (code {code}) at {addr:#x}{} (maps: {})",
+                pid(),
+                if again > 8 { ", not repairable" } else { "" },
+                maps_line(addr, &mut buf)
+            ),
         );
         return;
     }

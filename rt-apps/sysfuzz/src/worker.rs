@@ -460,7 +460,7 @@ fn register_valid(rng: &mut Rng, p: &Pools, rt: bool) -> Option<Snap> {
 /// One random flexsc_register call and its checks.
 fn register(cx: &mut Ctx) {
     let p = cx.sh.pools;
-    let _g = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = region::lock();
     let rng = &mut cx.rng;
     if region::current().is_none() && rng.one_in(2) {
         register_valid(rng, &p, false);
@@ -705,7 +705,7 @@ fn post(cx: &mut Ctx) {
     let Some(s) = region::current() else {
         if cx.rng.one_in(4) {
             let p = cx.sh.pools;
-            let _g = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            let _g = region::lock();
             register_valid(&mut cx.rng, &p, false);
         }
         return;
@@ -862,14 +862,14 @@ fn in_flight(s: &Snap) -> bool {
 /// munmap of the whole region with calls in flight; sometimes a new
 /// registration right after.
 fn unmap(cx: &mut Ctx) {
-    let _g = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = region::lock();
     let Some(s) = region::current() else { return };
     put_in_flight(cx, &s);
     let busy = in_flight(&s);
     // SAFETY: unmapping the region (or what replaced it) of this process:
     // later accesses to the range are repaired by the fault handler.
     let r = unsafe { libc::munmap(s.addr as *mut libc::c_void, s.len) };
-    region::clear(s.addr);
+    region::retire(&s);
     if r != 0 {
         stats::problem(
             C::Contract,
@@ -893,7 +893,7 @@ fn unmap(cx: &mut Ctx) {
 /// mprotect, madvise (MADV_DONTNEED zaps it: SIGBUS later, repaired by
 /// replacing it; MADV_DOFORK lets fork copy it), mlock, msync.
 fn mm_op(cx: &mut Ctx) {
-    let _g = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = region::lock();
     let Some(s) = region::current() else { return };
     let rng = &mut cx.rng;
     let base = s.addr as *mut libc::c_void;
@@ -913,7 +913,7 @@ fn mm_op(cx: &mut Ctx) {
                         format_args!("munmap of one page of a {pages}-page region succeeded, want EINVAL (no split)"),
                     );
                     libc::munmap(base, s.len);
-                    region::clear(s.addr);
+                    region::retire(&s);
                 }
             }
             1 => {
@@ -952,7 +952,7 @@ fn mm_op(cx: &mut Ctx) {
                     );
                     libc::munmap(r, new_len);
                     libc::munmap(base, s.len);
-                    region::clear(s.addr);
+                    region::retire(&s);
                 }
             }
             2 => {
@@ -1074,8 +1074,9 @@ fn fork_child(mut cx: Ctx, snap: Option<Snap>, dofork: bool) -> ! {
             }
         }
         // The child's view now: nothing (or an inherited region), and the
-        // parent's generation is meaningless here.
-        region::clear(s.addr);
+        // parent's generation is meaningless here. The region was not
+        // copied (VM_DONTCOPY): keep its range for the stale writes below.
+        region::retire(&s);
         if cx.rng.one_in(2) {
             // Rewrite where the region was (the fault handler maps a page).
             let w = s.words(cx.rng.below(s.nentries() as u32) as usize);
@@ -1122,7 +1123,7 @@ fn fork_child(mut cx: Ctx, snap: Option<Snap>, dofork: bool) -> ! {
 /// fork(); the child uses or rewrites the region address and ends; the
 /// parent stops, continues, kills and reaps it, and looks at its zombie.
 fn fork_op(cx: &mut Ctx) {
-    let guard = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = region::lock();
     let snap = region::current();
     let dofork = snap.is_some_and(|s| s.maybe_shared());
     let child_rng = Rng::new(cx.rng.next_u64());
@@ -1351,7 +1352,7 @@ pub fn run(prm: Params) -> ! {
     }));
     let mut rng = Rng::new(prm.seed);
     {
-        let _g = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = region::lock();
         register_valid(&mut rng, &pools, false);
     }
     let nthreads = (prm.threads as usize).clamp(1, MAX_THREADS);
@@ -1402,7 +1403,7 @@ fn stop_threads(sh: &Shared, handles: Vec<Option<std::thread::JoinHandle<()>>>) 
 
 fn end(cx: &mut Ctx, prm: Params, handles: Vec<Option<std::thread::JoinHandle<()>>>) -> ! {
     let snap = {
-        let _g = region::LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = region::lock();
         let p = cx.sh.pools;
         region::current().or_else(|| register_valid(&mut cx.rng, &p, false))
     };
