@@ -1,4 +1,5 @@
-//! Command line of flexsc-bench: `--name=value` or `--name value`.
+//! Command line of flexsc-bench (parsed with `lexopt`): `--name=value` or
+//! `--name value`.
 
 /// Where the FlexSC syscall threads run, relative to the bench thread.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,45 +210,33 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
 
 /// Parses `args` (including the program name).
 pub fn parse(args: &[String]) -> Result<Parsed, String> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut p = lexopt::Parser::from_iter(args);
     let mut o = Options::default();
-    let mut i = 1;
-    while i < args.len() {
-        let a = &args[i];
-        i += 1;
-        let Some(body) = a.strip_prefix("--") else {
-            return Err(format!("unexpected argument '{a}'"));
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        let name = match arg {
+            Long(name) => name.to_string(),
+            Short(c) => return Err(format!("unknown option '-{c}' (see --help)")),
+            Value(v) => return Err(format!("unexpected argument '{}'", v.to_string_lossy())),
         };
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
-        };
-        let flag = matches!(name, "direct-only" | "help");
-        let value = if flag {
-            if inline.is_some() {
-                return Err(format!("--{name} does not take a value"));
-            }
-            String::new()
-        } else {
-            match inline {
-                Some(v) => v,
-                None if i < args.len() => {
-                    i += 1;
-                    args[i - 1].clone()
-                }
-                None => return Err(format!("--{name} needs a value")),
-            }
-        };
-        let v = value.as_str();
+        let name = name.as_str();
         match name {
-            "help" => return Ok(Parsed::Help),
-            "direct-only" => o.direct_only = true,
-            "iters" => o.iters = positive(name, v)?,
-            "warmup" => o.warmup = num(name, v)?,
-            "repeats" => o.repeats = positive(name, v)?,
-            "batch-calls" => o.batch_calls = positive(name, v)?,
+            "help" | "direct-only" => {
+                if p.optional_value().is_some() {
+                    return Err(format!("--{name} does not take a value"));
+                }
+                if name == "help" {
+                    return Ok(Parsed::Help);
+                }
+                o.direct_only = true;
+            }
+            "iters" => o.iters = positive(name, &value(&mut p, name)?)?,
+            "warmup" => o.warmup = num(name, &value(&mut p, name)?)?,
+            "repeats" => o.repeats = positive(name, &value(&mut p, name)?)?,
+            "batch-calls" => o.batch_calls = positive(name, &value(&mut p, name)?)?,
             "batches" => {
                 let mut b = Vec::new();
-                for s in v.split(',') {
+                for s in value(&mut p, name)?.split(',') {
                     let n: usize = positive(name, s)?;
                     if n > MAX_BATCH {
                         return Err(format!("--batches: {n} is above {MAX_BATCH}"));
@@ -256,9 +245,9 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 }
                 o.batches = b;
             }
-            "cpu" => o.cpu = num(name, v)?,
+            "cpu" => o.cpu = num(name, &value(&mut p, name)?)?,
             "workers-on" => {
-                o.placement = match v {
+                o.placement = match value(&mut p, name)?.as_str() {
                     "same" => Placement::Same,
                     "other" => Placement::Other,
                     "all" => Placement::All,
@@ -269,35 +258,37 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 }
             }
             "workers" => {
-                o.workers = positive(name, v)?;
+                o.workers = positive(name, &value(&mut p, name)?)?;
                 if o.workers > MAX_WORKERS {
                     return Err(format!("--workers: at most {MAX_WORKERS}"));
                 }
             }
             "npages" => {
-                o.npages = positive(name, v)?;
+                o.npages = positive(name, &value(&mut p, name)?)?;
                 if o.npages > MAX_NPAGES {
                     return Err(format!("--npages: at most {MAX_NPAGES}"));
                 }
             }
             "poll-us" => {
-                let n: u32 = num(name, v)?;
+                let n: u32 = num(name, &value(&mut p, name)?)?;
                 if n > MAX_POLL_US {
                     return Err(format!("--poll-us: at most {MAX_POLL_US}"));
                 }
                 o.poll_us = Some(n);
             }
             "file" => {
+                let v = value(&mut p, name)?;
                 if v.is_empty() {
                     return Err("--file: empty path".into());
                 }
-                o.file = v.to_string();
+                o.file = v;
             }
             "json" => {
+                let v = value(&mut p, name)?;
                 if v.is_empty() {
                     return Err("--json: empty path".into());
                 }
-                o.json = (v != "-").then(|| v.to_string());
+                o.json = (v != "-").then_some(v);
             }
             _ => return Err(format!("unknown option '--{name}' (see --help)")),
         }
@@ -310,6 +301,14 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         ));
     }
     Ok(Parsed::Run(o))
+}
+
+/// The value of option `name`: `--name=value` or the next word.
+fn value(p: &mut lexopt::Parser, name: &str) -> Result<String, String> {
+    match p.value() {
+        Ok(v) => Ok(v.to_string_lossy().into_owned()),
+        Err(_) => Err(format!("--{name} needs a value")),
+    }
 }
 
 #[cfg(test)]
