@@ -44,18 +44,66 @@ fn die(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-fn number(opt: &str, v: Option<&String>, lo: u64, hi: u64) -> u64 {
-    let Some(v) = v else {
-        die(&format!("{opt} needs a value"))
-    };
+/// The value of option `opt`: a number `lo..=hi`, decimal or `0x` hex.
+fn number(p: &mut lexopt::Parser, opt: &str, lo: u64, hi: u64) -> Result<u64, String> {
+    let v = value(p, &format!("{opt} needs a value"))?;
     let parsed = match v.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16),
         None => v.parse::<u64>(),
     };
     match parsed {
-        Ok(n) if (lo..=hi).contains(&n) => n,
-        _ => die(&format!("{opt} needs a number {lo}-{hi}, got '{v}'")),
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(format!("{opt} needs a number {lo}-{hi}, got '{v}'")),
     }
+}
+
+/// The value of the option just seen (`--opt=value` or `--opt value`).
+fn value(p: &mut lexopt::Parser, missing: &str) -> Result<String, String> {
+    match p.value() {
+        Ok(v) => Ok(v.to_string_lossy().into_owned()),
+        Err(_) => Err(missing.to_string()),
+    }
+}
+
+/// Parses the command line (`args[0]` is the program name); `None`: show
+/// the help. Without `--seed` the seed is random.
+fn parse(args: &[String]) -> Result<Option<Options>, String> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut o = Options {
+        seed: 0,
+        seconds: 30,
+        procs: 3,
+        threads: 3,
+        kml: KmlMode::Auto,
+        trusted: "/trusted/sysfuzz".into(),
+        scratch: "/tmp".into(),
+    };
+    let mut seed = None;
+    let mut p = lexopt::Parser::from_iter(args);
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("seed") => seed = Some(number(&mut p, "--seed", 0, u64::MAX)?),
+            Long("seconds") => o.seconds = number(&mut p, "--seconds", 1, 7 * 24 * 3600)?,
+            Long("procs") => o.procs = number(&mut p, "--procs", 1, 16)? as u32,
+            Long("threads") => o.threads = number(&mut p, "--threads", 1, 16)? as u32,
+            Long("kml") => {
+                o.kml = match value(&mut p, "--kml needs a value")?.as_str() {
+                    "auto" => KmlMode::Auto,
+                    "on" => KmlMode::On,
+                    "off" => KmlMode::Off,
+                    v => return Err(format!("--kml needs auto, on or off, got '{v}'")),
+                }
+            }
+            Long("trusted") => o.trusted = value(&mut p, "--trusted needs a path")?,
+            Long("scratch") => o.scratch = value(&mut p, "--scratch needs a directory")?,
+            Short(c) => return Err(format!("unknown option '-{c}'")),
+            Long(l) => return Err(format!("unknown option '--{l}'")),
+            Value(v) => return Err(format!("unexpected argument '{}'", v.to_string_lossy())),
+        }
+    }
+    o.seed = seed.unwrap_or_else(random_seed);
+    Ok(Some(o))
 }
 
 fn random_seed() -> u64 {
@@ -72,7 +120,9 @@ fn random_seed() -> u64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     // Internal modes: the image exec'd by a fuzzing process, and the
     // trusted (Kernel Mode Linux) worker.
     match args.get(1).map(String::as_str) {
@@ -87,47 +137,74 @@ fn main() {
         }
         _ => {}
     }
-    let mut o = Options {
-        seed: 0,
-        seconds: 30,
-        procs: 3,
-        threads: 3,
-        kml: KmlMode::Auto,
-        trusted: "/trusted/sysfuzz".into(),
-        scratch: "/tmp".into(),
-    };
-    let mut seed = None;
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        let (opt, inline) = match a.split_once('=') {
-            Some((o, v)) if o.starts_with("--") => (o, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        let mut value = || inline.clone().or_else(|| it.next().cloned());
-        match opt {
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return;
-            }
-            "--seed" => seed = Some(number(opt, value().as_ref(), 0, u64::MAX)),
-            "--seconds" => o.seconds = number(opt, value().as_ref(), 1, 7 * 24 * 3600),
-            "--procs" => o.procs = number(opt, value().as_ref(), 1, 16) as u32,
-            "--threads" => o.threads = number(opt, value().as_ref(), 1, 16) as u32,
-            "--kml" => {
-                o.kml = match value().as_deref() {
-                    Some("auto") => KmlMode::Auto,
-                    Some("on") => KmlMode::On,
-                    Some("off") => KmlMode::Off,
-                    v => die(&format!("--kml needs auto, on or off, got {v:?}")),
-                }
-            }
-            "--trusted" => o.trusted = value().unwrap_or_else(|| die("--trusted needs a path")),
-            "--scratch" => {
-                o.scratch = value().unwrap_or_else(|| die("--scratch needs a directory"))
-            }
-            _ => die(&format!("unknown argument '{a}'")),
+    let o = match parse(&args) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return;
         }
-    }
-    o.seed = seed.unwrap_or_else(random_seed);
+        Err(e) => die(&e),
+    };
     std::process::exit(supervisor::run(o));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(line: &str) -> Result<Option<Options>, String> {
+        let args: Vec<String> = std::iter::once("sysfuzz")
+            .chain(line.split_whitespace())
+            .map(String::from)
+            .collect();
+        parse(&args)
+    }
+
+    fn run(line: &str) -> Options {
+        parsed(line).expect(line).expect(line)
+    }
+
+    #[test]
+    fn defaults_and_every_option() {
+        let o = run("");
+        assert_eq!((o.seconds, o.procs, o.threads), (30, 3, 3));
+        assert_eq!(o.kml, KmlMode::Auto);
+        assert_eq!(
+            (o.trusted.as_str(), o.scratch.as_str()),
+            ("/trusted/sysfuzz", "/tmp")
+        );
+        let o = run(
+            "--seed 0x10 --seconds=5 --procs 16 --threads=1 --kml off --trusted=/t/f --scratch /s",
+        );
+        assert_eq!((o.seed, o.seconds, o.procs, o.threads), (16, 5, 16, 1));
+        assert_eq!(o.kml, KmlMode::Off);
+        assert_eq!((o.trusted.as_str(), o.scratch.as_str()), ("/t/f", "/s"));
+        assert_eq!(run("--seed=42 --kml=on").seed, 42);
+        assert_eq!(run("--kml=on").kml, KmlMode::On);
+        assert!(parsed("-h").unwrap().is_none());
+        assert!(parsed("--procs 2 --help --procs 99").unwrap().is_none());
+    }
+
+    #[test]
+    fn usage_errors() {
+        let err = |line: &str| parsed(line).map(|_| ()).expect_err(line);
+        assert_eq!(err("--procs 17"), "--procs needs a number 1-16, got '17'");
+        assert_eq!(
+            err("--seconds=0"),
+            "--seconds needs a number 1-604800, got '0'"
+        );
+        assert_eq!(
+            err("--seed=x"),
+            "--seed needs a number 0-18446744073709551615, got 'x'"
+        );
+        assert_eq!(err("--threads"), "--threads needs a value");
+        assert_eq!(
+            err("--kml maybe"),
+            "--kml needs auto, on or off, got 'maybe'"
+        );
+        assert_eq!(err("--trusted"), "--trusted needs a path");
+        assert_eq!(err("--bogus=1"), "unknown option '--bogus'");
+        assert_eq!(err("-x"), "unknown option '-x'");
+        assert_eq!(err("stray"), "unexpected argument 'stray'");
+    }
 }
