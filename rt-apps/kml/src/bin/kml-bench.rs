@@ -20,23 +20,7 @@ use std::time::Instant;
 use kml::Via;
 
 fn main() {
-    let mut loops: u32 = 100_000;
-    let mut header = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--loops" => {
-                loops = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n| n > 0)
-                    .unwrap_or_else(|| usage("--loops needs a positive number"))
-            }
-            "--header" => header = true,
-            "-h" | "--help" => usage(""),
-            other => usage(&format!("unknown argument '{other}'")),
-        }
-    }
+    let (loops, header) = parse().unwrap_or_else(|e| usage(&e));
     let mode = kml::mode()
         .map(kml::Mode::name)
         .unwrap_or_else(|| "none".into());
@@ -81,11 +65,41 @@ fn row(call: &str, path: &str, mode: &str, loops: u32, mut f: impl FnMut()) {
     println!("| {call} | {path} | {mode} | {loops} | {ns:.1} |");
 }
 
-fn usage(msg: &str) -> ! {
-    if !msg.is_empty() {
-        eprintln!("kml-bench: {msg}");
+const USAGE: &str = "usage: kml-bench [--loops N] [--header]";
+
+/// The command line: calls per measurement (`--loops`, default 100000) and
+/// whether to print the table header first (`--header`).
+fn parse() -> Result<(u32, bool), String> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut loops: u32 = 100_000;
+    let mut header = false;
+    let mut p = lexopt::Parser::from_env();
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("loops") => {
+                loops = p
+                    .value()
+                    .ok()
+                    .and_then(|v| v.to_str()?.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--loops needs a positive number")?
+            }
+            Long("header") => header = true,
+            Short('h') | Long("help") => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            Short(c) => return Err(format!("unknown option '-{c}'")),
+            Long(l) => return Err(format!("unknown option '--{l}'")),
+            Value(v) => return Err(format!("unexpected argument '{}'", v.to_string_lossy())),
+        }
     }
-    eprintln!("usage: kml-bench [--loops N] [--header]");
+    Ok((loops, header))
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("kml-bench: {msg}");
+    eprintln!("{USAGE}");
     std::process::exit(2);
 }
 
