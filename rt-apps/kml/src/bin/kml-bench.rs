@@ -20,7 +20,7 @@ use std::time::Instant;
 use kml::Via;
 
 fn main() {
-    let (loops, header) = parse().unwrap_or_else(|e| usage(&e));
+    let (loops, header) = parse().unwrap_or_else(|e| usage(&e.to_string()));
     let mode = kml::mode()
         .map(kml::Mode::name)
         .unwrap_or_else(|| "none".into());
@@ -69,29 +69,19 @@ const USAGE: &str = "usage: kml-bench [--loops N] [--header]";
 
 /// The command line: calls per measurement (`--loops`, default 100000) and
 /// whether to print the table header first (`--header`).
-fn parse() -> Result<(u32, bool), String> {
-    use lexopt::Arg::{Long, Short, Value};
-    let mut loops: u32 = 100_000;
-    let mut header = false;
+fn parse() -> Result<(u32, bool), lexopt::Error> {
+    use lexopt::prelude::*;
+    let (mut loops, mut header) = (100_000, false);
     let mut p = lexopt::Parser::from_env();
-    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+    while let Some(arg) = p.next()? {
         match arg {
-            Long("loops") => {
-                loops = p
-                    .value()
-                    .ok()
-                    .and_then(|v| v.to_str()?.parse().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or("--loops needs a positive number")?
-            }
+            Long("loops") => loops = p.value()?.parse::<std::num::NonZeroU32>()?.get(),
             Long("header") => header = true,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
-            Short(c) => return Err(format!("unknown option '-{c}'")),
-            Long(l) => return Err(format!("unknown option '--{l}'")),
-            Value(v) => return Err(format!("unexpected argument '{}'", v.to_string_lossy())),
+            _ => return Err(arg.unexpected()),
         }
     }
     Ok((loops, header))
