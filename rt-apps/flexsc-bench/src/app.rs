@@ -5,7 +5,14 @@ use crate::fx;
 use crate::options::{self, Options, Parsed};
 use crate::report::{Batched, PerCall, Report, Setup};
 use crate::stats::Stats;
-use crate::sys;
+use rt_utils::affinity;
+
+/// The kernel release (`uname -r`).
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
 
 /// Measures every call on `b`: cost per call, then throughput per batch.
 fn measure<B: Backend>(
@@ -58,7 +65,7 @@ pub fn main_with_args(args: &[String]) -> i32 {
 }
 
 fn run(o: &Options) -> Result<i32, String> {
-    let allowed = sys::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
+    let allowed = affinity::current_affinity().map_err(|e| format!("sched_getaffinity: {e}"))?;
     if !allowed.contains(&o.cpu) {
         return Err(format!(
             "--cpu={} is not allowed (allowed: {allowed:?})",
@@ -66,7 +73,7 @@ fn run(o: &Options) -> Result<i32, String> {
         ));
     }
     let worker_cpus = o.placement.cpus(o.cpu, &allowed)?;
-    sys::pin_to(o.cpu).map_err(|e| format!("cannot pin to CPU {}: {e}", o.cpu))?;
+    affinity::pin_to(o.cpu).map_err(|e| format!("cannot pin to CPU {}: {e}", o.cpu))?;
     let targets = Targets::open(&o.file).map_err(|e| format!("cannot open the targets: {e}"))?;
     let per_call = [targets.getpid(), targets.write(), targets.pwrite64()];
     let batched = [targets.getpid(), targets.write()];
@@ -103,8 +110,8 @@ fn run(o: &Options) -> Result<i32, String> {
 
     let mut report = Report {
         setup: Setup {
-            release: sys::kernel_release(),
-            online_cpus: sys::online_cpus(),
+            release: kernel_release(),
+            online_cpus: affinity::online_cpus(),
             bench_cpu: o.cpu,
             placement: o.placement.name(),
             worker_cpus,

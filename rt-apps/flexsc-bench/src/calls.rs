@@ -2,7 +2,7 @@
 //! with the direct backend, and the measuring loops.
 
 use crate::stats::Stats;
-use crate::sys;
+use rt_utils::sys::now_ns;
 
 /// Bytes of the `write`/`pwrite64` calls.
 pub const WRITE_SIZE: usize = 64;
@@ -47,7 +47,7 @@ impl Targets {
             name: "getpid",
             nr: libc::SYS_getpid as u32,
             args: [0; 6],
-            expect: sys::getpid(),
+            expect: std::process::id() as i64,
         }
     }
 
@@ -136,8 +136,11 @@ impl Backend for Direct {
 
     #[inline]
     unsafe fn call(&mut self, c: &Call) -> Result<i64, String> {
-        // SAFETY: the caller guarantees that `c` is valid to run.
-        Ok(unsafe { sys::syscall6(c.nr, c.args) })
+        // SAFETY: the caller guarantees that `c` is valid to run; each word
+        // is one register of the call.
+        let r = unsafe { rt_utils::sys::syscall6(c.nr, c.args.map(|w| w as usize)) };
+        // The kernel's convention, as a FlexSC entry returns it: -errno.
+        Ok(r.map_or_else(|errno| -(errno as i64), |v| v as i64))
     }
 }
 
@@ -159,13 +162,13 @@ pub unsafe fn cost_per_call<B: Backend>(
     }
     let mut per_call = Vec::with_capacity(repeats as usize);
     for _ in 0..repeats {
-        let t0 = sys::now_ns();
+        let t0 = now_ns();
         for _ in 0..iters {
             // SAFETY: forwarded from the caller.
             let r = unsafe { b.call(c) }?;
             check(c, r)?;
         }
-        let t1 = sys::now_ns();
+        let t1 = now_ns();
         per_call.push((t1 - t0) as f64 / iters as f64);
     }
     Stats::of(&per_call).ok_or_else(|| "no repeats".to_string())
@@ -189,12 +192,12 @@ pub unsafe fn throughput<B: Backend>(
     let rounds = (calls as usize).div_ceil(batch).max(1);
     let mut rates = Vec::with_capacity(repeats as usize);
     for _ in 0..repeats {
-        let t0 = sys::now_ns();
+        let t0 = now_ns();
         for _ in 0..rounds {
             // SAFETY: forwarded from the caller.
             unsafe { b.batch(c, batch) }?;
         }
-        let t1 = sys::now_ns();
+        let t1 = now_ns();
         let secs = (t1 - t0).max(1) as f64 / 1e9;
         rates.push((rounds * batch) as f64 / secs);
     }

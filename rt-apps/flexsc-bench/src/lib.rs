@@ -15,8 +15,9 @@
 //! Modules: [`options`] (command line), [`stats`] (min/median/max),
 //! [`calls`] (the calls, the [`calls::Backend`] trait, the direct backend and
 //! the measuring loops), [`fx`] (the FlexSC backend, the only user of the
-//! `flexsc` crate), [`report`] (Markdown table and JSON line), [`sys`] (the
-//! libc calls; the only module with `unsafe` besides `fx`), [`app`].
+//! `flexsc` crate), [`report`] (Markdown table and JSON line), [`app`].
+//! The system calls themselves (raw calls, affinity, clock) come from
+//! `rt_utils`.
 
 pub mod app;
 pub mod calls;
@@ -24,4 +25,3 @@ pub mod fx;
 pub mod options;
 pub mod report;
 pub mod stats;
-pub mod sys;

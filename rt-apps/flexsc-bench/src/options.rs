@@ -119,16 +119,14 @@ impl Default for Options {
     }
 }
 
+// The kernel's limits (`FLEXSC_MAX_PAGES`, `FLEXSC_MAX_WORKERS`,
+// `FLEXSC_MAX_POLL_US`, `FLEXSC_ENTRIES_PER_PAGE`).
+pub use rtflex_uapi::flexsc::{
+    ENTRIES_PER_PAGE, MAX_PAGES as MAX_NPAGES, MAX_POLL_US, MAX_WORKERS,
+};
+
 /// Largest batch: the entries of [`MAX_NPAGES`] syscall pages.
-pub const MAX_BATCH: usize = 1024;
-/// Syscall pages the kernel accepts (`FLEXSC_MAX_PAGES`).
-pub const MAX_NPAGES: u32 = 16;
-/// Syscall threads the kernel accepts (`FLEXSC_MAX_WORKERS`).
-pub const MAX_WORKERS: u32 = 32;
-/// Longest polling time the kernel accepts (`FLEXSC_MAX_POLL_US`).
-pub const MAX_POLL_US: u32 = 10000;
-/// Entries per syscall page (4096 / 64).
-pub const ENTRIES_PER_PAGE: usize = 64;
+pub const MAX_BATCH: usize = MAX_NPAGES as usize * ENTRIES_PER_PAGE;
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,10 +12,9 @@
 //! pair (low word first, little-endian), with a padding word before the pair
 //! where the pair would start at an odd register.
 
-use crate::allow::nr;
-use crate::sys::{KernelTimespec, Stat64};
 use core::ffi::CStr;
 use core::marker::PhantomData;
+use rtflex_uapi::{nr, KernelTimespec, Stat64};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::RawFd;
 
@@ -486,7 +485,7 @@ impl<'a> Call<'a> {
     }
 
     /// Runs the call as an ordinary system call in the calling thread.
-    pub fn run_direct(self) -> crate::sys::RawResult {
+    pub fn run_direct(self) -> rt_utils::sys::RawResult {
         // SAFETY: a `Call<'a>` is built either by a safe constructor, which
         // borrows every buffer the call touches for 'a (still live: we are
         // inside 'a, holding the call), or by `Call::raw`, whose caller

@@ -8,7 +8,7 @@
 //! * claim a SUBMITTED entry with a compare-and-swap SUBMITTED -> BUSY, copy
 //!   `nr`, `args`, `flags` and `resv` once;
 //! * `-EINVAL` for non-zero flags or reserved words, `-ENOSYS` for calls not
-//!   in [`crate::allow::ALLOWED`], otherwise run the call with `syscall()`;
+//!   in [`rtflex_uapi::flexsc::ALLOWED`], otherwise run the call with `syscall()`;
 //! * win the entry back with a compare-and-swap BUSY -> COMPLETING, only
 //!   then write `ret` and store DONE (release); if the entry was rewritten
 //!   meanwhile, count `dropped` and write nothing; `completions += 1`, full
@@ -23,9 +23,10 @@
 //! Only meaningful on 32-bit ARM EABI, where the entry's words are the real
 //! system call arguments.
 
-use crate::allow;
-use crate::sys::{self, Ctrl, Entry, BUSY, COMPLETING, DONE, SUBMITTED};
+use crate::sys;
 use core::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, Ordering};
+use rt_utils::sys::{errno, futex_wait, futex_wake_all};
+use rtflex_uapi::flexsc::{self as abi, Ctrl, Entry, BUSY, COMPLETING, DONE, SUBMITTED};
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::{mpsc, Arc, Once};
 use std::thread::JoinHandle;
@@ -56,7 +57,7 @@ impl Shared {
     fn entry(&self, i: usize) -> &Entry {
         assert!(i < self.nentries);
         // SAFETY: as ctrl(); entry i is inside the syscall pages.
-        unsafe { &*((self.base + sys::PAGE_SIZE) as *const Entry).add(i) }
+        unsafe { &*((self.base + abi::PAGE_SIZE) as *const Entry).add(i) }
     }
 }
 
@@ -94,9 +95,9 @@ fn under_seccomp() -> bool {
         .unwrap_or(false)
 }
 
+/// Bitmap of the online CPUs (the first 64).
 fn online_cpus() -> u64 {
-    // SAFETY: sysconf takes an integer and touches no memory.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.clamp(1, 64) as u32;
+    let n = rt_utils::affinity::online_cpus().min(64);
     if n >= 64 {
         u64::MAX
     } else {
@@ -104,18 +105,18 @@ fn online_cpus() -> u64 {
     }
 }
 
-fn validate(cfg: &sys::Config) -> Result<(), i32> {
-    let bad = cfg.version != sys::CONFIG_VERSION
+fn validate(cfg: &abi::Config) -> Result<(), i32> {
+    let bad = cfg.version != abi::CONFIG_VERSION
         || cfg.flags != 0
         || cfg.resv0 != 0
         || cfg.resv != [0, 0]
-        || !(1..=sys::MAX_PAGES).contains(&cfg.npages)
-        || !(1..=sys::MAX_WORKERS).contains(&cfg.nworkers)
-        || cfg.poll_us > sys::MAX_POLL_US
+        || !(1..=abi::MAX_PAGES).contains(&cfg.npages)
+        || !(1..=abi::MAX_WORKERS).contains(&cfg.nworkers)
+        || cfg.poll_us > abi::MAX_POLL_US
         || (cfg.cpus != 0 && cfg.cpus & online_cpus() == 0)
         || match cfg.policy {
-            sys::SCHED_OTHER => cfg.priority != 0,
-            sys::SCHED_FIFO | sys::SCHED_RR => !(1..=99).contains(&cfg.priority),
+            abi::SCHED_OTHER => cfg.priority != 0,
+            abi::SCHED_FIFO | abi::SCHED_RR => !(1..=99).contains(&cfg.priority),
             _ => true,
         };
     if bad {
@@ -126,32 +127,14 @@ fn validate(cfg: &sys::Config) -> Result<(), i32> {
 }
 
 /// Applies the configuration's CPUs and policy to the calling thread.
-fn setup_worker(cfg: &sys::Config) -> Result<(), i32> {
+fn setup_worker(cfg: &abi::Config) -> Result<(), i32> {
     if cfg.cpus != 0 {
-        // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
-        let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
-        for cpu in 0..64 {
-            if cfg.cpus & (1 << cpu) != 0 {
-                // SAFETY: cpu < 64 is inside the set (1024 bits).
-                unsafe { libc::CPU_SET(cpu, &mut set) };
-            }
-        }
-        // SAFETY: pid 0 is the calling thread; `set` is a live cpu_set_t
-        // of the size we pass.
-        let r = unsafe { libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set) };
-        if r != 0 {
-            return Err(sys::errno());
-        }
+        rt_utils::affinity::set_affinity(&rt_utils::affinity::cpus_of_mask(cfg.cpus))
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EINVAL))?;
     }
-    if cfg.policy != sys::SCHED_OTHER {
-        let p = libc::sched_param {
-            sched_priority: cfg.priority as i32,
-        };
-        // SAFETY: pid 0 is the calling thread; `p` is a live sched_param.
-        let r = unsafe { libc::sched_setscheduler(0, cfg.policy as i32, &p) };
-        if r != 0 {
-            return Err(libc::EPERM);
-        }
+    if cfg.policy != abi::SCHED_OTHER {
+        rt_utils::sched::set_scheduler(cfg.policy as i32, cfg.priority as i32)
+            .map_err(|_| libc::EPERM)?;
     }
     Ok(())
 }
@@ -159,7 +142,7 @@ fn setup_worker(cfg: &sys::Config) -> Result<(), i32> {
 impl Emulator {
     /// Maps a region and starts the workers, or fails with an errno as the
     /// kernel would.
-    pub fn start(cfg: &sys::Config) -> Result<Emulator, i32> {
+    pub fn start(cfg: &abi::Config) -> Result<Emulator, i32> {
         validate(cfg)?;
         if under_seccomp() {
             return Err(libc::EPERM);
@@ -170,7 +153,7 @@ impl Emulator {
             return Err(libc::EBUSY);
         }
         install_handler();
-        let len = sys::region_len(cfg.npages);
+        let len = abi::region_len(cfg.npages);
         // SAFETY: a fresh anonymous mapping at an address of the kernel's
         // choosing overlaps nothing.
         let p = unsafe {
@@ -184,12 +167,12 @@ impl Emulator {
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(sys::errno());
+            return Err(errno());
         }
         // SAFETY: advice on our own fresh mapping; MADV_DONTFORK only
         // changes what a child inherits (like the kernel's VM_DONTCOPY).
         unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) };
-        let nentries = cfg.npages as usize * sys::ENTRIES_PER_PAGE;
+        let nentries = cfg.npages as usize * abi::ENTRIES_PER_PAGE;
         let shared = Arc::new(Shared {
             base: p as usize,
             nentries,
@@ -198,12 +181,12 @@ impl Emulator {
             kick: AtomicU32::new(0),
         });
         let c = shared.ctrl();
-        c.version.store(sys::CONFIG_VERSION, Ordering::Relaxed);
+        c.version.store(abi::CONFIG_VERSION, Ordering::Relaxed);
         c.nentries.store(nentries as u32, Ordering::Relaxed);
         c.nworkers.store(cfg.nworkers, Ordering::Relaxed);
         c.entries_offset
-            .store(sys::PAGE_SIZE as u32, Ordering::Relaxed);
-        c.magic.store(sys::MAGIC, Ordering::Release);
+            .store(abi::PAGE_SIZE as u32, Ordering::Relaxed);
+        c.magic.store(abi::MAGIC, Ordering::Release);
         let mut emu = Emulator {
             shared,
             len,
@@ -251,7 +234,7 @@ impl Emulator {
     /// What `flexsc_wait(addr, 0, NULL)` does first: wake sleeping workers.
     pub fn kick(&self) {
         self.shared.kick.fetch_add(1, Ordering::SeqCst);
-        sys::futex_wake_all(&self.shared.kick);
+        futex_wake_all(&self.shared.kick);
     }
 
     /// `flexsc_wait(addr, min_complete, timeout)`.
@@ -280,7 +263,7 @@ impl Emulator {
             };
             c.waiters.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let r = sys::futex_wait(&c.completions, seen, left);
+            let r = futex_wait(&c.completions, seen, left);
             c.waiters.fetch_sub(1, Ordering::SeqCst);
             if r == Err(libc::EINTR) {
                 return Err(libc::EINTR);
@@ -360,7 +343,7 @@ fn worker(sh: &Shared, n: usize) {
         let pending =
             (0..sh.nentries).any(|i| sh.entry(i).status.load(Ordering::Relaxed) == SUBMITTED);
         if !pending && !sh.stop.load(Ordering::SeqCst) {
-            let _ = sys::futex_wait(&sh.kick, seen, Some(Duration::from_millis(200)));
+            let _ = futex_wait(&sh.kick, seen, Some(Duration::from_millis(200)));
         }
         c.idle_workers.fetch_sub(1, Ordering::SeqCst);
     }
@@ -390,7 +373,7 @@ fn run(sh: &Shared, i: usize) {
     let resv = e.resv.iter().any(|r| r.load(Ordering::Relaxed) != 0);
     let ret = if flags != 0 || resv {
         -libc::EINVAL
-    } else if !allow::is_allowed(nr) {
+    } else if !abi::is_allowed(nr) {
         -libc::ENOSYS
     } else {
         // SAFETY: this is the kernel's job emulated: run what the process
@@ -415,7 +398,7 @@ fn run(sh: &Shared, i: usize) {
         c.completions.fetch_add(1, Ordering::Release);
         fence(Ordering::SeqCst);
         if c.waiters.load(Ordering::Relaxed) != 0 {
-            sys::futex_wake_all(&c.completions);
+            futex_wake_all(&c.completions);
         }
         return;
     }

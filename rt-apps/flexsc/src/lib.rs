@@ -7,8 +7,9 @@
 //! gets a [`Ticket`]; a syscall thread runs the call and marks the entry
 //! DONE; [`FlexSc::wait`] with the ticket returns the result.
 //!
-//! * [`sys`]: the raw ABI (a checked mirror of `linux/flexsc.h`);
-//! * [`allow`]: the kernel's allow-list, the one table of calls it runs;
+//! * [`sys`]: the two system calls; the ABI itself (`linux/flexsc.h`,
+//!   the allow-list, the numbers) is the `rtflex_uapi` crate, checked
+//!   against the kernel headers;
 //! * [`Call`]: a call with the buffers it borrows;
 //! * [`FlexSc`]: registration, posting, waiting, teardown;
 //! * [`Scope`]: posting calls that borrow buffers, like `std::thread::scope`.
@@ -45,16 +46,17 @@ use std::os::fd::RawFd;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-pub mod allow;
 mod call;
 #[cfg(feature = "testing")]
 pub mod emu;
 pub mod sys;
 
 pub use call::Call;
-pub use sys::{KernelTimespec, Stat64};
+pub use rtflex_uapi::{KernelTimespec, Stat64};
 
-use sys::{Ctrl, Entry, CLAIMED, DONE, FREE, SUBMITTED};
+use rt_utils::sys::{decode_ret, futex_wait};
+use rtflex_uapi::flexsc as abi;
+use rtflex_uapi::flexsc::{Ctrl, Entry, CLAIMED, DONE, FREE, SUBMITTED};
 
 /// Bytes a post-and-forget or copying write can carry: each entry has a
 /// buffer of this size, allocated at registration.
@@ -68,9 +70,7 @@ const SPIN: u32 = 300;
 fn spin_limit() -> u32 {
     static LIMIT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *LIMIT.get_or_init(|| {
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-        if cpus == 1 {
+        if rt_utils::affinity::online_cpus() == 1 {
             0
         } else {
             SPIN
@@ -196,14 +196,14 @@ impl Default for Config {
 impl Config {
     /// The `struct flexsc_config` for this configuration (not validated:
     /// the kernel does that).
-    pub fn to_raw(&self) -> sys::Config {
+    pub fn to_raw(&self) -> abi::Config {
         let (policy, priority) = match self.policy {
-            Policy::Other => (sys::SCHED_OTHER, 0),
-            Policy::Fifo(p) => (sys::SCHED_FIFO, p as u32),
-            Policy::Rr(p) => (sys::SCHED_RR, p as u32),
+            Policy::Other => (abi::SCHED_OTHER, 0),
+            Policy::Fifo(p) => (abi::SCHED_FIFO, p as u32),
+            Policy::Rr(p) => (abi::SCHED_RR, p as u32),
         };
-        sys::Config {
-            version: sys::CONFIG_VERSION,
+        abi::Config {
+            version: abi::CONFIG_VERSION,
             flags: 0,
             npages: self.npages,
             nworkers: self.nworkers,
@@ -365,7 +365,7 @@ impl FlexSc {
     pub fn register(cfg: &Config) -> Result<FlexSc> {
         install_atfork();
         let mut raw = cfg.to_raw();
-        match sys::flexsc_register(&mut raw, core::mem::size_of::<sys::Config>() as u32) {
+        match sys::flexsc_register(&mut raw, core::mem::size_of::<abi::Config>() as u32) {
             Ok(()) => Self::from_region(Backend::Kernel, raw.addr as usize, raw.npages),
             Err(libc::ENOSYS) => Err(Error::Unsupported),
             Err(e) => Err(Error::Errno(e)),
@@ -414,7 +414,7 @@ impl FlexSc {
     }
 
     fn from_region(backend: Backend, base: usize, npages: u32) -> Result<FlexSc> {
-        let nentries = npages as usize * sys::ENTRIES_PER_PAGE;
+        let nentries = npages as usize * abi::ENTRIES_PER_PAGE;
         let fx = FlexSc {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             backend,
@@ -429,11 +429,11 @@ impl FlexSc {
             down: false,
         };
         let c = fx.ctrl_snapshot().unwrap_or_default();
-        if c.magic != sys::MAGIC
-            || c.version != sys::CONFIG_VERSION
+        if c.magic != abi::MAGIC
+            || c.version != abi::CONFIG_VERSION
             || c.nentries as usize != nentries
-            || c.entries_offset as usize != sys::PAGE_SIZE
-            || base % sys::PAGE_SIZE != 0
+            || c.entries_offset as usize != abi::PAGE_SIZE
+            || base % abi::PAGE_SIZE != 0
         {
             // Dropping unmaps the region.
             drop(fx);
@@ -463,7 +463,7 @@ impl FlexSc {
     /// Start and length of the region; `None` in fallback mode. Writing
     /// into the region behind the library's back breaks its guarantees.
     pub fn region(&self) -> Option<(usize, usize)> {
-        (self.base != 0).then(|| (self.base, sys::region_len(self.npages)))
+        (self.base != 0).then(|| (self.base, abi::region_len(self.npages)))
     }
 
     /// Number of entries (0 in fallback mode).
@@ -485,7 +485,7 @@ impl FlexSc {
         // SAFETY: entry i lies in syscall page i / 64 of the live region
         // (i < nentries = npages * 64), 64-byte aligned; `Entry` consists
         // of atomics; the mapping lives as long as `&self`, as for ctrl().
-        unsafe { &*((self.base + sys::PAGE_SIZE) as *const Entry).add(i) }
+        unsafe { &*((self.base + abi::PAGE_SIZE) as *const Entry).add(i) }
     }
 
     /// The control page's counters; `None` in fallback mode or after fork.
@@ -508,7 +508,7 @@ impl FlexSc {
         })
     }
 
-    /// The status word of entry `i` (`sys::FREE` ..= `sys::COMPLETING`).
+    /// The status word of entry `i` (`abi::FREE` ..= `abi::COMPLETING`).
     pub fn entry_status(&self, i: usize) -> Option<u32> {
         (i < self.nentries && !self.is_forked())
             .then(|| self.entry(i).status.load(Ordering::Acquire))
@@ -829,7 +829,7 @@ impl FlexSc {
     }
 
     fn note_error(&self, ret: i32) {
-        if let Err(errno) = sys::decode_ret(ret) {
+        if let Err(errno) = decode_ret(ret as isize) {
             let _ =
                 self.first_error
                     .compare_exchange(0, errno, Ordering::AcqRel, Ordering::Relaxed);
@@ -866,7 +866,7 @@ impl FlexSc {
                 c.waiters.fetch_sub(1, Ordering::SeqCst);
                 return true;
             }
-            let _ = sys::futex_wait(&c.completions, seen, Some(left));
+            let _ = futex_wait(&c.completions, seen, Some(left));
             c.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -880,7 +880,7 @@ impl FlexSc {
         }
     }
 
-    /// The status word of a ticket's entry now (`sys::DONE` in fallback
+    /// The status word of a ticket's entry now (`abi::DONE` in fallback
     /// mode); `None` for a ticket of another FlexSc or after fork.
     pub fn status(&self, t: &Ticket) -> Option<u32> {
         self.mine(t).ok()?;
@@ -913,7 +913,7 @@ impl FlexSc {
     pub fn wait(&self, t: Ticket) -> Result<usize> {
         self.mine(&t)?;
         if let Some(ret) = t.imm {
-            return sys::decode_ret(ret).map_err(Error::Errno);
+            return decode_ret(ret as isize).map_err(Error::Errno);
         }
         let slot = &self.slots[t.idx];
         let e = self.entry(t.idx);
@@ -926,7 +926,7 @@ impl FlexSc {
                 None,
             );
             if let Some(ret) = self.try_reap(t.idx, t.own) {
-                return sys::decode_ret(ret).map_err(Error::Errno);
+                return decode_ret(ret as isize).map_err(Error::Errno);
             }
             if slot.own.load(Ordering::Acquire) != t.own {
                 // Reaped at the end of its scope.
@@ -1038,7 +1038,7 @@ impl FlexSc {
     fn in_flight(&self) -> bool {
         (0..self.nentries).any(|i| {
             let s = self.entry(i).status.load(Ordering::Acquire);
-            matches!(s, SUBMITTED | CLAIMED) || sys::in_progress(s)
+            matches!(s, SUBMITTED | CLAIMED) || abi::in_progress(s)
         })
     }
 
@@ -1077,7 +1077,7 @@ impl FlexSc {
                 // `base` with this length); after teardown nothing touches
                 // it: `down` is set and `&mut self` excludes other users.
                 unsafe {
-                    libc::munmap(self.base as *mut libc::c_void, sys::region_len(self.npages))
+                    libc::munmap(self.base as *mut libc::c_void, abi::region_len(self.npages))
                 };
             }
             #[cfg(feature = "testing")]

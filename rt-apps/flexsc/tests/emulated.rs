@@ -6,8 +6,9 @@
 mod common;
 
 use common::{close, emulated, lock, pipe, tmpfile};
-use flexsc::allow::{self, nr};
-use flexsc::{sys, Call, Config, Error, FlexSc, KernelTimespec, Policy, Stat64};
+use flexsc::{Call, Config, Error, FlexSc, KernelTimespec, Policy, Stat64};
+use rtflex_uapi::flexsc::{self as abi, BLOCKED, BUSY, FREE, MAGIC};
+use rtflex_uapi::nr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
@@ -41,13 +42,13 @@ fn emulated_region_has_the_kernel_layout() {
     assert_eq!(len, 4 * 4096);
     assert_eq!(fx.nentries(), 192);
     let c = fx.ctrl_snapshot().unwrap();
-    assert_eq!(c.magic, sys::MAGIC);
+    assert_eq!(c.magic, MAGIC);
     assert_eq!(c.version, 1);
     assert_eq!(c.nentries, 192);
     assert_eq!(c.nworkers, 2);
     assert_eq!(c.entries_offset, 4096);
     for i in 0..192 {
-        assert_eq!(fx.entry_status(i), Some(sys::FREE));
+        assert_eq!(fx.entry_status(i), Some(FREE));
     }
     assert_eq!(fx.entry_status(192), None);
 }
@@ -181,7 +182,7 @@ fn calls_give_the_same_results_as_direct_system_calls() {
 fn refused_calls_and_bad_entries_complete_with_enosys() {
     let _g = lock();
     let fx = emulated(&Config::default());
-    for &(name, n) in allow::REFUSED {
+    for &(name, n) in abi::REFUSED {
         // SAFETY: refused calls never run; the words are zero anyway.
         let t = unsafe { fx.post_raw(n, [0; 6]) }.unwrap();
         assert_eq!(fx.wait(t), Err(Error::Errno(libc::ENOSYS)), "{name}");
@@ -208,10 +209,7 @@ fn a_blocked_call_does_not_stall_the_others() {
         let wr = s.write(f.as_raw_fd(), b"independent").unwrap();
         assert_eq!(s.wait(wr).unwrap(), 11);
         let st = fx.status(rd.ticket()).unwrap();
-        assert!(
-            st == sys::BUSY || st == sys::BLOCKED,
-            "blocked read's entry is {st}"
-        );
+        assert!(st == BUSY || st == BLOCKED, "blocked read's entry is {st}");
         assert!(!fx.is_done(rd.ticket()));
         assert_eq!(fx.call(Call::write(w, b"wake")).unwrap(), 4);
         let (n, got) = rd.wait();
@@ -253,7 +251,7 @@ fn a_scope_waits_for_leaked_and_dropped_tickets() {
     close(writer.join().unwrap());
     close(r);
     for i in 0..fx.nentries() {
-        assert_eq!(fx.entry_status(i), Some(sys::FREE), "entry {i}");
+        assert_eq!(fx.entry_status(i), Some(FREE), "entry {i}");
     }
 }
 
@@ -314,7 +312,7 @@ fn full_region_then_detach_frees_entries() {
     }
     assert_eq!(fx.call(Call::getpid()).unwrap(), getpid());
     for i in 0..64 {
-        assert_eq!(fx.entry_status(i), Some(sys::FREE), "entry {i}");
+        assert_eq!(fx.entry_status(i), Some(FREE), "entry {i}");
     }
 }
 

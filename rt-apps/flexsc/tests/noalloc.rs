@@ -7,61 +7,11 @@ mod common;
 
 use common::{close, lock, pipe, tmpfile};
 use flexsc::{Call, Config, FlexSc, KernelTimespec};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use rt_utils::alloc_count::{heap_ops_during, Counting};
 use std::os::fd::AsRawFd;
-
-struct Counting;
-
-thread_local! {
-    // const-initialised Cells without Drop: accessing them never allocates.
-    // Both are per thread: tests run in parallel threads of one process.
-    static TRACKING: Cell<bool> = const { Cell::new(false) };
-    static HEAP_OPS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note() {
-    if TRACKING.try_with(Cell::get).unwrap_or(false) {
-        let _ = HEAP_OPS.try_with(|n| n.set(n.get() + 1));
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees carry over; counting has no effect on
-// the memory returned.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged; the caller upholds alloc's contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged; the caller upholds alloc_zeroed's contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note();
-        // SAFETY: `ptr`/`layout` come from this allocator, i.e. from System.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: `ptr`/`layout` come from this allocator, i.e. from System.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-fn heap_ops_during(f: impl FnOnce()) -> usize {
-    let before = HEAP_OPS.with(Cell::get);
-    TRACKING.with(|t| t.set(true));
-    f();
-    TRACKING.with(|t| t.set(false));
-    HEAP_OPS.with(Cell::get) - before
-}
 
 #[test]
 fn counter_sees_allocations() {

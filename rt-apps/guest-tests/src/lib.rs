@@ -278,18 +278,20 @@ pub fn threads_named(prefix: &str) -> Vec<(u32, u32, String)> {
 /// The syscall pages of `fx`'s region, for raw access by tests that play a
 /// hostile or careless user (writing entries behind the library's back).
 /// Panics in fallback mode (no region).
-pub fn flexsc_entries(fx: &flexsc::FlexSc) -> &[flexsc::sys::Entry] {
+pub fn flexsc_entries(fx: &flexsc::FlexSc) -> &[rtflex_uapi::flexsc::Entry] {
     let (base, len) = fx.region().expect("a FlexSC region");
     assert_eq!(
         len,
-        flexsc::sys::region_len((fx.nentries() / flexsc::sys::ENTRIES_PER_PAGE) as u32)
+        rtflex_uapi::flexsc::region_len(
+            (fx.nentries() / rtflex_uapi::flexsc::ENTRIES_PER_PAGE) as u32
+        )
     );
     // SAFETY: the syscall pages follow the control page in the region,
     // which stays mapped while `fx` (whose borrow bounds the slice) lives;
     // Entry consists of atomics, so shared access with the kernel is fine.
     unsafe {
         std::slice::from_raw_parts(
-            (base + flexsc::sys::PAGE_SIZE) as *const flexsc::sys::Entry,
+            (base + rtflex_uapi::flexsc::PAGE_SIZE) as *const rtflex_uapi::flexsc::Entry,
             fx.nentries(),
         )
     }
@@ -297,11 +299,11 @@ pub fn flexsc_entries(fx: &flexsc::FlexSc) -> &[flexsc::sys::Entry] {
 
 /// The control page of `fx`'s region, for raw access (see
 /// [`flexsc_entries`]). Panics in fallback mode.
-pub fn flexsc_ctrl(fx: &flexsc::FlexSc) -> &flexsc::sys::Ctrl {
+pub fn flexsc_ctrl(fx: &flexsc::FlexSc) -> &rtflex_uapi::flexsc::Ctrl {
     let (base, _) = fx.region().expect("a FlexSC region");
     // SAFETY: the control page starts the region, which stays mapped while
     // `fx` lives; Ctrl consists of atomics.
-    unsafe { &*(base as *const flexsc::sys::Ctrl) }
+    unsafe { &*(base as *const rtflex_uapi::flexsc::Ctrl) }
 }
 
 /// Claims a FREE entry of `fx` by hand (compare-and-swap FREE -> CLAIMED,
@@ -320,14 +322,14 @@ pub unsafe fn flexsc_submit_raw(
     args: [u32; 6],
     flags: u32,
     resv: [u32; 4],
-) -> &flexsc::sys::Entry {
-    use flexsc::sys;
+) -> &rtflex_uapi::flexsc::Entry {
+    use rtflex_uapi::flexsc as abi;
     use std::sync::atomic::{fence, Ordering};
     let e = flexsc_entries(fx)
         .iter()
         .find(|e| {
             e.status
-                .compare_exchange(sys::FREE, sys::CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(abi::FREE, abi::CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         })
         .expect("a free entry");
@@ -340,7 +342,7 @@ pub unsafe fn flexsc_submit_raw(
         r.store(v, Ordering::Relaxed);
     }
     e.ret.store(0x7777, Ordering::Relaxed);
-    e.status.store(sys::SUBMITTED, Ordering::Release);
+    e.status.store(abi::SUBMITTED, Ordering::Release);
     fence(Ordering::SeqCst);
     fx.kernel_wait(0, None).expect("kick the syscall threads");
     e

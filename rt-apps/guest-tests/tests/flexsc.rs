@@ -16,14 +16,15 @@
 //! pass are skipped then, see `FLEXSC_EMULATED`).
 #![cfg(feature = "guest")]
 
-use flexsc::allow::{self, nr};
-use flexsc::sys::{self, Entry};
+use flexsc::sys;
 use flexsc::{Call, Config, Error, FlexSc, KernelTimespec, Policy, Stat64};
 use guest_tests::{
     close, exit_child, exited_with, flexsc_entries as entries, flexsc_register, flexsc_submit_raw,
     flexsc_try_register, fork, kernel_log, new_kernel_problems, pipe, threads_named, wait_child,
     TmpDir, XorShift, FLEXSC_EMULATED,
 };
+use rtflex_uapi::flexsc::{self as abi, Entry};
+use rtflex_uapi::nr;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ffi::{CStr, CString};
@@ -79,7 +80,7 @@ fn raw_entry(fx: &FlexSc, nr: u32, args: [u32; 6], flags: u32, resv: [u32; 4]) -
     // returns only once the entry is DONE.
     let e = unsafe { flexsc_submit_raw(fx, nr, args, flags, resv) };
     let t0 = Instant::now();
-    while e.status.load(Ordering::Acquire) != sys::DONE {
+    while e.status.load(Ordering::Acquire) != abi::DONE {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
             "raw entry nr {nr} not DONE after 10 s (status {})",
@@ -88,7 +89,7 @@ fn raw_entry(fx: &FlexSc, nr: u32, args: [u32; 6], flags: u32, resv: [u32; 4]) -
         std::thread::sleep(Duration::from_micros(200));
     }
     let r = e.ret.load(Ordering::Relaxed);
-    e.status.store(sys::FREE, Ordering::Release);
+    e.status.store(abi::FREE, Ordering::Release);
     r
 }
 
@@ -122,14 +123,14 @@ fn registration_maps_the_region_and_starts_named_workers() {
         ..Config::default()
     });
     let c = fx.ctrl_snapshot().unwrap();
-    assert_eq!(c.magic, sys::MAGIC);
-    assert_eq!(c.version, sys::CONFIG_VERSION);
+    assert_eq!(c.magic, abi::MAGIC);
+    assert_eq!(c.version, abi::CONFIG_VERSION);
     assert_eq!(c.nentries, 128);
     assert_eq!(c.nworkers, 3);
     assert_eq!(c.entries_offset, 4096);
     assert!(entries(&fx)
         .iter()
-        .all(|e| e.status.load(Ordering::Relaxed) == sys::FREE));
+        .all(|e| e.status.load(Ordering::Relaxed) == abi::FREE));
     let me = std::process::id();
     if !FLEXSC_EMULATED {
         let ours: Vec<_> = threads_named("flexsc-")
@@ -162,7 +163,7 @@ fn wait_own_workers_gone() {
 }
 
 /// Runs every allowed call through FlexSC and directly and compares; the
-/// list of allowed calls comes from `flexsc::allow::ALLOWED`: a call the
+/// list of allowed calls comes from `rtflex_uapi::flexsc::ALLOWED`: a call the
 /// kernel no longer allows must then give -ENOSYS through FlexSC, and a
 /// newly allowed call without a check here fails the test.
 #[test]
@@ -172,7 +173,7 @@ fn every_allowed_call_gives_the_same_result_as_a_direct_call() {
     let seen = RefCell::new(BTreeSet::new());
     let check = |name: &'static str, via: Res, dir_res: Res| {
         seen.borrow_mut().insert(name);
-        if allow::allowed_nr(name).is_some() {
+        if abi::allowed_nr(name).is_some() {
             assert_eq!(via, dir_res, "{name}: FlexSC vs direct");
         } else {
             assert_eq!(
@@ -633,7 +634,7 @@ fn every_allowed_call_gives_the_same_result_as_a_direct_call() {
             fx.call(fionread(&mut n1)),
             direct(fionread(&mut n2)),
         );
-        if allow::is_allowed(nr::IOCTL) {
+        if abi::is_allowed(nr::IOCTL) {
             assert_eq!((n1, n2), (7, 7));
         } else {
             // Refused (-ENOSYS): it did not run, so it wrote nothing.
@@ -787,7 +788,7 @@ fn every_allowed_call_gives_the_same_result_as_a_direct_call() {
     close(fd2);
     drop(fx);
 
-    let missing: Vec<_> = allow::ALLOWED
+    let missing: Vec<_> = abi::ALLOWED
         .iter()
         .map(|&(n, _)| n)
         .filter(|n| !seen.borrow().contains(n))
@@ -941,11 +942,11 @@ fn a_sleeping_call_does_not_stall_other_entries() {
         std::thread::sleep(Duration::from_millis(50));
         let st = fx.status(rd.ticket()).unwrap();
         assert!(
-            st == sys::BLOCKED || st == sys::BUSY,
+            st == abi::BLOCKED || st == abi::BUSY,
             "the sleeping read's entry has status {st}, want BLOCKED (4) or BUSY (3)"
         );
         if !FLEXSC_EMULATED {
-            assert_eq!(st, sys::BLOCKED, "a read sleeping on a pipe reads BLOCKED");
+            assert_eq!(st, abi::BLOCKED, "a read sleeping on a pipe reads BLOCKED");
         }
         // More calls still go through while it sleeps.
         for _ in 0..20 {
@@ -974,7 +975,7 @@ fn refused_calls_complete_with_enosys_without_running() {
         unsafe { libc::getuid() },
         std::fs::read_to_string("/proc/self/comm").unwrap(),
     );
-    for &(name_, n) in allow::REFUSED {
+    for &(name_, n) in abi::REFUSED {
         // Arguments that would be visible if the call ran.
         let args = match n {
             nr::EXIT | nr::EXIT_GROUP => [0; 6],
@@ -1039,7 +1040,7 @@ fn refused_calls_complete_with_enosys_without_running() {
 
 /// flexsc_register with a raw configuration; a region it maps is unmapped
 /// again at once.
-fn register_raw(cfg: &mut sys::Config, size: u32) -> Result<(), i32> {
+fn register_raw(cfg: &mut abi::Config, size: u32) -> Result<(), i32> {
     #[cfg(feature = "emulate")]
     {
         let _ = size;
@@ -1049,7 +1050,7 @@ fn register_raw(cfg: &mut sys::Config, size: u32) -> Result<(), i32> {
     {
         sys::flexsc_register(cfg, size)?;
         // SAFETY: the region the kernel just mapped for us; nothing uses it.
-        unsafe { libc::munmap(cfg.addr as usize as *mut _, sys::region_len(cfg.npages)) };
+        unsafe { libc::munmap(cfg.addr as usize as *mut _, abi::region_len(cfg.npages)) };
         Ok(())
     }
 }
@@ -1057,7 +1058,7 @@ fn register_raw(cfg: &mut sys::Config, size: u32) -> Result<(), i32> {
 #[test]
 fn registration_refuses_bad_configurations_and_a_second_region() {
     let good = Config::default().to_raw();
-    type Edit = fn(&mut sys::Config);
+    type Edit = fn(&mut abi::Config);
     let bad: &[(&str, Edit)] = &[
         ("version 0", |c| c.version = 0),
         ("version 2", |c| c.version = 2),
@@ -1070,14 +1071,14 @@ fn registration_refuses_bad_configurations_and_a_second_region() {
         ("policy SCHED_BATCH", |c| c.policy = 3),
         ("priority with SCHED_OTHER", |c| c.priority = 5),
         ("SCHED_FIFO priority 0", |c| {
-            c.policy = sys::SCHED_FIFO;
+            c.policy = abi::SCHED_FIFO;
             c.priority = 0
         }),
         ("SCHED_RR priority 100", |c| {
-            c.policy = sys::SCHED_RR;
+            c.policy = abi::SCHED_RR;
             c.priority = 100
         }),
-        ("poll_us", |c| c.poll_us = sys::MAX_POLL_US + 1),
+        ("poll_us", |c| c.poll_us = abi::MAX_POLL_US + 1),
         ("resv0", |c| c.resv0 = 1),
         ("resv[0]", |c| c.resv[0] = 1),
         ("resv[1]", |c| c.resv[1] = 1 << 40),
@@ -1295,12 +1296,12 @@ impl Hostile {
     fn nr(&mut self) -> u32 {
         match self.rng.below(10) {
             0..=4 => self.rng.pick(&self.harmless),
-            5..=6 => self.rng.pick(allow::REFUSED).1,
+            5..=6 => self.rng.pick(abi::REFUSED).1,
             7 => self.rng.next_u32(),
             _ => {
                 // Any number that is not an allowed call.
                 let n = self.rng.below(600);
-                if allow::is_allowed(n) && !self.harmless.contains(&n) {
+                if abi::is_allowed(n) && !self.harmless.contains(&n) {
                     nr::EXIT_GROUP
                 } else {
                     n
@@ -1323,14 +1324,14 @@ impl Hostile {
         e.ret.store(self.rng.next_u32() as i32, Ordering::Relaxed);
         e.cookie.store(self.rng.next_u64(), Ordering::Relaxed);
         let status = if submit && self.rng.below(4) != 0 {
-            sys::SUBMITTED
+            abi::SUBMITTED
         } else {
             match self.rng.below(4) {
                 0 => self.rng.below(7),
                 1 => self.rng.next_u32(),
                 _ => self
                     .rng
-                    .pick(&[sys::FREE, sys::SUBMITTED, sys::BUSY, sys::DONE]),
+                    .pick(&[abi::FREE, abi::SUBMITTED, abi::BUSY, abi::DONE]),
             }
         };
         e.status.store(status, Ordering::Release);
@@ -1379,10 +1380,7 @@ fn hostile_child(seed: u64, rounds: u32) -> i32 {
         Ok(fx) => fx,
         Err(_) => return 22,
     };
-    let harmless: Vec<u32> = HARMLESS
-        .iter()
-        .filter_map(|n| allow::allowed_nr(n))
-        .collect();
+    let harmless: Vec<u32> = HARMLESS.iter().filter_map(|n| abi::allowed_nr(n)).collect();
     let mk = |seed| Hostile {
         rng: XorShift::new(seed),
         scratch,
@@ -1427,7 +1425,7 @@ fn hostile_child(seed: u64, rounds: u32) -> i32 {
                 // Rewrite the control page's user word, too.
                 // SAFETY: `base` is the live region's control page; Ctrl
                 // consists of atomics.
-                let c = unsafe { &*(base as *const sys::Ctrl) };
+                let c = unsafe { &*(base as *const abi::Ctrl) };
                 c.waiters.store(h.rng.below(3), Ordering::Relaxed);
             }
         }
@@ -1435,14 +1433,14 @@ fn hostile_child(seed: u64, rounds: u32) -> i32 {
     });
     // Let the syscall threads finish what is SUBMITTED, then free entries.
     // SAFETY: as above.
-    let c = unsafe { &*(base as *const sys::Ctrl) };
+    let c = unsafe { &*(base as *const abi::Ctrl) };
     c.waiters.store(0, Ordering::Relaxed);
     let t0 = Instant::now();
     loop {
         let _ = fx.kernel_wait(0, None);
         let pending = es
             .iter()
-            .filter(|e| e.status.load(Ordering::Acquire) == sys::SUBMITTED)
+            .filter(|e| e.status.load(Ordering::Acquire) == abi::SUBMITTED)
             .count();
         if pending == 0 {
             break;
@@ -1455,10 +1453,10 @@ fn hostile_child(seed: u64, rounds: u32) -> i32 {
     for e in es {
         let _ =
             e.status
-                .compare_exchange(sys::DONE, sys::FREE, Ordering::AcqRel, Ordering::Relaxed);
+                .compare_exchange(abi::DONE, abi::FREE, Ordering::AcqRel, Ordering::Relaxed);
         let s = e.status.load(Ordering::Relaxed);
-        if !sys::in_progress(s) && s != sys::SUBMITTED {
-            e.status.store(sys::FREE, Ordering::Release);
+        if !abi::in_progress(s) && s != abi::SUBMITTED {
+            e.status.store(abi::FREE, Ordering::Release);
         }
     }
     // The process still works, through FlexSC and directly.

@@ -14,13 +14,15 @@
 //! under qemu-user, no BLOCKED state, no kernel threads to schedule).
 #![cfg(all(feature = "guest", not(feature = "emulate")))]
 
-use flexsc::allow::{self, nr};
 use flexsc::sys;
 use flexsc::{Call, Config, Error, FlexSc, Policy};
 use guest_tests::{
     child_fail, flexsc_ctrl, flexsc_submit_raw, flexsc_try_register, flexsc_workers_of, in_child,
     pipe, run_in_child, wait_for, TmpDir,
 };
+use rt_utils::sys::errno;
+use rtflex_uapi::flexsc as abi;
+use rtflex_uapi::nr;
 use std::ffi::{CStr, CString};
 use std::fmt::Debug;
 use std::os::fd::RawFd;
@@ -98,12 +100,7 @@ fn my_pid() -> u32 {
 }
 
 fn gettid() -> u32 {
-    // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
-}
-
-fn errno() -> i32 {
-    sys::errno()
+    rt_utils::sys::gettid() as u32
 }
 
 /// Ends the calling thread only (`SYS_exit`, not `exit_group`). Nothing on
@@ -165,7 +162,7 @@ fn post_blocking_read(fx: &FlexSc, fd: RawFd) -> Result<(), String> {
     let t = fx
         .post(Call::read(fd, buf))
         .map_err(|e| format!("post read: {e}"))?;
-    let blocked = wait_for(BOUND, || fx.status(&t) == Some(sys::BLOCKED));
+    let blocked = wait_for(BOUND, || fx.status(&t) == Some(abi::BLOCKED));
     let st = fx.status(&t);
     fx.detach(t);
     if blocked {
@@ -485,17 +482,8 @@ fn set_nice(nice: i32) -> Result<(), String> {
 }
 
 fn set_policy(policy: i32, priority: i32) -> Result<(), String> {
-    let p = libc::sched_param {
-        sched_priority: priority,
-    };
-    // SAFETY: pid 0 is the calling thread; `p` is a live sched_param.
-    if unsafe { libc::sched_setscheduler(0, policy, &p) } != 0 {
-        return Err(format!(
-            "sched_setscheduler({policy}, {priority}): errno {}",
-            errno()
-        ));
-    }
-    Ok(())
+    rt_utils::sched::set_scheduler(policy, priority)
+        .map_err(|e| format!("sched_setscheduler({policy}, {priority}): {e}"))
 }
 
 /// (policy, RT priority, nice) of thread `tid`, from the system calls.
@@ -623,8 +611,11 @@ fn fcntl(fd: RawFd, cmd: i32, arg: u32) -> Res {
 fn ioctl_and_fcntl64_are_refused_without_running() {
     // The library's copy of the allow-list agrees.
     for (name, n) in [("ioctl", nr::IOCTL), ("fcntl64", nr::FCNTL64)] {
-        assert!(!allow::is_allowed(n), "{name} in flexsc::allow::ALLOWED");
-        assert!(allow::REFUSED.contains(&(name, n)), "{name} not in REFUSED");
+        assert!(
+            !abi::is_allowed(n),
+            "{name} in rtflex_uapi::flexsc::ALLOWED"
+        );
+        assert!(abi::REFUSED.contains(&(name, n)), "{name} not in REFUSED");
     }
     let r = in_child("ioctl and fcntl64 through FlexSC", 3 * BOUND, || {
         let mut v = Verdict::default();
@@ -829,7 +820,7 @@ fn munmap_stops_the_region_while_another_thread_waits_in_flexsc_wait() {
         });
         let in_wait = wait_for(BOUND, || {
             let t = tid.load(Ordering::SeqCst);
-            t != 0 && blocked_in_syscall(t) == Some(sys::NR_FLEXSC_WAIT)
+            t != 0 && blocked_in_syscall(t) == Some(nr::FLEXSC_WAIT)
         });
         if !in_wait {
             return Err("the waiter thread did not reach flexsc_wait()".into());
@@ -897,7 +888,7 @@ fn a_result_is_stored_only_into_an_entry_the_kernel_still_owns() {
                 [0; 4],
             )
         };
-        if !wait_for(BOUND, || e.status.load(Ordering::Acquire) == sys::BLOCKED) {
+        if !wait_for(BOUND, || e.status.load(Ordering::Acquire) == abi::BLOCKED) {
             return Err(format!(
                 "the read on an empty pipe did not show BLOCKED (status {})",
                 e.status.load(Ordering::Acquire)
@@ -910,10 +901,10 @@ fn a_result_is_stored_only_into_an_entry_the_kernel_still_owns() {
             a.store(0, Ordering::Relaxed);
         }
         e.ret.store(0x5151, Ordering::Relaxed);
-        e.status.store(sys::SUBMITTED, Ordering::Release);
+        e.status.store(abi::SUBMITTED, Ordering::Release);
         fence(Ordering::SeqCst);
         fx.kernel_wait(0, None).map_err(|e| format!("kick: {e}"))?;
-        if !wait_for(BOUND, || e.status.load(Ordering::Acquire) == sys::DONE) {
+        if !wait_for(BOUND, || e.status.load(Ordering::Acquire) == abi::DONE) {
             return Err(format!(
                 "the rewritten entry was not run by the other syscall thread (status {})",
                 e.status.load(Ordering::Acquire)
@@ -946,7 +937,7 @@ fn a_result_is_stored_only_into_an_entry_the_kernel_still_owns() {
         v.expect(
             "status of the recycled entry",
             e.status.load(Ordering::Acquire),
-            sys::DONE,
+            abi::DONE,
         );
         // SAFETY: the read has completed (counted in dropped): the kernel
         // no longer writes the buffer; a volatile read of our own memory.

@@ -7,6 +7,7 @@
 #![cfg(feature = "guest")]
 
 use guest_tests::run;
+use rt_utils::sys::errno;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -175,10 +176,6 @@ impl ChildEnd {
         let n = unsafe { libc::read(self.rd, b.as_mut_ptr().cast(), 8) };
         (n == 8).then(|| u64::from_ne_bytes(b))
     }
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 fn pipe() -> (OwnedFd, OwnedFd) {

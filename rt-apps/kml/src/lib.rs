@@ -6,7 +6,7 @@
 //! no_new_privs, chroot or user namespace) starts in the privileged SYS
 //! mode. The kernel
 //! maps a `[kml]` page into it and passes its address in the auxiliary vector
-//! entry [`AT_KML`]: calling that page makes a system call without an `svc`
+//! entry `AT_KML` ([`rtflex_uapi::kml::AT_KML`]): calling that page makes a system call without an `svc`
 //! exception, with the same semantics (signals, restart, seccomp, tracing).
 //!
 //! This crate finds the page and falls back to `svc` when it is absent (any
@@ -27,11 +27,10 @@
 
 #![cfg_attr(not(target_arch = "arm"), allow(dead_code, unused_variables))]
 
+use rtflex_uapi::kml::AT_KML;
+use rtflex_uapi::nr;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Auxiliary vector entry with the address of the `[kml]` page (ARM).
-pub const AT_KML: libc::c_ulong = 48;
 
 /// ARM processor modes, `CPSR[4:0]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +96,7 @@ pub fn entry() -> Option<usize> {
     if e == UNKNOWN {
         // SAFETY: getauxval() reads the process's auxiliary vector; it has
         // no preconditions and returns 0 for absent entries.
-        e = unsafe { libc::getauxval(AT_KML) } as usize;
+        e = unsafe { libc::getauxval(AT_KML as libc::c_ulong) } as usize;
         if !cfg!(target_arch = "arm") {
             e = 0;
         }
@@ -193,32 +192,14 @@ unsafe fn raw(target: Option<usize>, nr: u32, args: [usize; 6]) -> isize {
 #[cfg(not(target_arch = "arm"))]
 unsafe fn raw(_target: Option<usize>, nr: u32, args: [usize; 6]) -> isize {
     // SAFETY: forwarded from the caller of `syscall`.
-    let r = unsafe {
-        libc::syscall(
-            nr as libc::c_long,
-            args[0],
-            args[1],
-            args[2],
-            args[3],
-            args[4],
-            args[5],
-        )
-    };
-    if r == -1 {
-        -(io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO) as isize)
-    } else {
-        r as isize
+    match unsafe { rt_utils::sys::syscall6(nr, args) } {
+        Ok(v) => v as isize,
+        Err(errno) => -(errno as isize),
     }
 }
 
 fn result(r: isize) -> io::Result<usize> {
-    if (-4095..0).contains(&r) {
-        Err(io::Error::from_raw_os_error(-r as i32))
-    } else {
-        Ok(r as usize)
-    }
+    rt_utils::sys::decode_ret(r).map_err(io::Error::from_raw_os_error)
 }
 
 /// `getpid()` through the trampoline when available.
@@ -240,7 +221,7 @@ pub fn clock_gettime_via(via: Via, clock: libc::clockid_t) -> io::Result<(i64, i
     let r = unsafe {
         syscall(
             via,
-            SYS_CLOCK_GETTIME64,
+            nr::CLOCK_GETTIME64,
             [clock as usize, ts.as_mut_ptr() as usize, 0, 0, 0, 0],
         )
     };
@@ -272,10 +253,6 @@ pub fn read_via(via: Via, fd: i32, buf: &mut [u8]) -> io::Result<usize> {
     };
     result(r)
 }
-
-/// ARM EABI number of `clock_gettime64` (the libc crate names it only for
-/// some targets).
-pub const SYS_CLOCK_GETTIME64: u32 = 403;
 
 #[cfg(test)]
 mod tests {

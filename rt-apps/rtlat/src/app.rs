@@ -32,10 +32,10 @@ const REFRESH: Duration = Duration::from_millis(10);
 /// Runs rtlat with `args` (including the program name); returns the exit code.
 pub fn main_with_args(args: &[String]) -> i32 {
     let start_time = rt::timestamp();
-    let max_cpus = rt::configured_cpus();
+    let max_cpus = rt_utils::affinity::configured_cpus();
     let cpus = CpuInfo {
         max_cpus,
-        allowed: rt::current_affinity().unwrap_or_else(|_| (0..max_cpus).collect()),
+        allowed: rt_utils::affinity::current_affinity().unwrap_or_else(|_| (0..max_cpus).collect()),
     };
     match options::parse(args, &cpus) {
         Err(e) => {
@@ -224,11 +224,11 @@ pub fn run(cfg: &Config, cpus: &CpuInfo, cmdline: &str, start_time: String) -> i
             out,
             "Max CPUs = {}\nOnline CPUs = {}",
             cpus.max_cpus,
-            rt::online_cpus()
+            rt_utils::affinity::online_cpus()
         );
     }
     if let Affinity::Specified(list) = &cfg.affinity {
-        if let Err(e) = rt::set_affinity(list) {
+        if let Err(e) = rt_utils::affinity::set_affinity(list) {
             eprintln!("WARN: Couldn't setaffinity in main thread: {e}");
         }
         if cfg.verbose {
@@ -236,7 +236,7 @@ pub fn run(cfg: &Config, cpus: &CpuInfo, cmdline: &str, start_time: String) -> i
         }
     }
     if cfg.mlockall {
-        if let Err(e) = rt::mlockall() {
+        if let Err(e) = rt_utils::sched::mlockall() {
             eprintln!("mlockall: {e}");
             return EXIT_FAILURE;
         }
@@ -316,7 +316,7 @@ pub fn run(cfg: &Config, cpus: &CpuInfo, cmdline: &str, start_time: String) -> i
         }
     }
     if let Some(list) = &cfg.main_affinity {
-        if let Err(e) = rt::set_affinity(list) {
+        if let Err(e) = rt_utils::affinity::set_affinity(list) {
             eprintln!("WARN: Couldn't setaffinity in main thread: {e}");
         }
     }

@@ -236,11 +236,11 @@ pub fn thread_main<A: CycleAction>(
     action: A,
 ) -> ThreadOutcome {
     if let Some(cpu) = spec.cpu {
-        if rt::set_affinity(&[cpu]).is_err() {
+        if rt_utils::affinity::set_affinity(&[cpu]).is_err() {
             eprintln!("WARN: Could not set CPU affinity to CPU #{cpu}");
         }
     }
-    live.set_tid(rt::gettid());
+    live.set_tid(rt_utils::sys::gettid());
     let fail = |live: &LiveStats, error: ThreadError| {
         live.set_state(ThreadState::Failed);
         ThreadOutcome {

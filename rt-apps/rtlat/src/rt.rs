@@ -6,6 +6,7 @@
 
 use crate::options::{Clock, Policy};
 use crate::time::Ts;
+use rt_utils::sched;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -124,22 +125,6 @@ pub fn clock_getres(clock: libc::clockid_t) -> Option<Ts> {
     (rc == 0).then(|| from_timespec(&ts))
 }
 
-/// `mlockall(MCL_CURRENT | MCL_FUTURE)`.
-pub fn mlockall() -> io::Result<()> {
-    // SAFETY: mlockall takes only flags and touches no memory of ours.
-    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Kernel thread id of the calling thread.
-pub fn gettid() -> i32 {
-    // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
-}
-
 fn raw_policy(p: Policy) -> libc::c_int {
     match p {
         Policy::Other => libc::SCHED_OTHER,
@@ -154,116 +139,16 @@ fn raw_policy(p: Policy) -> libc::c_int {
 /// acts on the calling thread on Linux). Like cyclictest, on EPERM the soft
 /// RLIMIT_RTPRIO is raised up to the hard limit and the call retried once.
 pub fn set_scheduler(policy: Policy, priority: i32) -> io::Result<()> {
-    let param = libc::sched_param {
-        sched_priority: priority,
-    };
-    let call = || {
-        // SAFETY: `param` is a valid sched_param that outlives the call; pid 0
-        // names the calling thread.
-        unsafe { libc::sched_setscheduler(0, raw_policy(policy), &param) }
-    };
-    if call() == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EPERM)
-        && raise_rtprio_limit(policy, priority)
-        && call() == 0
-    {
-        return Ok(());
-    }
-    Err(err)
-}
-
-fn raise_rtprio_limit(policy: Policy, priority: i32) -> bool {
-    // SAFETY: takes a plain integer, no memory access.
-    let policy_max = unsafe { libc::sched_get_priority_max(raw_policy(policy)) };
-    if policy_max < 0 {
-        return false;
-    }
-    let mut rlim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rlim` is a valid, writable rlimit owned by this frame.
-    if unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &mut rlim) } != 0 {
-        return false;
-    }
-    let lim = |v: libc::rlim_t| {
-        if v == libc::RLIM_INFINITY {
-            policy_max as i64
-        } else {
-            v as i64
+    let policy = raw_policy(policy);
+    match sched::set_scheduler(policy, priority) {
+        Err(e)
+            if e.raw_os_error() == Some(libc::EPERM)
+                && sched::raise_rtprio_limit(policy, priority) =>
+        {
+            sched::set_scheduler(policy, priority).map_err(|_| e)
         }
-    };
-    let (soft, hard) = (lim(rlim.rlim_cur), lim(rlim.rlim_max));
-    let prio = priority as i64;
-    if prio > soft && prio <= hard {
-        rlim.rlim_cur = prio as libc::rlim_t;
-        // SAFETY: `rlim` is a valid rlimit that outlives the call.
-        return unsafe { libc::setrlimit(libc::RLIMIT_RTPRIO, &rlim) } == 0;
+        r => r,
     }
-    false
-}
-
-/// Pins the calling thread (or, for the main thread, the process leader) to
-/// `cpus`.
-pub fn set_affinity(cpus: &[usize]) -> io::Result<()> {
-    // SAFETY: cpu_set_t is a plain bit array for which all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let capacity = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    for &cpu in cpus {
-        if cpu >= capacity {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        // SAFETY: `cpu` was checked to be below the set's capacity in bits,
-        // so CPU_SET writes inside `set`.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-    }
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 names the
-    // calling thread.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// CPUs in the calling thread's affinity mask, sorted.
-pub fn current_affinity() -> io::Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is a plain bit array for which all-zero is valid.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let capacity = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    Ok((0..capacity)
-        // SAFETY: every index is below the set's capacity in bits, so
-        // CPU_ISSET reads inside `set`.
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect())
-}
-
-/// Number of configured CPUs (`_SC_NPROCESSORS_CONF`), at least 1.
-pub fn configured_cpus() -> usize {
-    // SAFETY: sysconf takes an integer name and touches no memory of ours.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
-    if n < 1 {
-        1
-    } else {
-        n as usize
-    }
-}
-
-/// Number of online CPUs (`_SC_NPROCESSORS_ONLN`).
-pub fn online_cpus() -> usize {
-    // SAFETY: as above.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    n.max(1) as usize
 }
 
 /// Whether the kernel has NUMA support, decided like libnuma's
@@ -449,15 +334,6 @@ mod tests {
     }
 
     #[test]
-    fn affinity_round_trip() {
-        let cpus = current_affinity().unwrap();
-        assert!(!cpus.is_empty());
-        assert!(configured_cpus() >= 1);
-        set_affinity(&cpus).unwrap();
-        assert!(set_affinity(&[1 << 20]).is_err());
-    }
-
-    #[test]
     fn uname_and_timestamp() {
         let u = uname().unwrap();
         assert_eq!(u.sysname, "Linux");
@@ -473,7 +349,6 @@ mod tests {
     fn scheduler_other_is_always_allowed() {
         set_scheduler(Policy::Other, 0).unwrap();
         assert!(set_scheduler(Policy::Other, 5).is_err());
-        assert!(gettid() > 0);
     }
 
     #[test]

@@ -8,9 +8,9 @@
 //! the fuzzing processes run in.
 
 use crate::stats::{EXE_FD, STATS_FD};
-use flexsc::allow::{self, nr};
-use flexsc::sys;
 pub use guest_tests::XorShift as Rng;
+use rtflex_uapi::flexsc as abi;
+use rtflex_uapi::nr;
 
 /// A seed for part `k` of a run with seed `seed` (splitmix64 of both).
 pub fn derive(seed: u64, k: u64) -> u64 {
@@ -134,19 +134,19 @@ pub type RegionView = Option<(usize, usize)>;
 /// An address inside a region: the control page, its words, entry starts,
 /// the middle, the last bytes (crossing the end).
 pub fn region_addr(rng: &mut Rng, addr: usize, len: usize) -> u32 {
-    let entries = (len - sys::PAGE_SIZE) / 64;
+    let entries = (len - abi::PAGE_SIZE) / 64;
     let a = match rng.below(7) {
         0 => addr,
         1 => addr + 64 * rng.below(5) as usize,
-        2 => addr + sys::PAGE_SIZE,
-        3 => addr + sys::PAGE_SIZE + 64 * rng.below(entries as u32) as usize,
+        2 => addr + abi::PAGE_SIZE,
+        3 => addr + abi::PAGE_SIZE + 64 * rng.below(entries as u32) as usize,
         4 => addr + len / 2,
         5 => addr + len - 4,
         _ => addr + rng.below(len as u32) as usize,
     };
     // Never the start of an entry's `ret` word: a write of 1-4 bytes there
     // would change the result of a call and nothing the poster can check.
-    let a = if a >= addr + sys::PAGE_SIZE && (32..36).contains(&(a % 64)) {
+    let a = if a >= addr + abi::PAGE_SIZE && (32..36).contains(&(a % 64)) {
         a - a % 64 + 36
     } else {
         a
@@ -374,7 +374,7 @@ pub fn mode(rng: &mut Rng) -> u32 {
 pub fn wild(rng: &mut Rng, p: &Pools) -> u32 {
     match rng.below(4) {
         0 => rng.below(LOW),
-        1 if p.spare != 0 => p.spare as u32 + rng.below(sys::region_len(sys::MAX_PAGES) as u32),
+        1 if p.spare != 0 => p.spare as u32 + rng.below(abi::region_len(abi::MAX_PAGES) as u32),
         _ => TASK_SIZE + rng.below(u32::MAX - TASK_SIZE) + 1,
     }
 }
@@ -408,11 +408,11 @@ fn confine(words: &mut [u32; 6], kinds: &[Arg; 6], rng: &mut Rng, p: &Pools, reg
             in_region[i] = true;
             continue;
         }
-        let ours = within(v, p.scratch, layout::LEN + sys::PAGE_SIZE)
-            || within(v, p.ro, sys::PAGE_SIZE)
-            || within(v, p.hole, sys::PAGE_SIZE)
-            || within(v, p.spare, sys::region_len(sys::MAX_PAGES))
-            || within(v, p.kml, sys::PAGE_SIZE);
+        let ours = within(v, p.scratch, layout::LEN + abi::PAGE_SIZE)
+            || within(v, p.ro, abi::PAGE_SIZE)
+            || within(v, p.hole, abi::PAGE_SIZE)
+            || within(v, p.spare, abi::region_len(abi::MAX_PAGES))
+            || within(v, p.kml, abi::PAGE_SIZE);
         if !ours {
             *w = wild(rng, p);
         }
@@ -624,8 +624,8 @@ fn fixture(rng: &mut Rng, p: &Pools, base: usize, stride: usize, n: usize) -> u3
 /// numbers that are no call at all.
 pub fn entry_nr(rng: &mut Rng) -> u32 {
     match rng.below(20) {
-        0..=11 => rng.pick(allow::ALLOWED).1,
-        12..=15 => rng.pick(allow::REFUSED).1,
+        0..=11 => rng.pick(abi::ALLOWED).1,
+        12..=15 => rng.pick(abi::REFUSED).1,
         16 => rng.between(475, 600),
         17 => 0x000F_0000 + rng.below(8), // ARM private calls
         18 => rng.below(480),
@@ -642,11 +642,11 @@ pub fn entry_nr(rng: &mut Rng) -> u32 {
 /// keeps busy starve RCU and the whole system, which is what a real-time
 /// busy loop of root does anyway, not a kernel bug. Only forked children,
 /// which post a few entries and stop, get `rt`.
-pub fn config(rng: &mut Rng, valid: bool, rt: bool) -> sys::Config {
-    let mut c = sys::Config {
-        version: sys::CONFIG_VERSION,
+pub fn config(rng: &mut Rng, valid: bool, rt: bool) -> abi::Config {
+    let mut c = abi::Config {
+        version: abi::CONFIG_VERSION,
         npages: if rng.one_in(6) {
-            rng.between(1, sys::MAX_PAGES)
+            rng.between(1, abi::MAX_PAGES)
         } else {
             rng.between(1, 3)
         },
@@ -655,12 +655,12 @@ pub fn config(rng: &mut Rng, valid: bool, rt: bool) -> sys::Config {
         } else {
             rng.between(1, 3)
         },
-        poll_us: rng.pick(&[0, 0, 10, 50, 200, sys::MAX_POLL_US]),
-        ..sys::Config::default()
+        poll_us: rng.pick(&[0, 0, 10, 50, 200, abi::MAX_POLL_US]),
+        ..abi::Config::default()
     };
     if rt && rng.one_in(10) {
         // A real-time policy (root may): low priority.
-        c.policy = rng.pick(&[sys::SCHED_FIFO, sys::SCHED_RR]);
+        c.policy = rng.pick(&[abi::SCHED_FIFO, abi::SCHED_RR]);
         c.priority = rng.between(1, 10);
     }
     if rng.one_in(6) {
@@ -673,13 +673,13 @@ pub fn config(rng: &mut Rng, valid: bool, rt: bool) -> sys::Config {
         match rng.below(14) {
             0 => c.version = rng.pick(&[0, 2, u32::MAX]),
             1 => c.flags = 1 << rng.below(32),
-            2 => c.npages = rng.pick(&[0, sys::MAX_PAGES + 1, u32::MAX]),
-            3 => c.nworkers = rng.pick(&[0, sys::MAX_WORKERS + 1, u32::MAX]),
-            4 => c.nworkers = sys::MAX_WORKERS, // valid, the most threads
-            5 => c.poll_us = sys::MAX_POLL_US + rng.between(1, 1000),
+            2 => c.npages = rng.pick(&[0, abi::MAX_PAGES + 1, u32::MAX]),
+            3 => c.nworkers = rng.pick(&[0, abi::MAX_WORKERS + 1, u32::MAX]),
+            4 => c.nworkers = abi::MAX_WORKERS, // valid, the most threads
+            5 => c.poll_us = abi::MAX_POLL_US + rng.between(1, 1000),
             6 => c.policy = rng.pick(&[3, 5, 6, 7, u32::MAX]),
             7 => {
-                c.policy = sys::SCHED_FIFO;
+                c.policy = abi::SCHED_FIFO;
                 c.priority = if rt {
                     rng.pick(&[0, 99, 100, u32::MAX])
                 } else {
@@ -690,14 +690,14 @@ pub fn config(rng: &mut Rng, valid: bool, rt: bool) -> sys::Config {
                 // With SCHED_OTHER: invalid (with an RT policy: valid).
                 c.priority = rng.between(1, 99);
                 if !rt {
-                    c.policy = sys::SCHED_OTHER;
+                    c.policy = abi::SCHED_OTHER;
                 }
             }
             9 => c.cpus = rng.pick(&[u64::MAX, 1 << 63, 1 << 31, 0xF0]),
             10 => c.resv0 = rng.next_u32() | 1,
             11 => c.resv[rng.below(2) as usize] = rng.next_u64() | 1,
             12 => c.addr = rng.next_u64(), // an output: ignored on input
-            _ => c.npages = sys::MAX_PAGES, // valid, the largest region
+            _ => c.npages = abi::MAX_PAGES, // valid, the largest region
         }
     }
     c
@@ -705,7 +705,7 @@ pub fn config(rng: &mut Rng, valid: bool, rt: bool) -> sys::Config {
 
 /// The `size` argument of flexsc_register.
 pub fn config_size(rng: &mut Rng) -> u32 {
-    let exact = core::mem::size_of::<sys::Config>() as u32;
+    let exact = core::mem::size_of::<abi::Config>() as u32;
     match rng.below(10) {
         0..=5 => exact,
         6 => rng.pick(&[0, 1, exact - 1, exact - 8]),
@@ -741,7 +741,7 @@ pub fn kml_nr(rng: &mut Rng) -> u32 {
         nr::FLEXSC_WAIT,
     ];
     match rng.below(20) {
-        0..=11 => rng.pick(allow::ALLOWED).1,
+        0..=11 => rng.pick(abi::ALLOWED).1,
         12..=15 => rng.pick(&SELF_ONLY),
         16 => rng.between(475, 600),
         17 => 0x000F_0000 + rng.below(8), // ARM private: breakpoint, cacheflush, set_tls, ...
@@ -835,7 +835,7 @@ mod tests {
                 || within(v, p.scratch, layout::LEN + 4096)
                 || within(v, p.ro, 4096)
                 || within(v, p.hole, 4096)
-                || within(v, p.spare, sys::region_len(sys::MAX_PAGES))
+                || within(v, p.spare, abi::region_len(abi::MAX_PAGES))
                 || within(v, p.kml, 4096)
                 || within(v, ra, rl)
         };
@@ -902,13 +902,13 @@ mod tests {
         let mut changed = 0;
         for _ in 0..2000 {
             let c = config(&mut rng, true, true);
-            assert_eq!(c.version, sys::CONFIG_VERSION);
-            assert!((1..=sys::MAX_PAGES).contains(&c.npages));
-            assert!((1..=sys::MAX_WORKERS).contains(&c.nworkers));
-            assert!(c.poll_us <= sys::MAX_POLL_US);
+            assert_eq!(c.version, abi::CONFIG_VERSION);
+            assert!((1..=abi::MAX_PAGES).contains(&c.npages));
+            assert!((1..=abi::MAX_WORKERS).contains(&c.nworkers));
+            assert!(c.poll_us <= abi::MAX_POLL_US);
             assert_eq!((c.flags, c.resv0, c.resv), (0, 0, [0, 0]));
             let d = config(&mut rng, false, true);
-            if d.version != sys::CONFIG_VERSION || d.flags != 0 || d.npages == 0 {
+            if d.version != abi::CONFIG_VERSION || d.flags != 0 || d.npages == 0 {
                 changed += 1;
             }
         }
@@ -921,7 +921,7 @@ mod tests {
         for _ in 0..20_000 {
             for valid in [true, false] {
                 let c = config(&mut rng, valid, false);
-                let rt = matches!(c.policy, sys::SCHED_FIFO | sys::SCHED_RR);
+                let rt = matches!(c.policy, abi::SCHED_FIFO | abi::SCHED_RR);
                 assert!(!rt || !(1..=99).contains(&c.priority), "{c:?}");
             }
         }

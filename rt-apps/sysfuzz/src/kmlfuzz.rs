@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crate::gen::{self, layout, Pools, Rng, RngExt};
 use crate::stats::{self, C};
 use crate::worker;
-use flexsc::allow::nr;
+use rtflex_uapi::nr;
 
 /// Exit code of the trusted worker when the kernel did not start it in SYS
 /// mode with a [kml] page.

@@ -21,7 +21,7 @@
 //! the default action (the process dies: a crash the supervisor reports).
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use flexsc::sys::{self, Ctrl, Entry};
+use rtflex_uapi::flexsc::{self as abi, Ctrl, Entry};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::stats::{self, C};
@@ -62,7 +62,7 @@ static RANGES: [(AtomicUsize, AtomicUsize); NRANGES] =
 static NEXT_RANGE: AtomicUsize = AtomicUsize::new(0);
 
 /// Most entries a region can have.
-pub const MAX_ENTRIES: usize = sys::MAX_PAGES as usize * sys::ENTRIES_PER_PAGE;
+pub const MAX_ENTRIES: usize = abi::MAX_PAGES as usize * abi::ENTRIES_PER_PAGE;
 
 /// Per entry: bumped (to odd) before and (to even) after any rewrite that
 /// does not follow the claim protocol, so the poster can tell whether its
@@ -83,7 +83,7 @@ pub struct Snap {
 impl Snap {
     /// Number of entries.
     pub fn nentries(&self) -> usize {
-        (self.len / sys::PAGE_SIZE - 1) * sys::ENTRIES_PER_PAGE
+        (self.len / abi::PAGE_SIZE - 1) * abi::ENTRIES_PER_PAGE
     }
 
     /// Entry `i` (< nentries).
@@ -94,7 +94,7 @@ impl Snap {
         // (which the kernel writes concurrently: Entry is atomics only), or
         // after the region went away a page the fault handler maps before
         // the faulting access is retried. Entry is 64-byte aligned there.
-        unsafe { &*((self.addr + sys::PAGE_SIZE + i * 64) as *const Entry) }
+        unsafe { &*((self.addr + abi::PAGE_SIZE + i * 64) as *const Entry) }
     }
 
     /// Entry `i` as its sixteen 32-bit words.
@@ -102,7 +102,7 @@ impl Snap {
         debug_assert!(i < self.nentries());
         // SAFETY: as for entry(): 64 always-accessible bytes, written
         // concurrently by the kernel, reached through atomics only.
-        unsafe { &*((self.addr + sys::PAGE_SIZE + i * 64) as *const [AtomicU32; 16]) }
+        unsafe { &*((self.addr + abi::PAGE_SIZE + i * 64) as *const [AtomicU32; 16]) }
     }
 
     /// The control page as 32-bit words.
@@ -136,7 +136,7 @@ pub fn current() -> Option<Snap> {
     let gen = GEN.load(Ordering::Acquire);
     let addr = ADDR.load(Ordering::Acquire);
     let len = LEN.load(Ordering::Acquire);
-    if addr == 0 || len < 2 * sys::PAGE_SIZE {
+    if addr == 0 || len < 2 * abi::PAGE_SIZE {
         return None;
     }
     Some(Snap { addr, len, gen })
@@ -144,7 +144,7 @@ pub fn current() -> Option<Snap> {
 
 /// Records a newly registered region (with [`LOCK`] held).
 pub fn set(addr: usize, npages: u32) {
-    let len = sys::region_len(npages);
+    let len = abi::region_len(npages);
     let k = NEXT_RANGE.fetch_add(1, Ordering::AcqRel) % NRANGES;
     RANGES[k].0.store(addr, Ordering::Release);
     RANGES[k].1.store(addr + len, Ordering::Release);
@@ -225,7 +225,12 @@ thread_local! {
 fn maps_line(addr: usize, buf: &mut [u8; 4096]) -> &str {
     // SAFETY: open/read/close on a NUL-terminated path and our own buffer;
     // all three are async-signal-safe.
-    let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/maps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return "";
     }
@@ -267,7 +272,9 @@ fn covers(line: &[u8], addr: usize) -> bool {
             v.checked_mul(16)?.checked_add(d as usize)
         })
     };
-    let Some(range) = line.split(|&c| c == b' ').next() else { return false };
+    let Some(range) = line.split(|&c| c == b' ').next() else {
+        return false;
+    };
     let mut parts = range.splitn(2, |&c| c == b'-');
     match (parts.next().and_then(hex), parts.next().and_then(hex)) {
         (Some(s), Some(e)) => addr >= s && addr < e,
@@ -284,7 +291,11 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     let epoch = EPOCH.load(Ordering::Acquire);
     let again = REPEAT.with(|r| {
         let (last, last_epoch, n) = r.get();
-        let n = if last == addr && last_epoch == epoch { n + 1 } else { 0 };
+        let n = if last == addr && last_epoch == epoch {
+            n + 1
+        } else {
+            0
+        };
         r.set((addr, epoch, n));
         n
     });
@@ -342,13 +353,13 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
         _ => {
             // Unmapped (or a stale range): a zero page, unless something
             // was mapped there meanwhile (then the retry simply hits it).
-            let page = addr & !(sys::PAGE_SIZE - 1);
+            let page = addr & !(abi::PAGE_SIZE - 1);
             // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping: it
             // fills only the hole the access faulted on.
             unsafe {
                 libc::mmap(
                     page as *mut libc::c_void,
-                    sys::PAGE_SIZE,
+                    abi::PAGE_SIZE,
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
                     -1,

@@ -18,7 +18,7 @@
 
 use crate::gen::{layout, Pools};
 use crate::stats::{EXE_FD, STATS_FD};
-use flexsc::sys;
+use rtflex_uapi::flexsc as abi;
 use std::ffi::CStr;
 
 /// Highest descriptor a fuzzing process may open (RLIMIT_NOFILE).
@@ -133,14 +133,14 @@ pub fn pools(kml: usize) -> Result<Pools, String> {
         ..Pools::default()
     };
     p.scratch = map(
-        layout::LEN + sys::PAGE_SIZE,
+        layout::LEN + abi::PAGE_SIZE,
         libc::PROT_READ | libc::PROT_WRITE,
     )?;
     // SAFETY: the last page of our own fresh mapping becomes a guard page.
     if unsafe {
         libc::mprotect(
             (p.scratch + layout::LEN) as *mut libc::c_void,
-            sys::PAGE_SIZE,
+            abi::PAGE_SIZE,
             libc::PROT_NONE,
         )
     } != 0
@@ -150,9 +150,9 @@ pub fn pools(kml: usize) -> Result<Pools, String> {
     // Every scratch page present (vaddr_to_paddr must translate them).
     // SAFETY: zeroing our own fresh LEN-byte mapping.
     unsafe { core::ptr::write_bytes(p.scratch as *mut u8, 0, layout::LEN) };
-    p.spare = map(sys::region_len(sys::MAX_PAGES), libc::PROT_NONE)?;
-    p.untouched = map(sys::PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE)?;
-    p.hole = map(sys::PAGE_SIZE, libc::PROT_NONE)?;
+    p.spare = map(abi::region_len(abi::MAX_PAGES), libc::PROT_NONE)?;
+    p.untouched = map(abi::PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE)?;
+    p.hole = map(abi::PAGE_SIZE, libc::PROT_NONE)?;
 
     // Descriptors, all in the scratch directory.
     // The names may hold something else by now (the image exec'd by a
@@ -343,17 +343,17 @@ pub fn pools(kml: usize) -> Result<Pools, String> {
 
     // The read-only page: a valid configuration at its start, so that a
     // registration from it gets as far as writing back the address.
-    let ro = map(sys::PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE)?;
-    let cfg = sys::Config {
-        version: sys::CONFIG_VERSION,
+    let ro = map(abi::PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE)?;
+    let cfg = abi::Config {
+        version: abi::CONFIG_VERSION,
         npages: 1,
         nworkers: 1,
-        ..sys::Config::default()
+        ..abi::Config::default()
     };
     // SAFETY: our fresh page, then made read-only.
     unsafe {
-        core::ptr::write(ro as *mut sys::Config, cfg);
-        libc::mprotect(ro as *mut libc::c_void, sys::PAGE_SIZE, libc::PROT_READ);
+        core::ptr::write(ro as *mut abi::Config, cfg);
+        libc::mprotect(ro as *mut libc::c_void, abi::PAGE_SIZE, libc::PROT_READ);
     }
     p.ro = ro;
     Ok(p)

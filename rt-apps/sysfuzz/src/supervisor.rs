@@ -131,7 +131,7 @@ fn trusted_copy_ok(path: &str) -> Result<(), String> {
 fn preflight() -> Result<(), String> {
     // SAFETY: flexsc_wait on address 0 with no timeout only looks up the
     // (absent) region: EINVAL, or ENOSYS without FlexSC.
-    let w = unsafe { flexsc::sys::syscall6(flexsc::sys::NR_FLEXSC_WAIT, [0; 6]) };
+    let w = unsafe { flexsc::sys::syscall6(rtflex_uapi::nr::FLEXSC_WAIT, [0; 6]) };
     if w == Err(libc::ENOSYS) {
         return Err("the running kernel has no FlexSC (flexsc_wait: ENOSYS)".into());
     }

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use crate::gen::{self, layout, Pools, Rng, RngExt};
 use crate::region::{self, Snap, TAMPER};
 use crate::stats::{self, C, EXE_FD};
-use flexsc::allow;
-use flexsc::sys::{self, BLOCKED, CLAIMED, DONE, FREE, SUBMITTED};
+use flexsc::sys;
+use rt_utils::sys::{errno, gettid, RawResult};
+use rtflex_uapi::flexsc::{self as abi, BLOCKED, CLAIMED, DONE, FREE, SUBMITTED};
+use rtflex_uapi::nr;
 
 /// How a fuzzing process ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,17 +181,12 @@ impl Drop for Timer {
     }
 }
 
-fn gettid() -> i32 {
-    // SAFETY: no preconditions.
-    unsafe { libc::gettid() }
-}
-
 fn getpid() -> i32 {
     // SAFETY: no preconditions.
     unsafe { libc::getpid() }
 }
 
-fn errno_of(r: sys::RawResult) -> i32 {
+fn errno_of(r: RawResult) -> i32 {
     r.err().unwrap_or(0)
 }
 
@@ -197,24 +194,24 @@ fn errno_of(r: sys::RawResult) -> i32 {
 // The calls, each with its contract check.
 
 /// flexsc_register(cfg, size) with raw words.
-fn register_raw(cfg: u32, size: u32) -> sys::RawResult {
+fn register_raw(cfg: u32, size: u32) -> RawResult {
     // SAFETY: the kernel reads `size` bytes at `cfg` and writes 8 bytes of
     // it (the address): `cfg` is our scratch configuration slot (followed
     // by free scratch space), our read-only page, the region (atomics), a
     // guard page or an invalid address; none of it is a Rust object the
     // kernel could corrupt.
-    unsafe { sys::syscall6(sys::NR_FLEXSC_REGISTER, [cfg, size, 0, 0, 0, 0]) }
+    unsafe { sys::syscall6(nr::FLEXSC_REGISTER, [cfg, size, 0, 0, 0, 0]) }
 }
 
 /// flexsc_wait(addr, min, timeout) with raw words.
-fn wait_raw(addr: u32, min: u32, ts: u32) -> sys::RawResult {
+fn wait_raw(addr: u32, min: u32, ts: u32) -> RawResult {
     // SAFETY: flexsc_wait only compares `addr` and reads 16 bytes at `ts`
     // (null, a scratch timespec, or an address the kernel refuses).
-    unsafe { sys::syscall6(sys::NR_FLEXSC_WAIT, [addr, min, ts, 0, 0, 0]) }
+    unsafe { sys::syscall6(nr::FLEXSC_WAIT, [addr, min, ts, 0, 0, 0]) }
 }
 
 /// vaddr_to_paddr(pid, addr, paddr, flags) with raw words.
-fn v2p_raw(pid: u32, addr: u32, paddr: u32, flags: u32) -> sys::RawResult {
+fn v2p_raw(pid: u32, addr: u32, paddr: u32, flags: u32) -> RawResult {
     let Some(n) = vtop::SYSCALL_NUMBER else {
         return Err(libc::ENOSYS);
     };
@@ -285,7 +282,7 @@ fn v2p(cx: &mut Ctx) {
         stats::add(C::V2pOk);
     }
     let e = errno_of(r);
-    let what = |want: &str, r: sys::RawResult| {
+    let what = |want: &str, r: RawResult| {
         stats::problem(
             C::Contract,
             format_args!(
@@ -350,7 +347,7 @@ fn wait(cx: &mut Ctx) {
     let addr = match rng.below(10) {
         0..=5 => snap.map_or(0, |s| s.addr as u32),
         6 => snap.map_or(0, |s| {
-            (s.addr + sys::PAGE_SIZE * rng.between(1, 2) as usize) as u32
+            (s.addr + abi::PAGE_SIZE * rng.between(1, 2) as usize) as u32
         }),
         7 => snap.map_or(1, |s| s.addr as u32 + rng.between(1, 64)),
         _ => gen::any_addr(rng, &p, region),
@@ -430,9 +427,9 @@ fn register_valid(rng: &mut Rng, p: &Pools, rt: bool) -> Option<Snap> {
     let slot = p.scratch + layout::CONFIG;
     // SAFETY: the CONFIG slot of our scratch buffer holds 64 bytes plus
     // zeroes; we write a whole Config there.
-    unsafe { core::ptr::write_volatile(slot as *mut sys::Config, cfg) };
+    unsafe { core::ptr::write_volatile(slot as *mut abi::Config, cfg) };
     let gen0 = region::generation();
-    let r = register_raw(slot as u32, core::mem::size_of::<sys::Config>() as u32);
+    let r = register_raw(slot as u32, core::mem::size_of::<abi::Config>() as u32);
     stats::add(C::Register);
     match r {
         Ok(_) => {
@@ -440,7 +437,7 @@ fn register_valid(rng: &mut Rng, p: &Pools, rt: bool) -> Option<Snap> {
             // SAFETY: the kernel wrote the address into the slot: read it
             // back (volatile: the kernel wrote it, not Rust).
             let addr = unsafe {
-                core::ptr::read_volatile(core::ptr::addr_of!((*(slot as *const sys::Config)).addr))
+                core::ptr::read_volatile(core::ptr::addr_of!((*(slot as *const abi::Config)).addr))
             };
             region::set(addr as usize, cfg.npages);
             region::current()
@@ -472,7 +469,7 @@ fn register(cx: &mut Ctx) {
     let slot = p.scratch + layout::CONFIG;
     // SAFETY: as in register_valid(); the bytes after the slot are free
     // scratch space, sometimes made non-zero for the "larger struct" case.
-    unsafe { core::ptr::write_volatile(slot as *mut sys::Config, cfg) };
+    unsafe { core::ptr::write_volatile(slot as *mut abi::Config, cfg) };
     let dirty_tail = rng.one_in(4);
     // SAFETY: 64 bytes after the slot inside our scratch buffer.
     unsafe {
@@ -481,7 +478,7 @@ fn register(cx: &mut Ctx) {
             core::ptr::write_volatile((slot + 64 + rng.below(64) as usize) as *mut u8, 0x5A);
         }
     }
-    let exact = core::mem::size_of::<sys::Config>() as u32;
+    let exact = core::mem::size_of::<abi::Config>() as u32;
     let size = gen::config_size(rng);
     let (ptr, cls) = match rng.below(12) {
         0..=6 => (slot as u32, "scratch"),
@@ -541,7 +538,7 @@ fn register(cx: &mut Ctx) {
         // SAFETY: success means the kernel wrote 8 bytes at `at`, an
         // address we could give it: scratch or region memory, readable.
         let addr = unsafe { core::ptr::read_volatile((at + 40) as *const u64) };
-        region::set(addr as usize, cfg.npages.clamp(1, sys::MAX_PAGES));
+        region::set(addr as usize, cfg.npages.clamp(1, abi::MAX_PAGES));
     }
 }
 
@@ -666,7 +663,7 @@ fn check_entry(s: &Snap, rec: &Posted) {
     if trusted {
         let want = if rec.flags != 0 || rec.resv != [0; 4] {
             Some(-libc::EINVAL)
-        } else if !allow::is_allowed(rec.nr) {
+        } else if !abi::is_allowed(rec.nr) {
             Some(-libc::ENOSYS)
         } else {
             None
@@ -754,7 +751,7 @@ fn rewrite(cx: &mut Ctx) {
         for _ in 0..16 {
             let j = rng.below(n) as usize;
             let st = s.entry(j).status.load(Ordering::Relaxed);
-            if st == SUBMITTED || sys::in_progress(st) {
+            if st == SUBMITTED || abi::in_progress(st) {
                 i = j;
                 break;
             }
@@ -835,7 +832,7 @@ fn put_in_flight(cx: &mut Ctx, s: &Snap) {
     if let Some(i) = e_idx {
         let p = cx.sh.pools;
         let e = s.entry(i);
-        e.nr.store(allow::nr::READ, Ordering::Relaxed);
+        e.nr.store(nr::READ, Ordering::Relaxed);
         let buf = (p.scratch + layout::FREE) as u32;
         let args = [p.drain[0] as u32, buf, 16, 0, 0, 0];
         for (w, v) in e.args.iter().zip(args) {
@@ -855,7 +852,7 @@ fn put_in_flight(cx: &mut Ctx, s: &Snap) {
 fn in_flight(s: &Snap) -> bool {
     (0..s.nentries()).any(|i| {
         let st = s.entry(i).status.load(Ordering::Acquire);
-        st == SUBMITTED || sys::in_progress(st)
+        st == SUBMITTED || abi::in_progress(st)
     })
 }
 
@@ -877,7 +874,7 @@ fn unmap(cx: &mut Ctx) {
                 "munmap of the whole region {:#x}+{:#x} failed: errno {}",
                 s.addr,
                 s.len,
-                sys::errno()
+                errno()
             ),
         );
     } else if busy {
@@ -897,8 +894,8 @@ fn mm_op(cx: &mut Ctx) {
     let Some(s) = region::current() else { return };
     let rng = &mut cx.rng;
     let base = s.addr as *mut libc::c_void;
-    let pages = s.len / sys::PAGE_SIZE;
-    let page = (s.addr + sys::PAGE_SIZE * rng.below(pages as u32) as usize) as *mut libc::c_void;
+    let pages = s.len / abi::PAGE_SIZE;
+    let page = (s.addr + abi::PAGE_SIZE * rng.below(pages as u32) as usize) as *mut libc::c_void;
     stats::add(C::RegionMmop);
     // SAFETY (all arms): memory-management calls on the range of this
     // process's region, which no Rust object refers to except through
@@ -906,7 +903,7 @@ fn mm_op(cx: &mut Ctx) {
     unsafe {
         match rng.below(9) {
             0 => {
-                let r = libc::munmap(page, sys::PAGE_SIZE);
+                let r = libc::munmap(page, abi::PAGE_SIZE);
                 if r == 0 {
                     stats::problem(
                         C::Contract,
@@ -919,8 +916,8 @@ fn mm_op(cx: &mut Ctx) {
             1 => {
                 let fixed_ok = !cx.sh.spare_lost.load(Ordering::Relaxed);
                 let (new_len, flags) = match rng.below(if fixed_ok { 3 } else { 2 }) {
-                    0 => (s.len + sys::PAGE_SIZE, libc::MREMAP_MAYMOVE),
-                    1 => (s.len - sys::PAGE_SIZE, 0),
+                    0 => (s.len + abi::PAGE_SIZE, libc::MREMAP_MAYMOVE),
+                    1 => (s.len - abi::PAGE_SIZE, 0),
                     _ => (s.len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED),
                 };
                 // MREMAP_FIXED unmaps the destination first: our spare area.
@@ -932,7 +929,7 @@ fn mm_op(cx: &mut Ctx) {
                 let r = libc::mremap(base, s.len, new_len, flags, dest);
                 if !dest.is_null() {
                     // Take the (now unmapped) spare area back.
-                    let len = sys::region_len(sys::MAX_PAGES);
+                    let len = abi::region_len(abi::MAX_PAGES);
                     let back = libc::mmap(
                         dest,
                         len,
@@ -966,7 +963,7 @@ fn mm_op(cx: &mut Ctx) {
                 );
             }
             4 => {
-                libc::madvise(page, sys::PAGE_SIZE, libc::MADV_DONTNEED);
+                libc::madvise(page, abi::PAGE_SIZE, libc::MADV_DONTNEED);
             }
             5 => {
                 if libc::madvise(base, s.len, libc::MADV_DOFORK) == 0 {
@@ -1019,7 +1016,7 @@ pub fn wait_child(pid: i32, grace: Duration) -> Option<i32> {
         if r == pid {
             return Some(st);
         }
-        if r < 0 && sys::errno() != libc::EINTR {
+        if r < 0 && errno() != libc::EINTR {
             return None;
         }
         match killed {
@@ -1489,11 +1486,7 @@ fn exec_self(cx: &mut Ctx, prm: Params) -> ! {
     }
     stats::problem(
         C::Crash,
-        format_args!(
-            "pid {}: exec of itself failed: errno {}",
-            getpid(),
-            sys::errno()
-        ),
+        format_args!("pid {}: exec of itself failed: errno {}", getpid(), errno()),
     );
     // SAFETY: ending this process.
     unsafe { libc::_exit(EXIT_SETUP) }

@@ -39,7 +39,8 @@ pub use resident::{check_resident, Gap, Residency};
     any(target_os = "linux", target_os = "android"),
     any(target_abi = "eabi", target_abi = "eabihf")
 ))]
-pub const SYSCALL_NUMBER: Option<libc::c_long> = Some(472);
+pub const SYSCALL_NUMBER: Option<libc::c_long> =
+    Some(rtflex_uapi::nr::VADDR_TO_PADDR as libc::c_long);
 /// The system call number of `vaddr_to_paddr()` for this build's target:
 /// `None`, the call is only wired up on 32-bit ARM EABI.
 #[cfg(not(all(
@@ -436,7 +437,7 @@ mod tests {
         // success.
         let ret = unsafe {
             libc::syscall(
-                472,
+                rtflex_uapi::nr::VADDR_TO_PADDR as libc::c_long,
                 0 as libc::c_long,
                 addr as libc::c_ulong,
                 &mut sentinel as *mut u64,

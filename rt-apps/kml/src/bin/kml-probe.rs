@@ -49,6 +49,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kml::{Mode, Via};
+use rt_utils::sys::errno;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -640,7 +641,7 @@ fn restart() {
     let r = unsafe {
         kml::syscall(
             Via::Auto,
-            407, /* clock_nanosleep_time64 */
+            rtflex_uapi::nr::CLOCK_NANOSLEEP_TIME64,
             [
                 libc::CLOCK_MONOTONIC as usize,
                 0,
@@ -779,10 +780,6 @@ fn exec(args: &[String]) {
     unsafe { libc::execv(c[0].as_ptr(), argv.as_ptr()) };
     eprintln!("kml-probe exec {path}: {}", io::Error::last_os_error());
     std::process::exit(127);
-}
-
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 /// `ok` for a call that returned `r >= 0`, else the errno's name.
