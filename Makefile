@@ -54,8 +54,12 @@ DTB := $(LINUX_OBJ)/arch/arm/boot/dts/$(BOARD_DTB)
 # a kernel variant, with that kernel's modules, in build/rootfs-<variant>/.
 ROOTFS_DIR := $(BUILD)/rootfs$(VARIANT_SUFFIX)
 ROOTFS_IMG := $(ROOTFS_DIR)/rootfs.ext4
-# The board's SD card layout: its own genimage.cfg unless it names another.
-GENIMAGE_CFG := $(or $(BOARD_GENIMAGE),$(BOARD_DIR)/genimage.cfg)
+# The host tool (tools/rtflex): board facts, generated files, checks.
+PYTHON_TOOLS := PYTHONPATH=$(TOP)/tools python3
+# Generated from board.mk (tools/rtflex/generate.py): genimage.cfg (the SD
+# card layout, from the board's genimage.cfg.in) and, for boards with
+# U-Boot, extlinux.conf.
+BOOT_CONFIG := $(B)/boot-config
 IMAGE_DTBS := $(addprefix $(LINUX_OBJ)/arch/arm/boot/dts/,$(BOARD_DTBS))
 SDCARD := $(B)/sdcard.img
 RT_APPS_OUT := $(TOP)/target/$(RUST_TARGET)/release
@@ -72,6 +76,10 @@ HOST_LOG := $(BUILD)/host-test$(VARIANT_SUFFIX).log
 HOST_RC := $(BUILD)/host-test$(VARIANT_SUFFIX).rc
 # Unit tests of the host scripts (scripts/test_*.py).
 SCRIPT_TESTS := python3 -m unittest discover -s scripts -p 'test_*.py'
+# Unit tests of the host tool, and the check that the committed Buildroot
+# defconfigs hold the board and kernel facts (tools/rtflex/generate.py).
+TOOL_TESTS := $(PYTHON_TOOLS) -m unittest discover -s tools/rtflex/tests
+GENERATED_CHECK := $(PYTHON_TOOLS) -m rtflex.generate check
 
 .PHONY: all
 all: image compare
@@ -114,7 +122,7 @@ help:
 
 .PHONY: boards
 boards:
-	@for b in $(BOARDS); do printf '%-20s %s\n' "$$b" "$$(sed -n 's/^BOARD_DESCRIPTION := //p' board/$$b/board.mk)"; done
+	@$(PYTHON_TOOLS) -m rtflex.board list
 
 # ---- host dependencies -------------------------------------------------------
 DEPS_STAMP := $(BUILD)/.deps-$(shell cat scripts/setup-host.sh | cksum | cut -d' ' -f1)
@@ -198,10 +206,21 @@ bootloader: | $(DEPS_STAMP)
 		$(ROOTFS_DEBIAN_MIRROR) "$(BOARD_UBOOT_PACKAGE)" "$(BOARD_UBOOT_FILES)" \
 		"$(BOARD_UBOOT_USER_FILES)" "$(UBOOT_DIR)"
 
+.PHONY: boot-config
+boot-config:
+	$(PYTHON_TOOLS) -m rtflex.generate boot-config --board $(BOARD) --output-dir $(BOOT_CONFIG)
+
 .PHONY: image
-image: kernel rootfs bootloader
-	scripts/mkimage.sh $(GENIMAGE_CFG) $(B) $(ZIMAGE) $(IMAGE_DTBS) $(ROOTFS_IMG) \
-		$(wildcard $(BOARD_DIR)/extlinux.conf) $(wildcard $(BOOTLOADER_DIR)/*)
+image: kernel rootfs bootloader boot-config
+	scripts/mkimage.sh $(BOOT_CONFIG)/genimage.cfg $(B) $(ZIMAGE) $(IMAGE_DTBS) $(ROOTFS_IMG) \
+		$(wildcard $(BOOT_CONFIG)/extlinux.conf) $(wildcard $(BOOTLOADER_DIR)/*)
+
+# Rewrite the board and kernel facts in the Buildroot defconfigs after
+# changing board.mk, kernel/kernel.mk or rootfs/rootfs.mk (make test checks
+# that they agree).
+.PHONY: update-defconfigs
+update-defconfigs:
+	$(PYTHON_TOOLS) -m rtflex.generate update-defconfigs
 
 # SD card layout checks (partition table, boot loader, boot files, rootfs).
 CHECK_IMAGE := scripts/check-image.py --board-dir $(BOARD_DIR) --build-dir $(B) --kernel-obj $(LINUX_OBJ) \
@@ -239,7 +258,7 @@ fuzz: image
 .PHONY: host-test
 host-test: | $(DEPS_STAMP)
 	cargo test --locked --target $(RUST_TARGET) --workspace 2>&1 | tee $(BUILD)/host-test.log; \
-		rc=$${PIPESTATUS[0]}; $(SCRIPT_TESTS) || rc=1; exit $$rc
+		rc=$${PIPESTATUS[0]}; $(SCRIPT_TESTS) || rc=1; $(TOOL_TESTS) || rc=1; $(GENERATED_CHECK) || rc=1; exit $$rc
 
 # The patch series as git commits, for kernel development (see README).
 .PHONY: kernel-dev kernel-export
@@ -272,6 +291,8 @@ test: image
 	@mkdir -p $(BUILD)
 	-cargo test --locked --target $(RUST_TARGET) --workspace > $(HOST_LOG) 2>&1; \
 		rc=$$?; $(SCRIPT_TESTS) >> $(HOST_LOG) 2>&1 || rc=1; \
+		$(TOOL_TESTS) >> $(HOST_LOG) 2>&1 || rc=1; \
+		$(GENERATED_CHECK) >> $(HOST_LOG) 2>&1 || rc=1; \
 		scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_UAPI) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_IMAGE) >> $(HOST_LOG) 2>&1 || rc=1; \
@@ -288,7 +309,7 @@ endif
 # every other board's image, and the guest tests on the other boards QEMU
 # can boot (qemu-vexpress-a15, imx6q-sabrelite). Stops at the end if any
 # part failed.
-QEMU_BOARDS := $(foreach b,$(BOARDS),$(if $(shell grep -l '^BOARD_QEMU_MACHINE' board/$(b)/board.mk),$(b)))
+QEMU_BOARDS = $(shell $(PYTHON_TOOLS) -m rtflex.board names --qemu)
 .PHONY: test-all
 test-all:
 	rc=0; $(MAKE) --no-print-directory BOARD=qemu-vexpress-a9 test || rc=1; \

@@ -19,9 +19,10 @@
 # 2. Every configs/*_defconfig loads (make <name>_defconfig) and every
 #    symbol it sets is in the resulting .config with the same value:
 #    unknown symbols, unmet dependencies or invalid values fail, listed.
-# 3. Board facts agree with ../board/<board>/board.mk: the DTBs the kernel
-#    builds (BR2_LINUX_KERNEL_INTREE_DTS_NAME) are BOARD_DTBS, the getty
-#    port is BOARD_CONSOLE.
+# 3. The defconfigs' values that repeat a board, kernel or root file
+#    system fact (DTBs, console, kernel version and fragments, ...) are the
+#    ones tools/rtflex/generate.py derives from board.mk, kernel.mk and
+#    rootfs.mk (`make test` checks the same).
 #
 # Needs python3 with flake8 and python-magic, and shellcheck (what
 # check-package runs). Exit status: 0 all passed, 1 a check failed,
@@ -127,19 +128,6 @@ defconfig_mismatches() {
 	done <"$1"
 }
 
-# defconfig_value DEFCONFIG SYMBOL: the (unquoted) value set there.
-defconfig_value() {
-	sed -n "s/^$2=\"\{0,1\}\([^\"]*\)\"\{0,1\}\$/\1/p" "$1"
-}
-
-# board_var BOARD_MK NAME: "NAME := value" with continuation lines joined.
-board_var() {
-	awk -v name="$2" '
-		{ while (/\\$/) { sub(/\\$/, ""); line = $0; if ((getline next_line) <= 0) break; $0 = line next_line } }
-		$1 == name && $2 == ":=" { sub(/^[^:]*:= */, ""); print; exit }
-	' "$1"
-}
-
 for defconfig in "$ext"/configs/*_defconfig; do
 	name=$(basename "$defconfig")
 	step "$name"
@@ -158,28 +146,13 @@ for defconfig in "$ext"/configs/*_defconfig; do
 	else
 		echo "loads: all $(grep -c '^BR2_\|^# BR2_' "$defconfig") symbols kept"
 	fi
-
-	board=$(defconfig_value "$defconfig" BR2_ROOTFS_POST_SCRIPT_ARGS)
-	board_mk=$top/board/$board/board.mk
-	if [ ! -f "$board_mk" ]; then
-		echo "BR2_ROOTFS_POST_SCRIPT_ARGS=\"$board\": no $board_mk"
-		failed+=("$name: unknown board '$board'")
-		continue
-	fi
-	want_dtbs=$(board_var "$board_mk" BOARD_DTBS | tr -s ' \t' '\n' | sed '/^$/d' | sort)
-	have_dtbs=$(defconfig_value "$defconfig" BR2_LINUX_KERNEL_INTREE_DTS_NAME | tr ' ' '\n' | sed '/^$/d; s/$/.dtb/' | sort)
-	console=$(board_var "$board_mk" BOARD_CONSOLE)
-	getty=$(defconfig_value "$defconfig" BR2_TARGET_GENERIC_GETTY_PORT)
-	if [ "$want_dtbs" != "$have_dtbs" ]; then
-		echo "DTBs differ from $board_mk: defconfig '$(tr '\n' ' ' <<<"$have_dtbs")', BOARD_DTBS '$(tr '\n' ' ' <<<"$want_dtbs")'"
-		failed+=("$name: DTBs differ from board.mk")
-	elif [ "$console" != "$getty" ]; then
-		echo "BR2_TARGET_GENERIC_GETTY_PORT=\"$getty\" but BOARD_CONSOLE is $console ($board_mk)"
-		failed+=("$name: console differs from board.mk")
-	else
-		echo "board $board: DTBs and console match board.mk"
-	fi
 done
+
+# ---- 3. board, kernel and root file system facts ---------------------------
+step "defconfig values derived from board.mk, kernel.mk, rootfs.mk"
+if ! PYTHONPATH=$top/tools python3 -m rtflex.generate check; then
+	failed+=("defconfigs differ from the facts (make update-defconfigs)")
+fi
 
 step "summary"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -26,11 +26,11 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest import read_board  # noqa: E402
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "tools"))
+from rtflex.board import load_board  # noqa: E402
 
 SECTOR = 512
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Owners and modes the root file system must have (Buildroot makedevs format).
 PERMISSIONS = os.path.join(TOP, "rootfs", "permissions.txt")
 # The static Kernel Mode Linux programs, one per line.
@@ -112,14 +112,15 @@ def main():
     p.add_argument("--bootloader-dir", required=True)
     p.add_argument("--sdcard", required=True)
     args = p.parse_args()
-    board = read_board(os.path.join(args.board_dir, "board.mk"))
-    name = os.path.basename(os.path.normpath(args.board_dir))
+    board_dir = os.path.abspath(args.board_dir)
+    name = os.path.basename(board_dir)
+    board = load_board(name, top=os.path.dirname(os.path.dirname(board_dir)))
     img = args.sdcard
     dts = os.path.join(args.kernel_obj, "arch/arm/boot/dts")
-    dtbs = board.get("BOARD_DTBS", "").split()
+    dtbs = board.dtbs
     soc = dtbs[0].split("/")[0] if dtbs else ""  # arm (QEMU), nxp (i.MX), ti (OMAP)
-    console = board["BOARD_CONSOLE"]
-    root = board["BOARD_ROOT_DEVICE"]
+    console = board.console
+    root = board.root_device
     bl = args.bootloader_dir
     bl_files = {f: os.path.join(bl, f) for f in sorted(os.listdir(bl))} if os.path.isdir(bl) else {}
     supplied = {f: p for f, p in bl_files.items() if os.path.getsize(p) > 0}
@@ -171,8 +172,7 @@ def main():
 
     c.run("boot_partition_has_this_kernel_and_its_dtbs", kernel_and_dtbs)
 
-    extlinux = os.path.join(args.board_dir, "extlinux.conf")
-    if os.path.exists(extlinux):
+    if board.has_uboot:
         def extlinux_conf():
             assert "extlinux/extlinux.conf" in files, "no extlinux/extlinux.conf on the boot partition"
             text = fat_read(img, boot, "extlinux/extlinux.conf").decode()

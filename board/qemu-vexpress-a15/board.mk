@@ -7,7 +7,7 @@ BOARD_DESCRIPTION := QEMU vexpress-a15 (Cortex-A15, SD card root)
 # card layout); BOARD_DTB is the one QEMU boots with (-dtb).
 BOARD_DTBS := arm/vexpress-v2p-ca9.dtb arm/vexpress-v2p-ca15-tc1.dtb
 BOARD_DTB := arm/vexpress-v2p-ca15-tc1.dtb
-BOARD_GENIMAGE := $(TOP)/board/qemu-vexpress-a9/genimage.cfg
+BOARD_GENIMAGE := $(TOP)/board/qemu-vexpress-a9/genimage.cfg.in
 BOARD_CONSOLE := ttyAMA0
 # Second UART: the guest test runner streams results to the host over it.
 BOARD_RESULTS_TTY := ttyAMA1

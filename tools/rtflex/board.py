@@ -16,6 +16,7 @@ make functions) and no second parser that could read it differently.
 Command line (for shell scripts):
 
     python3 -m rtflex.board list                  name and description of every board
+    python3 -m rtflex.board names [--qemu]        board names (only those QEMU boots)
     python3 -m rtflex.board get BOARD FACT...     one value per line (lists space-separated)
     python3 -m rtflex.board kernel FACT...        the same for kernel/kernel.mk
 
@@ -118,6 +119,12 @@ class Board:
         if rest[:1] == ["-M"]:
             rest = rest[2:]
         return ["-M", self.qemu_machine] + rest
+
+    @property
+    def kernel_cmdline(self):
+        """The kernel command line that boots this board's SD card (the boot
+        loader's extlinux.conf and QEMU's -append start with it)."""
+        return [f"console={self.console},115200", f"root={self.root_device}", "rootwait", "rw"]
 
     @property
     def has_uboot(self):
@@ -281,6 +288,8 @@ def main(argv=None):
     p.add_argument("--top", default=TOP, help="repository top (default: %(default)s)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="every board and its description")
+    n = sub.add_parser("names", help="board names, one per line")
+    n.add_argument("--qemu", action="store_true", help="only the boards QEMU can boot")
     g = sub.add_parser("get", help="facts of a board, one per line")
     g.add_argument("board")
     g.add_argument("facts", nargs="+", metavar="FACT")
@@ -291,6 +300,10 @@ def main(argv=None):
         if args.command == "list":
             for name in board_names(args.top):
                 print(f"{name:<20} {load_board(name, args.top).description}")
+        elif args.command == "names":
+            for name in board_names(args.top):
+                if not args.qemu or load_board(name, args.top).has_qemu:
+                    print(name)
         elif args.command == "get":
             board = load_board(args.board, args.top)
             variables = {k: v[0] for k, v in _BOARD_FACTS.items()}

@@ -5,7 +5,6 @@
 
 import os
 import tempfile
-import textwrap
 import unittest
 from unittest import mock
 
@@ -14,9 +13,9 @@ from rtflex import board as rb
 A9 = """\
 # a comment
 BOARD_DESCRIPTION := Test board \\
-	with a continued description
+\twith a continued description
 BOARD_DTBS := arm/one.dtb \\
-	arm/two.dtb
+\tarm/two.dtb
 BOARD_DTB := arm/two.dtb
 BOARD_CONSOLE := ttyAMA0
 BOARD_ROOT_DEVICE := /dev/mmcblk0p2
@@ -31,7 +30,7 @@ LINUX_VERSION := 7.2.13
 DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 LINUX_DEFCONFIG := multi_v7_defconfig
 LINUX_FRAGMENTS := $(DIR)/configs/a.config \\
-	$(DIR)/configs/b.config
+\t$(DIR)/configs/b.config
 LINUX_LLVM_SUFFIX := -19
 """
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Post-image script of every rtflex defconfig: the SD card image of one
 # board, from the files shared with the quick path (make):
-#   ../board/<board>/board.mk        DTBs, console, QEMU machine
-#   ../board/<board>/genimage.cfg    SD card layout (or BOARD_GENIMAGE)
-#   ../board/<board>/extlinux.conf   U-Boot distro boot, if the board has one
+#   ../board/<board>/board.mk          DTBs, console, QEMU machine
+#   ../board/<board>/genimage.cfg.in   SD card layout template (or BOARD_GENIMAGE)
+# through the rtflex host tool (../tools/rtflex, python3 and make), which
+# reads board.mk and generates genimage.cfg and, for boards with U-Boot,
+# extlinux.conf, as it does for the quick path.
 #
 # Called by Buildroot as: post-image.sh BINARIES_DIR BOARD
 # (BOARD from BR2_ROOTFS_POST_SCRIPT_ARGS), with the current directory the
@@ -25,32 +27,33 @@ die() {
 binaries=$1
 board=$2
 top=$(cd "${BR2_EXTERNAL_RTFLEX_PATH:?}/.." && pwd)
-board_dir=$top/board/$board
-board_mk=$board_dir/board.mk
-[ -f "$board_mk" ] || die "no board '$board' ($board_mk missing); boards: $(cd "$top/board" && echo *)"
+board_mk=$top/board/$board/board.mk
 
-# board_var NAME: the value of "NAME := ..." in board.mk (continuation
-# lines joined, $(TOP) replaced by the repository top).
-board_var() {
-	awk -v name="$1" '
-		{ while (/\\$/) { sub(/\\$/, ""); line = $0; if ((getline next_line) <= 0) break; $0 = line next_line } }
-		$1 == name && $2 == ":=" { sub(/^[^:]*:= */, ""); print; exit }
-	' "$board_mk" | sed "s|\$(TOP)|$top|g"
+# rtflex_tool MODULE ARGS...: the host tool (it stops with a clear message
+# for an unknown board or a wrong board.mk).
+rtflex_tool() {
+	PYTHONPATH=$top/tools python3 -m "$@"
 }
+# board_fact FACT: one fact of the board (rtflex.board; lists space-separated).
+board_fact() {
+	rtflex_tool rtflex.board get "$board" "$1"
+}
+board_fact description >/dev/null || die "cannot read board '$board' (BR2_ROOTFS_POST_SCRIPT_ARGS)"
 
-genimage_cfg=$(board_var BOARD_GENIMAGE)
-genimage_cfg=${genimage_cfg:-$board_dir/genimage.cfg}
-[ -f "$genimage_cfg" ] || die "$genimage_cfg missing"
+# genimage.cfg (and extlinux.conf for boards with U-Boot), generated.
+boot_config=${BUILD_DIR:?}/rtflex-boot-config
+rtflex_tool rtflex.generate boot-config --board "$board" --output-dir "$boot_config" >/dev/null ||
+	die "cannot generate the boot configuration of $board"
+genimage_cfg=$boot_config/genimage.cfg
+if [ -f "$boot_config/extlinux.conf" ]; then
+	install -m 0644 "$boot_config/extlinux.conf" "$binaries/extlinux.conf"
+fi
 
 # Device trees: Buildroot installs them without their directory
 # (BR2_LINUX_KERNEL_DTB_KEEP_DIRNAME is off), the names genimage.cfg uses.
-for dtb in $(board_var BOARD_DTBS); do
-	[ -f "$binaries/${dtb##*/}" ] || die "${dtb##*/} missing in $binaries: BR2_LINUX_KERNEL_INTREE_DTS_NAME must list every DTB of BOARD_DTBS in $board_mk"
+for dtb in $(board_fact dtb_names); do
+	[ -f "$binaries/$dtb" ] || die "$dtb missing in $binaries: BR2_LINUX_KERNEL_INTREE_DTS_NAME must list every DTB of BOARD_DTBS in $board_mk (make update-defconfigs)"
 done
-
-if [ -f "$board_dir/extlinux.conf" ]; then
-	install -m 0644 "$board_dir/extlinux.conf" "$binaries/extlinux.conf"
-fi
 
 # Every input file genimage.cfg names (image = "..." and files = {...})
 # that is not an image genimage makes itself must be here: say which one
@@ -89,19 +92,17 @@ echo "rtflex post-image: $img ($((pow >> 20)) MiB) for $board"
 
 # QEMU boards: a start script next to the images, as Buildroot's own QEMU
 # defconfigs have (with the system's qemu-system-arm).
-qemu_machine=$(board_var BOARD_QEMU_MACHINE)
-if [ -n "$qemu_machine" ]; then
-	qemu_args=$(board_var BOARD_QEMU_ARGS)
-	dtb=$(board_var BOARD_DTB)
-	console=$(board_var BOARD_CONSOLE)
-	root=$(board_var BOARD_ROOT_DEVICE)
-	sd_device=$(board_var BOARD_QEMU_SD_DEVICE)
+if [ "$(board_fact has_qemu)" = True ]; then
+	qemu_args=$(board_fact qemu_args)
+	dtb=$(board_fact dtb)
+	cmdline=$(board_fact kernel_cmdline)
+	sd_device=$(board_fact qemu_sd_device)
 	if [ -n "$sd_device" ]; then
 		sd="-drive if=none,id=sdcard,format=raw,file=sdcard.img -device $sd_device,drive=sdcard"
 	else
 		sd="-drive if=sd,format=raw,file=sdcard.img"
 	fi
-	case "$(board_var BOARD_QEMU_CONSOLE_SERIAL)" in
+	case "$(board_fact qemu_console_serial)" in
 	2) serial="-display none -serial null -serial mon:stdio" ;;
 	*) serial="-nographic" ;;
 	esac
@@ -114,7 +115,7 @@ cd "\$(dirname "\$0")" || exit 1
 exec qemu-system-arm $qemu_args \\
 	-kernel zImage -dtb ${dtb##*/} \\
 	$sd \\
-	-append "console=$console,115200 root=$root rootwait rw" \\
+	-append "$cmdline" \\
 	$serial "\$@"
 EOF
 	chmod 0755 "$binaries/start-qemu.sh"
