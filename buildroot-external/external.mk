@@ -25,3 +25,18 @@ endef
 LINUX_POST_CONFIGURE_HOOKS += RTFLEX_LINUX_CHECK_FRAGMENTS
 endif
 endif
+
+# The kernel's LLVM and Rust make flags (linux/linux-ext-rtflex-rust.mk)
+# for the steps that build in the kernel tree: the kernel's build and
+# installs, and those of every kernel module package (pkg-kernel-module
+# adds <PKG>_KERNEL_MODULES_BUILD to its post-build hooks and builds the
+# modules there and in a post-install hook). A target-specific value holds
+# in these stamp files' recipes (and in those of their prerequisites, none
+# of which builds from the kernel source); linux-tools and the other
+# packages that reuse LINUX_MAKE_FLAGS for user space do not get it.
+ifeq ($(BR2_LINUX_KERNEL_EXT_RTFLEX_RUST),y)
+RTFLEX_KERNEL_TREE_PACKAGES = LINUX \
+	$(foreach p,$(call UPPERCASE,$(PACKAGES)),$(if $(filter $(p)_KERNEL_MODULES_BUILD,$($(p)_POST_BUILD_HOOKS)),$(p)))
+$(foreach p,$(RTFLEX_KERNEL_TREE_PACKAGES),$($(p)_TARGET_BUILD) $($(p)_TARGET_INSTALL_TARGET) $($(p)_TARGET_INSTALL_IMAGES)): \
+	RTFLEX_KERNEL_TREE_BUILD = y
+endif

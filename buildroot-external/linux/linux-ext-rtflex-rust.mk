@@ -45,8 +45,7 @@ LINUX_DEPENDENCIES += $(RTFLEX_RUST_LINUX_DEPENDENCIES)
 # ("gcc -O2 -isystem ... -L..."), which the kernel passes to rustc as
 # -Clinker=$(HOSTCC) for host Rust code (the macros proc-macro crate):
 # give the kernel a bare HOSTCC and the flags in HOSTCFLAGS/HOSTLDFLAGS.
-# check-package disable TypoInPackageVariable
-LINUX_MAKE_FLAGS += \
+RTFLEX_RUST_LINUX_MAKE_FLAGS = \
 	LLVM=$(HOST_DIR)/bin/ \
 	CROSS_COMPILE= \
 	HOSTCC="$(HOSTCC_NOCCACHE)" \
@@ -57,7 +56,24 @@ LINUX_MAKE_FLAGS += \
 	BINDGEN=$(HOST_DIR)/bin/bindgen \
 	RUST_LIB_SRC=$(HOST_DIR)/lib/rustlib/src/rust/library
 
-# bindgen loads libclang at run time: use host-clang's.
+# Only builds in the kernel tree get them: the kernel itself and kernel
+# modules (which must use the kernel's compiler). Packages that build user
+# space programs from the kernel source (linux-tools: perf, rtla,
+# selftests; ltp-testsuite, ...) take LINUX_MAKE_FLAGS too, and with LLVM=
+# and an empty CROSS_COMPILE they would build for the host. So the flags
+# are in LINUX_MAKE_FLAGS only where RTFLEX_KERNEL_TREE_BUILD is set:
+# external.mk sets it, target-specific, on the build and install steps of
+# linux and of the kernel module packages. Every Kconfig run (configure,
+# olddefconfig, menuconfig...) goes through LINUX_KCONFIG_OPTS, which only
+# the kernel uses: it gets them always (CONFIG_RUST and the compiler
+# options are decided there).
+# check-package disable TypoInPackageVariable
+LINUX_MAKE_FLAGS += $(if $(RTFLEX_KERNEL_TREE_BUILD),$(RTFLEX_RUST_LINUX_MAKE_FLAGS))
+# check-package disable TypoInPackageVariable
+LINUX_KCONFIG_OPTS += $(RTFLEX_RUST_LINUX_MAKE_FLAGS)
+
+# bindgen loads libclang at run time: use host-clang's. (Only kernel tree
+# builds use LINUX_MAKE_ENV.)
 # check-package disable TypoInPackageVariable
 LINUX_MAKE_ENV += LIBCLANG_PATH=$(HOST_DIR)/lib
 

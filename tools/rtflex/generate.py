@@ -17,7 +17,8 @@ Generated at build time, never committed (both build paths call this):
                                          BOARD_ROOT_DEVICE := PARTUUID=<8 hex>-02
 
 Committed, because Buildroot reads them as they are, and kept equal to what
-this generates (`check`, run by `make test`):
+this generates (`check`, run by `make test`, which also checks that every
+place stating the project's license states Cargo.toml's):
 
   buildroot-external/configs/rtflex_<board>_defconfig: the values that
   repeat a board, kernel or root file system fact are rewritten in place
@@ -34,6 +35,7 @@ import os
 import re
 import sys
 import tempfile
+import tomllib
 
 from rtflex.board import TOP, BoardError, board_names, load_board, load_kernel, read_make_variables
 
@@ -244,6 +246,35 @@ def defconfig_drift(top=TOP, write=False):
     return problems
 
 
+# Every place that states the project's license, and how to read it there.
+# Buildroot writes the SPDX operator OR as "or" (its manual's rule).
+LICENSE_STATEMENTS = {
+    "LICENSE": r"^SPDX-License-Identifier: (.+)$",
+    "buildroot-external/package/rtflex-apps/rtflex-apps.mk": r"^RTFLEX_APPS_LICENSE = (.+)$",
+    "buildroot-external/package/rtflex-selftest/rtflex-selftest.mk": r"^RTFLEX_SELFTEST_LICENSE = (.+)$",
+    "kernel/modules/rtflex_selftest/rtflex_selftest.rs": r"^// SPDX-License-Identifier: (.+)$",
+    "kernel/modules/rtflex_selftest/Kbuild": r"^# SPDX-License-Identifier: (.+)$",
+}
+
+
+def license_drift(top=TOP):
+    """The project's license (Cargo.toml's workspace license) stated the
+    same way everywhere, and its texts present: a list of problems."""
+    with open(os.path.join(top, "Cargo.toml"), "rb") as f:
+        want = tomllib.load(f)["workspace"]["package"]["license"]
+    problems = []
+    for rel, pattern in LICENSE_STATEMENTS.items():
+        with open(os.path.join(top, rel)) as f:
+            m = re.search(pattern, f.read(), re.M)
+        got = m and re.sub(r" or ", " OR ", m.group(1).strip())
+        if got != want:
+            problems.append(f"{rel}: license {got or '(none)'} but Cargo.toml says {want}")
+    for spdx_id in re.findall(r"[\w.+-]+", want.replace(" OR ", " ").replace(" AND ", " ")):
+        if not os.path.isfile(os.path.join(top, "LICENSES", f"{spdx_id}.txt")):
+            problems.append(f"LICENSES/{spdx_id}.txt missing (the text of {spdx_id})")
+    return problems
+
+
 def check(top=TOP):
     """Everything generated is generable and the committed defconfigs match:
     a list of problems, empty when all is well."""
@@ -252,6 +283,10 @@ def check(top=TOP):
         problems += defconfig_drift(top)
     except (BoardError, GenerateError, OSError) as e:
         problems.append(str(e))
+    try:
+        problems += license_drift(top)
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as e:
+        problems.append(f"license check: {e}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in board_names(top):
             board_dir = os.path.join(top, "board", name)
@@ -295,7 +330,7 @@ def main(argv=None):
                       "run `make update-defconfigs` (python3 -m rtflex.generate update-defconfigs)")
                 return 1
             print(f"rtflex generate check: {len(board_names(args.top))} boards: boot configuration "
-                  "generates, Buildroot defconfigs match the facts")
+                  "generates, Buildroot defconfigs match the facts; one license statement")
     except (BoardError, GenerateError, OSError) as e:
         print(f"rtflex: error: {e}", file=sys.stderr)
         return 1

@@ -9,9 +9,11 @@
 RTFLEX_APPS_VERSION = 0.1.0
 RTFLEX_APPS_SITE = $(BR2_EXTERNAL_RTFLEX_PATH)/..
 RTFLEX_APPS_SITE_METHOD = local
+# ../LICENSE: SPDX GPL-2.0-only OR MIT (Buildroot writes "or").
 RTFLEX_APPS_LICENSE = GPL-2.0-only or MIT
+RTFLEX_APPS_LICENSE_FILES = LICENSE LICENSES/GPL-2.0-only.txt LICENSES/MIT.txt
 
-# Copy only what cargo needs. This keeps out build/, dl/, target/ and any
+# Copy only what cargo needs, and the license. This keeps out build/, dl/, target/ and any
 # Buildroot output directory inside the repository, and the repository's
 # .cargo/config.toml (Debian's cross gcc as linker, qemu-user runner): the
 # build below writes its own. The first matching rule wins.
@@ -19,6 +21,8 @@ RTFLEX_APPS_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude=target/ \
 	--include=/Cargo.toml \
 	--include=/Cargo.lock \
+	--include=/LICENSE \
+	--include=/LICENSES/*** \
 	--include=/rt-apps/*** \
 	--exclude=*
 

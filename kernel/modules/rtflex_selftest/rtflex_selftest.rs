@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
 
 //! rtflex self-test module: proves that Rust modules built against the
 //! rtflex kernel load, run and unload.
@@ -15,7 +15,7 @@ module! {
     name: "rtflex_selftest",
     authors: ["rtflex developers"],
     description: "rtflex: Rust module load/unload self-test",
-    license: "GPL",
+    license: "Dual MIT/GPL",
     params: {
         seed: u32 {
             default: 1,

@@ -119,6 +119,20 @@ class BootConfig(unittest.TestCase):
                 gen.write_boot_config(board(QEMU_BOARD, "z", os.path.join(top, "board", "z")), out, top)
 
 
+# The license statements of a repository that agrees with itself.
+LICENSED = {
+    "Cargo.toml": '[workspace.package]\nlicense = "GPL-2.0-only OR MIT"\n',
+    "LICENSE": "SPDX-License-Identifier: GPL-2.0-only OR MIT\n\ntext\n",
+    "LICENSES/GPL-2.0-only.txt": "GPL\n",
+    "LICENSES/MIT.txt": "MIT\n",
+    "buildroot-external/package/rtflex-apps/rtflex-apps.mk": "RTFLEX_APPS_LICENSE = GPL-2.0-only or MIT\n",
+    "buildroot-external/package/rtflex-selftest/rtflex-selftest.mk":
+        "RTFLEX_SELFTEST_LICENSE = GPL-2.0-only or MIT\n",
+    "kernel/modules/rtflex_selftest/rtflex_selftest.rs": "// SPDX-License-Identifier: GPL-2.0-only OR MIT\n",
+    "kernel/modules/rtflex_selftest/Kbuild": "# SPDX-License-Identifier: GPL-2.0-only OR MIT\nobj-m := x.o\n",
+}
+
+
 class Tree:
     """A minimal repository: one board b1, kernel.mk, rootfs.mk, a defconfig."""
 
@@ -134,6 +148,8 @@ class Tree:
                    "ROOTFS_PERMISSIONS := $(TOP)/rootfs/permissions.txt\nROOTFS_SIZE := 384M\n")
         self.write("rootfs/overlay/etc/hostname", "rtflex\n")
         self.write("buildroot-external/configs/rtflex_b1_defconfig", DEFCONFIG)
+        for rel, text in LICENSED.items():
+            self.write(rel, text)
 
     def path(self, rel):
         return os.path.join(self.top, rel)
@@ -226,6 +242,29 @@ class Defconfigs(unittest.TestCase):
         t = self.tree
         t.write("board/b1/genimage.cfg.in", "files = { %KERNEL% }\n")
         self.assertRegex(gen.check(t.top)[0], "genimage.cfg.in:1: unknown placeholder %KERNEL%")
+
+
+class Licenses(unittest.TestCase):
+    def setUp(self):
+        self.tree = Tree()
+        self.addCleanup(self.tree.tmp.cleanup)
+
+    def test_one_license_everywhere(self):
+        self.assertEqual(gen.license_drift(self.tree.top), [])
+
+    def test_a_different_statement_is_named(self):
+        t = self.tree
+        rel = "kernel/modules/rtflex_selftest/rtflex_selftest.rs"
+        t.write(rel, "// SPDX-License-Identifier: GPL-2.0\n")
+        t.write("buildroot-external/package/rtflex-apps/rtflex-apps.mk", "RTFLEX_APPS_VERSION = 1\n")
+        self.assertEqual(gen.check(t.top), [
+            "buildroot-external/package/rtflex-apps/rtflex-apps.mk: license (none) but Cargo.toml says "
+            "GPL-2.0-only OR MIT",
+            f"{rel}: license GPL-2.0 but Cargo.toml says GPL-2.0-only OR MIT"])
+
+    def test_the_license_texts_must_be_there(self):
+        os.remove(self.tree.path("LICENSES/MIT.txt"))
+        self.assertEqual(gen.license_drift(self.tree.top), ["LICENSES/MIT.txt missing (the text of MIT)"])
 
 
 if __name__ == "__main__":
