@@ -112,6 +112,7 @@ help:
 	@echo "                board, guest-test on every other board QEMU boots"
 	@echo "  check-patches checkpatch and commit-message checks of kernel/patches/linux"
 	@echo "  check-uapi    rt-apps/rtflex-uapi against the patched kernel's headers and syscall table"
+	@echo "  lint          cargo clippy -D warnings: armv7 with the test features, and the build host"
 	@echo "  check-buildroot BUILDROOT=<dir>  Buildroot's checks of buildroot-external/"
 	@echo "  kernel-dev    the kernel with our patches as git commits, in build/kernel-dev/linux"
 	@echo "  kernel-export write those commits back to kernel/patches/linux (git format-patch)"
@@ -280,6 +281,17 @@ CHECK_UAPI := rt-apps/rtflex-uapi/check-kernel-headers.py --linux-src $(LINUX_SR
 check-uapi: $(LINUX_SRC)/.rtflex-stamp
 	$(CHECK_UAPI)
 
+# clippy with -D warnings on every crate and target (the lints are
+# [workspace.lints] in Cargo.toml): the boards' target with the test
+# features (guest tests, the FlexSC emulator), the emulated variant of the
+# guest tests, and the build host (what a plain `cargo test` builds).
+LINT_FEATURES := --features guest-tests/guest,flexsc/testing
+.PHONY: lint
+lint: | $(DEPS_STAMP)
+	cargo clippy --locked --workspace --all-targets $(LINT_FEATURES) --target $(RUST_TARGET) -- -D warnings
+	cargo clippy --locked -p guest-tests --all-targets --features guest,emulate --target $(RUST_TARGET) -- -D warnings
+	cargo clippy --locked --workspace --all-targets $(LINT_FEATURES) -- -D warnings
+
 .PHONY: guest-test
 guest-test: image
 	$(GUEST) test
@@ -295,6 +307,7 @@ test: image
 		$(GENERATED_CHECK) >> $(HOST_LOG) 2>&1 || rc=1; \
 		scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_UAPI) >> $(HOST_LOG) 2>&1 || rc=1; \
+		$(MAKE) --no-print-directory lint >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_IMAGE) >> $(HOST_LOG) 2>&1 || rc=1; \
 		echo $$rc > $(HOST_RC)
 	@grep -E -B2 -A20 '(FAILED|^error)' $(HOST_LOG) || true

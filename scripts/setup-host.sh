@@ -46,6 +46,10 @@ if ! rustup component list --installed | grep -q '^rust-src'; then
 	rtflex_log "adding rust-src (the kernel builds core and alloc from it)"
 	rustup component add rust-src
 fi
+if ! rustup component list --installed | grep -q '^clippy'; then
+	rtflex_log "adding clippy (make lint, part of make test)"
+	rustup component add clippy
+fi
 if ! bindgen --version 2>/dev/null | grep -q "$BINDGEN_VERSION"; then
 	rtflex_log "installing bindgen-cli $BINDGEN_VERSION (takes a few minutes once)"
 	cargo install --locked --quiet bindgen-cli --version "$BINDGEN_VERSION"

@@ -673,15 +673,16 @@ fn every_allowed_call_gives_the_same_result_as_a_direct_call() {
     {
         let mut sv = [0i32; 2];
         // SAFETY: `sv` is a live array of two ints.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr(),
+            )
+        };
         assert_eq!(
-            unsafe {
-                libc::socketpair(
-                    libc::AF_UNIX,
-                    libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                    0,
-                    sv.as_mut_ptr(),
-                )
-            },
+            r,
             0
         );
         check("sendto", fx.call(Call::send(sv[0], b"sock", 0)), Ok(4));
@@ -1009,10 +1010,11 @@ fn refused_calls_complete_with_enosys_without_running() {
     // SAFETY: as above.
     assert_eq!(unsafe { libc::getuid() }, uid);
     assert_eq!(std::fs::read_to_string("/proc/self/comm").unwrap(), comm);
-    // SAFETY: WNOHANG poll for any child; `st` is a live int.
     let mut st = 0;
+    // SAFETY: WNOHANG poll for any child; `st` is a live int.
+    let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
     assert_eq!(
-        unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) },
+        r,
         -1,
         "a child exists"
     );

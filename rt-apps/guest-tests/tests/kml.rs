@@ -29,7 +29,8 @@
 //! - R6 mounts onto `/trusted`: `mount_onto_trusted_makes_nothing_trusted`;
 //! - USR mode cannot create SYS mode (sigreturn, PTRACE_SETREGS/POKEUSER):
 //!   `user_mode_cannot_create_sys_mode_by_sigreturn_or_ptrace`.
-#![cfg(feature = "guest")]
+// ARM only: processor modes, CPSR and ARM register sets.
+#![cfg(all(feature = "guest", target_arch = "arm"))]
 
 use guest_tests::{kernel_log, new_kernel_problems};
 use std::collections::{BTreeMap, BTreeSet};

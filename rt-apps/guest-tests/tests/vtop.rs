@@ -622,8 +622,9 @@ fn mlocked_buffer_is_resident_and_stays_put() {
     let m = Mapping::fresh(PAGES);
     // SAFETY: locks our own mapping; mlock touches no memory of ours
     // except by faulting the pages of that mapping in.
+    let r = unsafe { libc::mlock(m.base as *const _, m.len) };
     assert_eq!(
-        unsafe { libc::mlock(m.base as *const _, m.len) },
+        r,
         0,
         "mlock: {}",
         std::io::Error::last_os_error()

@@ -10,7 +10,7 @@
 //!   path does not touch the heap.
 //!
 //! Every `unsafe` block is a single FFI call (or the zero-initialisation of
-//! a plain C struct) and carries a `// SAFETY:` comment.
+//! a plain C struct) with a SAFETY comment that says why it is sound.
 
 pub mod affinity;
 pub mod alloc_count;

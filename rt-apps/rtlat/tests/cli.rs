@@ -268,10 +268,8 @@ fn sigterm_stops_an_endless_run_cleanly() {
     std::thread::sleep(Duration::from_millis(1500));
     // qemu-user forwards the signal to the emulated program.
     // SAFETY: kill() with a valid pid of our own child and a signal number.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
+    let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(r, 0);
     let start = Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(start.elapsed() < Duration::from_secs(10));

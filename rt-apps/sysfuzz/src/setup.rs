@@ -172,8 +172,7 @@ pub fn pools(kml: usize) -> Result<Pools, String> {
             }
         }
         // Still taken (a directory that is not empty): a fresh name.
-        // SAFETY: getpid has no preconditions.
-        let fresh = std::ffi::CString::new(format!("new{}", unsafe { libc::getpid() })).unwrap();
+        let fresh = std::ffi::CString::new(format!("new{}", std::process::id())).unwrap();
         // SAFETY: NUL-terminated path; a new descriptor.
         let fd = unsafe {
             libc::open(

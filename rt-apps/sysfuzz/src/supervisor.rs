@@ -532,8 +532,7 @@ pub fn run(o: Options) -> i32 {
             return 2;
         }
     };
-    // SAFETY: getpid has no preconditions.
-    let root = format!("{}/sysfuzz.{}", o.scratch, unsafe { libc::getpid() });
+    let root = format!("{}/sysfuzz.{}", o.scratch, std::process::id());
     if let Err(e) = std::fs::create_dir(&root) {
         eprintln!("sysfuzz: mkdir {root}: {e}");
         return 2;

@@ -897,7 +897,7 @@ fn mm_op(cx: &mut Ctx) {
     let pages = s.len / abi::PAGE_SIZE;
     let page = (s.addr + abi::PAGE_SIZE * rng.below(pages as u32) as usize) as *mut libc::c_void;
     stats::add(C::RegionMmop);
-    // SAFETY (all arms): memory-management calls on the range of this
+    // SAFETY: (all arms) memory-management calls on the range of this
     // process's region, which no Rust object refers to except through
     // atomics; the fault handler repairs any access the change breaks.
     unsafe {
@@ -1374,9 +1374,8 @@ pub fn run(prm: Params) -> ! {
         std::thread::sleep(Duration::from_millis(5));
         // A process meant to be killed ends itself only if the supervisor
         // is gone (or very late).
-        // SAFETY: getppid has no preconditions.
         if prm.ending == Ending::Killed
-            && (unsafe { libc::getppid() } == 1
+            && (std::os::unix::process::parent_id() == 1
                 || t0.elapsed() > prm.lifetime + Duration::from_secs(120))
         {
             // SAFETY: ending this process.

@@ -572,10 +572,8 @@ fn alarm_in(ms: u64) {
         },
     };
     // SAFETY: `it` is a valid itimerval; no old value is requested.
-    assert_eq!(
-        unsafe { libc::setitimer(libc::ITIMER_REAL, &it, core::ptr::null_mut()) },
-        0
-    );
+    let r = unsafe { libc::setitimer(libc::ITIMER_REAL, &it, core::ptr::null_mut()) };
+    assert_eq!(r, 0);
 }
 
 /// Fork a child that runs `f` after `delay`; returns its pid.
@@ -782,9 +780,11 @@ fn exec(args: &[String]) {
     std::process::exit(127);
 }
 
-/// `ok` for a call that returned `r >= 0`, else the errno's name.
-fn outcome(r: i64) -> String {
-    if r >= 0 {
+/// `ok` for a call that returned `r >= 0`, else the errno's name. Takes
+/// any of the integer types the calls return (`c_int`, `c_long` and
+/// `ssize_t`, whose widths differ between ARM and the build host).
+fn outcome(r: impl Into<i64>) -> String {
+    if r.into() >= 0 {
         "ok".into()
     } else {
         errno_name(errno())
@@ -874,7 +874,7 @@ static POKE: AtomicU32 = AtomicU32::new(0x1234_5678);
 fn dumpable1_wait() {
     // SAFETY: PR_SET_DUMPABLE takes an integer.
     let set = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
-    println!("set_dumpable={}", outcome(set.into()));
+    println!("set_dumpable={}", outcome(set));
     println!("mode={}", mode_name());
     println!("status_kml={}", proc_status_kml());
     // SAFETY: PR_GET_DUMPABLE takes no pointer arguments.
@@ -923,20 +923,20 @@ fn attack(pid: libc::pid_t, addr: usize) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     // SAFETY: PTRACE_ATTACH takes no pointers.
     let r = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
-    out.push(("ptrace_attach", outcome(r.into())));
+    out.push(("ptrace_attach", outcome(r)));
     if r == 0 {
         detach(pid, false);
     }
     // SAFETY: PTRACE_SEIZE takes no pointers (options 0).
     let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0, 0) };
-    out.push(("ptrace_seize", outcome(r.into())));
+    out.push(("ptrace_seize", outcome(r)));
     if r == 0 {
         detach(pid, true);
     }
     let mem = CString::new(format!("/proc/{pid}/mem")).expect("no NUL");
     // SAFETY: a C string path; the fd is closed below.
     let fd = unsafe { libc::open(mem.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    out.push(("proc_mem_open_rw", outcome(fd.into())));
+    out.push(("proc_mem_open_rw", outcome(fd)));
     if fd >= 0 {
         let v = 0x5a5a_5a5au32;
         // SAFETY: writes 4 bytes from `v` at file offset `addr`.
@@ -978,7 +978,7 @@ fn attack(pid: libc::pid_t, addr: usize) -> Vec<(&'static str, String)> {
             out.push(("pidfd_getfd", format!("pidfd_open:{}", errno_name(errno()))));
         } else {
             let fd = libc::syscall(libc::SYS_pidfd_getfd, pidfd, 0, 0);
-            out.push(("pidfd_getfd", outcome(fd.into())));
+            out.push(("pidfd_getfd", outcome(fd)));
             if fd >= 0 {
                 libc::close(fd as i32);
             }
@@ -1037,6 +1037,7 @@ fn exit_mode(ms: &str) {
 }
 
 /// CPSR mode bits of a stopped tracee, from PTRACE_GETREGS.
+#[cfg(target_arch = "arm")]
 fn tracee_mode(pid: libc::pid_t) -> Option<u32> {
     // SAFETY: user_regs is plain integers; PTRACE_GETREGS fills all 18.
     let mut regs: libc::user_regs = unsafe { core::mem::zeroed() };
@@ -1050,6 +1051,12 @@ fn tracee_mode(pid: libc::pid_t) -> Option<u32> {
         )
     };
     (r == 0).then_some(regs.arm_cpsr as u32 & 0x1f)
+}
+
+/// No ARM registers off ARM (host builds of the probe).
+#[cfg(not(target_arch = "arm"))]
+fn tracee_mode(_pid: libc::pid_t) -> Option<u32> {
+    None
 }
 
 fn random_below(n: u32) -> u32 {
