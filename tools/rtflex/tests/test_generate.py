@@ -262,6 +262,13 @@ class Licenses(unittest.TestCase):
             "GPL-2.0-only OR MIT",
             f"{rel}: license GPL-2.0 but Cargo.toml says GPL-2.0-only OR MIT"])
 
+    def test_the_workspace_license_is_the_reference(self):
+        t = self.tree
+        t.write("Cargo.toml", '[workspace.package]\nversion = "1"\n\n[package]\nlicense = "MIT"\n')
+        self.assertEqual(gen.license_drift(t.top), ['Cargo.toml: no license = "..." in [workspace.package]'])
+        t.write("Cargo.toml", '[workspace]\n\n[workspace.package]\nversion = "1"\nlicense = "MIT"\n')
+        self.assertEqual(len(gen.license_drift(t.top)), 5)
+
     def test_the_license_texts_must_be_there(self):
         os.remove(self.tree.path("LICENSES/MIT.txt"))
         self.assertEqual(gen.license_drift(self.tree.top), ["LICENSES/MIT.txt missing (the text of MIT)"])
