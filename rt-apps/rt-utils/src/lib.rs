@@ -7,12 +7,15 @@
 //! * [`sched`]: scheduling policy and priority, the `RLIMIT_RTPRIO` raise
 //!   cyclictest does, `mlockall`;
 //! * [`alloc_count`]: a counting global allocator for tests that prove a
-//!   path does not touch the heap.
+//!   path does not touch the heap;
+//! * [`args`]: long options abbreviated as `getopt_long` allows (the
+//!   parsers themselves use `lexopt`).
 //!
 //! Every `unsafe` block is a single FFI call (or the zero-initialisation of
 //! a plain C struct) with a SAFETY comment that says why it is sound.
 
 pub mod affinity;
 pub mod alloc_count;
+pub mod args;
 pub mod sched;
 pub mod sys;

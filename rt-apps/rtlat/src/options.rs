@@ -526,27 +526,18 @@ fn cpuset(name: &str, v: &str, cpus: &CpuInfo) -> Result<Vec<usize>, UsageError>
 /// Resolves a long option as `getopt_long` does: its full name, or a prefix
 /// of exactly one name.
 fn long_name(name: &str) -> Result<&'static str, UsageError> {
-    if let Some(l) = LONG.iter().find(|l| **l == name) {
-        return Ok(l);
-    }
     if UNSUPPORTED_LONG.contains(&name) {
         return err(format!(
             "option --{name} (a cyclictest option) is not supported by rtlat"
         ));
     }
-    let matches: Vec<&'static str> = LONG
-        .iter()
-        .copied()
-        .filter(|l| !name.is_empty() && l.starts_with(name))
-        .collect();
-    match matches[..] {
-        [one] => Ok(one),
+    rt_utils::args::long_option(name, LONG).or_else(|found| match found[..] {
         [] => err(format!("unknown option '--{name}' (see --help)")),
         _ => err(format!(
             "option '--{name}' is ambiguous: --{}",
-            matches.join(", --")
+            found.join(", --")
         )),
-    }
+    })
 }
 
 /// Applies cyclictest's post-parse rules (`process_options()` tail).

@@ -153,19 +153,12 @@ pub fn parse(args: &[String]) -> Result<Parsed, UsageError> {
     }))
 }
 
-/// A long option by a prefix of exactly one name (no name is a prefix of
-/// another, so a full name is such a prefix too).
+/// A long option by its name or a prefix of exactly one name.
 fn long_name(name: &str) -> Result<&'static str, UsageError> {
-    let matches: Vec<&'static str> = LONG
-        .iter()
-        .copied()
-        .filter(|l| !name.is_empty() && l.starts_with(name))
-        .collect();
-    match matches[..] {
-        [l] => Ok(l),
+    rt_utils::args::long_option(name, LONG).or_else(|found| match found[..] {
         [] => usage(format!("unknown option '--{name}'")),
         _ => usage(format!("option '--{name}' is ambiguous")),
-    }
+    })
 }
 
 fn parse_pid(s: &str) -> Result<Process, UsageError> {
