@@ -575,18 +575,7 @@ impl FlexSc {
 
     /// Writes a claimed entry and publishes it (no kick).
     fn fill(&self, i: usize, w: u64, nr: u32, args: [u32; 6]) {
-        let e = self.entry(i);
-        e.nr.store(nr, Ordering::Relaxed);
-        for (a, v) in e.args.iter().zip(args) {
-            a.store(v, Ordering::Relaxed);
-        }
-        e.ret.store(0, Ordering::Relaxed);
-        e.flags.store(0, Ordering::Relaxed);
-        e.cookie.store(w, Ordering::Relaxed);
-        for r in &e.resv {
-            r.store(0, Ordering::Relaxed);
-        }
-        e.status.store(SUBMITTED, Ordering::Release);
+        self.entry(i).submit(nr, args, 0, [0; 4], w, 0);
     }
 
     /// Wakes sleeping syscall threads if there are any (after a full

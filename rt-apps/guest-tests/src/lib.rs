@@ -333,16 +333,7 @@ pub unsafe fn flexsc_submit_raw(
                 .is_ok()
         })
         .expect("a free entry");
-    e.nr.store(nr, Ordering::Relaxed);
-    for (a, v) in e.args.iter().zip(args) {
-        a.store(v, Ordering::Relaxed);
-    }
-    e.flags.store(flags, Ordering::Relaxed);
-    for (r, v) in e.resv.iter().zip(resv) {
-        r.store(v, Ordering::Relaxed);
-    }
-    e.ret.store(0x7777, Ordering::Relaxed);
-    e.status.store(abi::SUBMITTED, Ordering::Release);
+    e.submit(nr, args, flags, resv, 0, 0x7777);
     fence(Ordering::SeqCst);
     fx.kernel_wait(0, None).expect("kick the syscall threads");
     e

@@ -8,7 +8,7 @@
 //! here and against the kernel header by `make check-uapi`.
 
 use core::mem::{align_of, offset_of, size_of};
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use crate::nr;
 
@@ -106,6 +106,34 @@ pub struct Entry {
     pub cookie: AtomicU64,
     /// Must be 0.
     pub resv: [AtomicU32; 4],
+}
+
+impl Entry {
+    /// Steps 2 and 3 of posting a call into an entry the caller has CLAIMED
+    /// (`linux/flexsc.h`): writes every word of the request (relaxed), then
+    /// publishes it with a store-release of [`SUBMITTED`]. `ret` gets a
+    /// placeholder the syscall thread overwrites.
+    pub fn submit(
+        &self,
+        nr: u32,
+        args: [u32; 6],
+        flags: u32,
+        resv: [u32; 4],
+        cookie: u64,
+        ret: i32,
+    ) {
+        self.nr.store(nr, Ordering::Relaxed);
+        for (w, v) in self.args.iter().zip(args) {
+            w.store(v, Ordering::Relaxed);
+        }
+        self.flags.store(flags, Ordering::Relaxed);
+        for (w, v) in self.resv.iter().zip(resv) {
+            w.store(v, Ordering::Relaxed);
+        }
+        self.cookie.store(cookie, Ordering::Relaxed);
+        self.ret.store(ret, Ordering::Relaxed);
+        self.status.store(SUBMITTED, Ordering::Release);
+    }
 }
 
 /// `struct flexsc_ctrl`: the control page at the start of the region.

@@ -609,17 +609,7 @@ fn post_entries(cx: &mut Ctx, s: &Snap, k: usize, out: &mut [Posted; 8]) -> usiz
             cookie,
             open: true,
         };
-        e.nr.store(nr, Ordering::Relaxed);
-        for (w, v) in e.args.iter().zip(args) {
-            w.store(v, Ordering::Relaxed);
-        }
-        e.flags.store(flags, Ordering::Relaxed);
-        for (w, v) in e.resv.iter().zip(resv) {
-            w.store(v, Ordering::Relaxed);
-        }
-        e.cookie.store(cookie, Ordering::Relaxed);
-        e.ret.store(SENTINEL, Ordering::Relaxed);
-        e.status.store(SUBMITTED, Ordering::Release);
+        e.submit(nr, args, flags, resv, cookie, SENTINEL);
         stats::add(C::Posted);
         out[count] = rec;
         count += 1;
