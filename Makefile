@@ -114,6 +114,8 @@ help:
 	@echo "  check-uapi    rt-apps/rtflex-uapi against the patched kernel's headers and syscall table"
 	@echo "  lint          cargo clippy -D warnings: armv7 with the test features, and the build host"
 	@echo "  check-buildroot BUILDROOT=<dir>  Buildroot's checks of buildroot-external/"
+	@echo "  check-shell   shellcheck of every shell script"
+	@echo "  update-defconfigs  write board.mk/kernel.mk/rootfs.mk facts into the Buildroot defconfigs"
 	@echo "  kernel-dev    the kernel with our patches as git commits, in build/kernel-dev/linux"
 	@echo "  kernel-export write those commits back to kernel/patches/linux (git format-patch)"
 	@echo "  boards        list the boards"
@@ -331,6 +333,11 @@ test-all:
 	for b in $(filter-out qemu-vexpress-a9,$(QEMU_BOARDS)); do \
 		$(MAKE) --no-print-directory BOARD=$$b guest-test || rc=1; done; \
 	exit $$rc
+
+# shellcheck of every shell script in the repository (scripts/check-shell.sh).
+.PHONY: check-shell
+check-shell: | $(DEPS_STAMP)
+	scripts/check-shell.sh
 
 # The Buildroot external tree checked with Buildroot's own tooling, given a
 # checkout of the pinned release (nothing is downloaded or built).

@@ -16,6 +16,8 @@ APT_PACKAGES=(
 	clang-19 lld-19 llvm-19 libclang-19-dev ccache
 	# user space cross build and host unit tests under qemu-user
 	gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user
+	# shellcheck of every shell script (scripts/check-shell.sh)
+	shellcheck
 	# root file system and SD image
 	fakeroot e2fsprogs dosfstools mtools genimage bmap-tools
 	# boot (fdtput: guest.py adapts a DTB to what QEMU models)
