@@ -63,22 +63,25 @@ BOOT_CONFIG := $(B)/boot-config
 IMAGE_DTBS := $(addprefix $(LINUX_OBJ)/arch/arm/boot/dts/,$(BOARD_DTBS))
 SDCARD := $(B)/sdcard.img
 RT_APPS_OUT := $(TOP)/target/$(RUST_TARGET)/release
-GUEST := scripts/guest.py --board-dir $(BOARD_DIR) --build-dir $(B) --zimage $(ZIMAGE) --dtb $(DTB) --sdcard $(SDCARD)
+# The host tool (tools/rtflex, scripts/rtflex): guest runs, image checks.
+RTFLEX := scripts/rtflex
+GUEST_ARGS := --board $(BOARD) --build-dir $(B) --kernel $(ZIMAGE) --dtb $(DTB) --sdcard $(SDCARD)
+TEST_ARGS :=
 ifneq ($(KERNEL_VARIANT),)
-# Debug kernels: boot-time reports are a baseline, kmemleak and lockdep
-# must be working, more time, the variant's skips and command line.
-GUEST += --debug-kernel --timeout-factor $(or $(LINUX_VARIANT_TIMEOUT_FACTOR_$(KERNEL_VARIANT)),1) \
-	$(foreach s,$(LINUX_VARIANT_GUEST_SKIP_$(KERNEL_VARIANT)),--skip '$(s)') \
+# Debug kernels: more time and the variant's command line; for the tests,
+# boot-time reports are a baseline, kmemleak and lockdep must be working,
+# and the variant's skips.
+GUEST_ARGS += --timeout-factor $(or $(LINUX_VARIANT_TIMEOUT_FACTOR_$(KERNEL_VARIANT)),1) \
 	$(addprefix --append ,$(LINUX_VARIANT_CMDLINE_$(KERNEL_VARIANT)))
+TEST_ARGS += --debug-kernel $(foreach s,$(LINUX_VARIANT_GUEST_SKIP_$(KERNEL_VARIANT)),--skip '$(s)')
 endif
 # Host test log of `make test` (one per kernel variant).
 HOST_LOG := $(BUILD)/host-test$(VARIANT_SUFFIX).log
 HOST_RC := $(BUILD)/host-test$(VARIANT_SUFFIX).rc
-# Unit tests of the host scripts (scripts/test_*.py).
-SCRIPT_TESTS := python3 -m unittest discover -s scripts -p 'test_*.py'
-# Unit tests of the host tool, and the check that the committed Buildroot
+# Tests of the host tool (tools/rtflex/tests, pytest: Debian's pytest-3,
+# installed by make deps), and the check that the committed Buildroot
 # defconfigs hold the board and kernel facts (tools/rtflex/generate.py).
-TOOL_TESTS := $(PYTHON_TOOLS) -m unittest discover -s tools/rtflex/tests
+TOOL_TESTS := pytest-3 -p no:cacheprovider tools/rtflex/tests
 GENERATED_CHECK := $(PYTHON_TOOLS) -m rtflex.generate check
 
 .PHONY: all
@@ -226,8 +229,8 @@ update-defconfigs:
 	$(PYTHON_TOOLS) -m rtflex.generate update-defconfigs
 
 # SD card layout checks (partition table, boot loader, boot files, rootfs).
-CHECK_IMAGE := scripts/check-image.py --board-dir $(BOARD_DIR) --build-dir $(B) --kernel-obj $(LINUX_OBJ) \
-		--bootloader-dir $(BOOTLOADER_DIR) --sdcard $(SDCARD)
+CHECK_IMAGE := $(RTFLEX) check-image --board $(BOARD) --sdcard $(SDCARD) --kernel-obj $(LINUX_OBJ) \
+		--bootloader-dir $(BOOTLOADER_DIR) --build-dir $(B)
 .PHONY: image-test
 image-test: image
 	$(CHECK_IMAGE)
@@ -235,7 +238,7 @@ image-test: image
 # ---- boot and test -----------------------------------------------------------
 .PHONY: compare
 compare: image
-	$(GUEST) compare
+	$(RTFLEX) compare $(GUEST_ARGS)
 
 # FlexSC benchmark under -icount with 1 and 2 vCPUs (docs/flexsc-bench.md),
 # or the vCPU counts the board lists in BOARD_BENCH_SMP.
@@ -244,7 +247,7 @@ BENCH_SMP := $(or $(BOARD_BENCH_SMP),1 2)
 # Every run happens; the target fails afterwards if one did.
 bench: image
 	@rm -f $(B)/bench/report*.md
-	rc=0; for n in $(BENCH_SMP); do $(GUEST) bench --smp $$n || rc=1; done; \
+	rc=0; for n in $(BENCH_SMP); do $(RTFLEX) bench $(GUEST_ARGS) --smp $$n || rc=1; done; \
 	{ echo "# Kernel Mode Linux and FlexSC benchmarks ($(BOARD))"; echo; \
 	  for n in $(BENCH_SMP); do cat $(B)/bench/report-smp$$n.md; done; } > $(B)/bench/report.md || rc=1; \
 	echo "[rtflex] benchmark report: $(B)/bench/report.md"; exit $$rc
@@ -256,12 +259,12 @@ FUZZ_SECONDS ?= 600
 FUZZ_SEED ?=
 .PHONY: fuzz
 fuzz: image
-	$(GUEST) fuzz --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+	$(RTFLEX) fuzz $(GUEST_ARGS) --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 .PHONY: host-test
 host-test: | $(DEPS_STAMP)
 	cargo test --locked --target $(RUST_TARGET) --workspace 2>&1 | tee $(BUILD)/host-test.log; \
-		rc=$${PIPESTATUS[0]}; $(SCRIPT_TESTS) || rc=1; $(TOOL_TESTS) || rc=1; $(GENERATED_CHECK) || rc=1; exit $$rc
+		rc=$${PIPESTATUS[0]}; $(TOOL_TESTS) || rc=1; $(GENERATED_CHECK) || rc=1; exit $$rc
 
 # The patch series as git commits, for kernel development (see README).
 .PHONY: kernel-dev kernel-export
@@ -296,7 +299,7 @@ lint: | $(DEPS_STAMP)
 
 .PHONY: guest-test
 guest-test: image
-	$(GUEST) test
+	$(RTFLEX) test $(GUEST_ARGS) $(TEST_ARGS)
 
 # Host tests first (fast), then the image layout checks, then the guest;
 # one closing line for all (boards without a QEMU model: no guest part).
@@ -304,8 +307,7 @@ guest-test: image
 test: image
 	@mkdir -p $(BUILD)
 	-cargo test --locked --target $(RUST_TARGET) --workspace > $(HOST_LOG) 2>&1; \
-		rc=$$?; $(SCRIPT_TESTS) >> $(HOST_LOG) 2>&1 || rc=1; \
-		$(TOOL_TESTS) >> $(HOST_LOG) 2>&1 || rc=1; \
+		rc=$$?; $(TOOL_TESTS) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(GENERATED_CHECK) >> $(HOST_LOG) 2>&1 || rc=1; \
 		scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_UAPI) >> $(HOST_LOG) 2>&1 || rc=1; \
@@ -315,9 +317,9 @@ test: image
 	@grep -E -B2 -A20 '(FAILED|^error)' $(HOST_LOG) || true
 	@grep '^test layout::' $(HOST_LOG) || true
 ifneq ($(BOARD_QEMU_MACHINE),)
-	$(GUEST) test --host-log $(HOST_LOG) --host-rc $$(cat $(HOST_RC))
+	$(RTFLEX) test $(GUEST_ARGS) $(TEST_ARGS) --host-log $(HOST_LOG) --host-rc $$(cat $(HOST_RC))
 else
-	@scripts/guest.py summary --host-log $(HOST_LOG) --host-rc $$(cat $(HOST_RC))
+	@$(RTFLEX) summary --host-log $(HOST_LOG) --host-rc $$(cat $(HOST_RC))
 endif
 
 # Everything CI runs: `make test` on qemu-vexpress-a9, the layout checks of
@@ -348,7 +350,7 @@ check-buildroot:
 
 .PHONY: qemu
 qemu: image
-	$(GUEST) shell
+	$(RTFLEX) shell $(GUEST_ARGS)
 
 .PHONY: clean
 clean:

@@ -56,7 +56,7 @@ LINUX_VARIANT_GUEST_SKIP_kasan := rtlat flexsc* kernel::rust_module_loads_and_un
 # the first (by default KASAN reports once, so a boot-time report would
 # hide the ones the tests cause).
 LINUX_VARIANT_CMDLINE_kasan := kasan_multi_shot
-# Guest run timeout factor (scripts/guest.py --timeout-factor), see
+# Guest run timeout factor (scripts/rtflex test --timeout-factor), see
 # docs/debug-kernel.md: generic KASAN alone is "~x3" (its Kconfig help),
 # lockdep, kmemleak, SLUB debugging and UBSAN add to it on the same
 # kernel-bound paths, and QEMU -icount runs guest instructions in

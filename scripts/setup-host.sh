@@ -20,8 +20,10 @@ APT_PACKAGES=(
 	shellcheck
 	# root file system and SD image
 	fakeroot e2fsprogs dosfstools mtools genimage bmap-tools
-	# boot (fdtput: guest.py adapts a DTB to what QEMU models)
+	# boot (fdtput: the rtflex tool adapts a DTB to what QEMU models)
 	qemu-system-arm device-tree-compiler
+	# tests of the host tool (tools/rtflex/tests, run with pytest-3)
+	python3-pytest
 )
 
 missing=()

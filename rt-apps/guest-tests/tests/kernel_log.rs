@@ -2,7 +2,7 @@
 //! holds no report of a kernel problem (oops, BUG, WARNING, panic, lockdep,
 //! KASAN, UBSAN, ...: the patterns of `kernel-problems.txt`). What the
 //! kernel reported at boot, before the runner's marker line, is checked on
-//! the host (`scripts/guest.py`: a failure on the normal kernel, a listed
+//! the host (`tools/rtflex`: a failure on the normal kernel, a listed
 //! baseline on the debug kernels).
 #![cfg(feature = "guest")]
 

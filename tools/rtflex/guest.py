@@ -1,0 +1,187 @@
+"""The guest commands: boot the image in a mode, judge what it sent, report.
+
+  test     run the guest tests; "N passed, N failed, N skipped" (host test
+           counts included with --host-log); non-zero on any failure, hang
+           or kernel report (with --debug-kernel: any report that appears
+           while the tests run, kmemleak's included; those from boot are
+           listed as the baseline)
+  compare  run cyclictest and rtlat with identical parameters, print the
+           comparison table
+  bench    (--smp N vCPUs) kml-bench, flexsc-bench and rtlat with per-cycle
+           I/O; writes BUILD_DIR/bench/report-smp<N>.md
+  fuzz     the system call fuzzer for --seconds N (--seed S repeats a run);
+           non-zero on a fuzzer failure, a kernel problem or a hang
+  shell    an interactive console (Ctrl-a x quits)
+  summary  no boot: the closing line of --host-log alone (boards without a
+           QEMU model)
+"""
+
+import os
+import shlex
+
+from . import qemu, report, runner
+from .runner import log
+from .verdict import boot_failures, evaluate_fuzz_run, evaluate_test_run, host_counts
+
+
+def system_map(kernel):
+    """The kernel build's System.map for its arch/arm/boot/zImage."""
+    return os.path.normpath(os.path.join(os.path.dirname(kernel), "..", "..", "..", "System.map"))
+
+
+def monitor_path(args):
+    return os.path.join(args.build_dir, "fuzz-monitor.sock")
+
+
+def boot(args, mode, name=None, stall=None, timeout=None):
+    """Boot in MODE; the logs are BUILD_DIR/NAME-results.log and
+    NAME-console.log (NAME: the mode by default)."""
+    os.makedirs(args.build_dir, exist_ok=True)
+    name = name or mode
+    results_path = os.path.join(args.build_dir, f"{name}-results.log")
+    monitor = None
+    on_stall = None
+    if mode == "fuzz":
+        # A hung guest's CPU state is read over the QEMU monitor.
+        monitor = monitor_path(args)
+        if os.path.exists(monitor):
+            os.remove(monitor)
+        on_stall = lambda: runner.cpu_state(monitor, system_map(args.kernel))  # noqa: E731
+    dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir)
+    cmd = qemu.qemu_command(args.board, args.kernel, dtb, args.sdcard, mode=mode, results=results_path,
+                            smp=args.smp, monitor=monitor, skip=args.skip or (),
+                            append=args.append or (), fuzz_seconds=getattr(args, "seconds", None),
+                            fuzz_seed=getattr(args, "seed", None))
+    timeout = (timeout or args.timeout) * args.timeout_factor
+    if args.timeout_factor != 1:
+        log(f"guest timeout {timeout:.0f} s ({args.timeout} s x {args.timeout_factor:g})")
+    return runner.boot(cmd, results_path, os.path.join(args.build_dir, f"{name}-console.log"),
+                       timeout, stall=stall, on_stall=on_stall, verbose=args.verbose)
+
+
+def save_files(results, outdir):
+    """The files the guest sent, into OUTDIR (emptied first: never mix in an
+    earlier run's files)."""
+    os.makedirs(outdir, exist_ok=True)
+    for old in os.listdir(outdir):
+        os.remove(os.path.join(outdir, old))
+    for name, content in results.files.items():
+        with open(os.path.join(outdir, name), "w") as f:
+            f.write(content)
+
+
+def closing_line(guest_counts, host_log, host_rc):
+    """Print the host part and the closing "N passed, N failed, N skipped"
+    line; return the exit status."""
+    gp, gf, gi = guest_counts
+    hp, hf, hi = host_counts(host_log)
+    if host_log:
+        if host_rc != 0 and hf == 0:
+            hf = 1  # the host tests failed without a failing test: a build error
+        log(f"host:  {hp} passed, {hf} failed, {hi} ignored ({host_log})")
+    print(f"{gp + hp} passed, {gf + hf} failed, {gi + hi} skipped")
+    return 1 if gf + hf else 0
+
+
+def cmd_test(args):
+    b = boot(args, "test")
+    run = evaluate_test_run(b.results, b.problems, b.why, args.debug_kernel)
+    # Files the guest sent (kmemleak reports), for a closer look.
+    outdir = os.path.join(args.build_dir, "test-files")
+    save_files(b.results, outdir)
+    for t in run.tests:
+        print(f"  guest {t}")
+    if run.baseline:
+        log(f"boot-time kernel reports (before the tests began; the baseline: "
+            f"listed, not counted): {len(run.baseline)}")
+        for line in run.baseline:
+            print(f"  = {line}")
+    if run.failures:
+        log("failures:")
+        for f in run.failures:
+            print(f"  - {f}")
+        log(f"results: {b.results_path}, console: {b.console_path}, files: {outdir}/")
+    log(f"guest: {run.passed} passed, {run.failed} failed, {run.ignored} ignored")
+    return closing_line((run.passed, run.failed, run.ignored), args.host_log, args.host_rc)
+
+
+def cmd_summary(args):
+    """Boards without a QEMU model: the closing line of the host part."""
+    log("guest: none (this board has no QEMU model)")
+    return closing_line((0, 0, 0), args.host_log, args.host_rc)
+
+
+def cmd_compare(args):
+    b = boot(args, "compare")
+    outdir = os.path.join(args.build_dir, "compare")
+    save_files(b.results, outdir)
+    lines, failures = report.compare_table(b.results, args.board.qemu_machine)
+    failures += boot_failures(b.results, b.problems, b.why)
+    if failures:
+        log("comparison failed: " + "; ".join(failures))
+        log(f"results: {b.results_path}, console: {b.console_path}")
+        return 1
+    print()
+    print("\n".join(lines))
+    print()
+    log(f"reports and histograms: {outdir}/")
+    return 0
+
+
+def cmd_bench(args):
+    smp = args.smp or 1
+    args.smp = smp
+    b = boot(args, "bench", f"bench-smp{smp}")
+    outdir = os.path.join(args.build_dir, "bench", f"smp{smp}")
+    save_files(b.results, outdir)
+    text, failures = report.bench_report(b.results, args.board.qemu_machine, smp)
+    failures += boot_failures(b.results, b.problems, b.why)
+    if failures:
+        text += "\nProblems in this run:\n\n" + "".join(f"- {f}\n" for f in failures)
+    path = os.path.join(args.build_dir, "bench", f"report-smp{smp}.md")
+    with open(path, "w") as f:
+        f.write(text)
+    print()
+    print(text)
+    log(f"report: {path}; raw outputs: {outdir}/")
+    if failures:
+        log("bench failed: " + "; ".join(failures))
+        return 1
+    return 0
+
+
+def cmd_fuzz(args):
+    """The verdict is sysfuzz's exit status, plus the console (kernel
+    problems) and the guest answering at all."""
+    # Guest time follows instructions (-icount): allow for a slow host.
+    timeout = max(args.timeout, 3 * args.seconds + 300)
+    # sysfuzz prints progress every 10 s of guest time: minutes of silence
+    # mean a hung guest.
+    b = boot(args, "fuzz", stall=args.stall * args.timeout_factor, timeout=timeout)
+    run = evaluate_fuzz_run(b.results, b.problems, b.why)
+    print("\n".join(run.output))
+    if b.problems.all():
+        with open(b.console_path, errors="replace") as f:
+            lines = [line.rstrip("\r") for line in f.read().splitlines()]
+        first = next((i for i, line in enumerate(lines) if line in b.problems.all()), 0)
+        log("console from the first kernel problem:")
+        for line in lines[max(0, first - 5):first + 60]:
+            print("  | " + line)
+    replay = (f"make fuzz FUZZ_SECONDS={args.seconds} FUZZ_SEED={run.seed}" if run.seed is not None
+              else "(no seed)")
+    if run.failures:
+        log("fuzz failed: " + "; ".join(run.failures))
+        log(f"same random choices again: {replay}")
+        log(f"results: {b.results_path}, console: {b.console_path}")
+        return 1
+    log(f"fuzz passed: {args.seconds} s of fuzzing (same random choices again: {replay})")
+    return 0
+
+
+def cmd_shell(args):
+    dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir)
+    cmd = qemu.qemu_command(args.board, args.kernel, dtb, args.sdcard, mode="shell", smp=args.smp,
+                            icount=not args.no_icount, append=args.append or ())
+    log(shlex.join(cmd))
+    log("interactive console; quit with Ctrl-a x")
+    os.execvp(cmd[0], cmd)

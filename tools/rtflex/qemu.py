@@ -1,0 +1,118 @@
+"""The QEMU command line of a board: one function for the guest runner
+(test, compare, bench, fuzz, shell) and for Buildroot's start-qemu.sh
+(`python3 -m rtflex qemu-command`, which prints it shell-quoted)."""
+
+import os
+import subprocess
+
+# Guest time follows the instruction count: 2^3 ns = 8 ns per instruction,
+# and an idle guest skips ahead instead of waiting (sleep=off).
+ICOUNT = "shift=3,sleep=off"
+
+# Modes of the guest (rtflex.mode= on the kernel command line; rcS runs the
+# matching /usr/libexec/rtflex/run-* script). "shell" boots to a console.
+MODES = ("test", "compare", "bench", "fuzz", "shell")
+
+
+def with_smp(qemu_args, smp):
+    """QEMU_ARGS with "-smp SMP" instead of the board's CPU count (if SMP)."""
+    if not smp:
+        return list(qemu_args)
+    out = []
+    skip = False
+    for i, a in enumerate(qemu_args):
+        if skip:
+            skip = False
+            continue
+        if a == "-smp":
+            skip = i + 1 < len(qemu_args)
+            continue
+        if a.startswith("-smp="):
+            continue
+        out.append(a)
+    return out + ["-smp", str(smp)]
+
+
+def sd_card(board, sdcard):
+    """QEMU options that put SDCARD in the board's SD slot: if=sd, or the
+    sd-card device the board names (machines that wire no if=sd drive)."""
+    if board.qemu_sd_device:
+        return ["-drive", f"if=none,id=sdcard,format=raw,file={sdcard}",
+                "-device", f"{board.qemu_sd_device},drive=sdcard"]
+    return ["-drive", f"if=sd,format=raw,file={sdcard}"]
+
+
+def kernel_cmdline(board, mode="shell", skip=(), fuzz_seconds=None, fuzz_seed=None, append=()):
+    """The kernel command line of a boot in MODE: the board's own, then
+    rtflex.mode, the results port and the mode's parameters (the guest
+    scripts read them from /proc/cmdline), then APPEND."""
+    words = list(board.kernel_cmdline)
+    if mode != "shell":
+        words += [f"rtflex.mode={mode}", f"rtflex.results={board.results_tty}"]
+        skips = list(board.guest_test_skip) + list(skip)
+        if mode == "test" and skips:
+            words.append("rtflex.skip=" + ",".join(skips))
+        if mode == "fuzz":
+            if fuzz_seconds is None:
+                raise ValueError("fuzz mode needs fuzz_seconds")
+            words.append(f"rtflex.fuzz_seconds={fuzz_seconds}")
+            if fuzz_seed is not None:
+                words.append(f"rtflex.fuzz_seed={fuzz_seed}")
+    return words + list(append)
+
+
+def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=None, icount=True,
+                 monitor=None, skip=(), append=(), fuzz_seconds=None, fuzz_seed=None):
+    """The qemu-system-arm command (a list) that boots BOARD with KERNEL,
+    DTB and the SD card image SDCARD.
+
+    shell: an interactive console on stdio (QEMU's monitor with Ctrl-a c),
+    the results port unused, the image writable. Other modes: the console
+    on stdout, the results port into the file RESULTS, -snapshot (the image
+    is never changed), MONITOR (a unix socket path) or no QEMU monitor.
+    ICOUNT (guest time from the instruction count) is always on outside
+    shell mode."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r} (modes: {', '.join(MODES)})")
+    if not board.has_qemu:
+        raise ValueError(f"board {board.name} has no QEMU model")
+    cmd = ["qemu-system-arm"] + with_smp(board.qemu_args, smp)
+    cmd += ["-kernel", kernel, "-dtb", dtb]
+    cmd += sd_card(board, sdcard)
+    cmd += ["-append", " ".join(kernel_cmdline(board, mode, skip, fuzz_seconds, fuzz_seed, append))]
+    cmd += ["-no-reboot", "-display", "none"]
+    if mode == "shell":
+        console, port = ["-serial", "mon:stdio"], ["-serial", "null"]
+        if icount:
+            cmd += ["-icount", ICOUNT]
+    else:
+        if not results:
+            raise ValueError(f"mode {mode} needs a results file")
+        cmd += ["-snapshot", "-monitor", f"unix:{monitor},server,nowait" if monitor else "none",
+                "-icount", ICOUNT]
+        console, port = ["-serial", "stdio"], ["-serial", f"file:{results}"]
+    # QEMU's serial ports in order; the console is the first one unless the
+    # board says otherwise (i.MX6: UART2, ttymxc1, is QEMU's second).
+    cmd += port + console if board.qemu_console_serial == 2 else console + port
+    return cmd
+
+
+def dtb_for_qemu(board, dtb, out_dir):
+    """The DTB to boot under QEMU: DTB itself, or for boards whose serial
+    ports (DT aliases) QEMU cannot do DMA on a copy in OUT_DIR without
+    DMA on those ports: QEMU has no model of the i.MX6 SDMA engine, so the
+    kernel's DMA transmits on a non-console i.MX UART never complete. Only
+    the results port is affected (the console never uses DMA); the image's
+    own DTB is left as it is. Needs fdtget/fdtput (device-tree-compiler)."""
+    if not board.qemu_serial_no_dma:
+        return dtb
+    out = os.path.join(out_dir, "qemu-" + os.path.basename(dtb))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(dtb, "rb") as src, open(out, "wb") as dst:
+        dst.write(src.read())
+    for alias in board.qemu_serial_no_dma:
+        node = subprocess.run(["fdtget", "-ts", out, "/aliases", alias], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        for prop in ("dmas", "dma-names"):
+            subprocess.run(["fdtput", "-d", out, node, prop], check=True)
+    return out
