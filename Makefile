@@ -141,17 +141,20 @@ deps:
 
 # ---- kernel ------------------------------------------------------------------
 $(LINUX_SRC)/.rtflex-stamp: $(LINUX_HASH_FILE) $(LINUX_PATCHES) scripts/get-kernel-source.sh | $(DEPS_STAMP)
-	scripts/get-kernel-source.sh $(LINUX_VERSION) $(LINUX_HASH_FILE) $(LINUX_DEBIAN_PACKAGE) \
-		$(LINUX_DEBIAN_SUITE) $(LINUX_DEBIAN_MIRROR) $(TOP)/kernel/patches/linux $(DL) $(LINUX_SRC)
+	scripts/get-kernel-source.sh --version $(LINUX_VERSION) --hash-file $(LINUX_HASH_FILE) \
+		--debian-package $(LINUX_DEBIAN_PACKAGE) --debian-suite $(LINUX_DEBIAN_SUITE) \
+		--mirror $(LINUX_DEBIAN_MIRROR) --patch-dir $(TOP)/kernel/patches/linux --download-dir $(DL) \
+		--out $(LINUX_SRC)
 	touch $@
 .PHONY: kernel-source
 kernel-source: $(LINUX_SRC)/.rtflex-stamp
 
 KERNEL_STAMP := $(LINUX_OBJ)/.rtflex-stamp
+BUILD_KERNEL_ARGS := --src $(LINUX_SRC) --obj $(LINUX_OBJ) --defconfig $(LINUX_DEFCONFIG) \
+	--llvm-suffix $(LINUX_LLVM_SUFFIX) $(addprefix --fragment ,$(KERNEL_FRAGMENTS))
 $(KERNEL_STAMP): $(LINUX_SRC)/.rtflex-stamp $(KERNEL_FRAGMENTS) kernel/kernel.mk \
 		scripts/build-kernel.sh scripts/check-kernel-config.sh $(shell find kernel/modules -type f)
-	LLVM_SUFFIX=$(LINUX_LLVM_SUFFIX) scripts/build-kernel.sh $(LINUX_SRC) $(LINUX_OBJ) \
-		$(LINUX_DEFCONFIG) "$(KERNEL_FRAGMENTS)" dtbs $(KERNEL_MODULES)
+	scripts/build-kernel.sh $(BUILD_KERNEL_ARGS) $(addprefix --module ,$(KERNEL_MODULES))
 	touch $@
 .PHONY: kernel
 kernel: $(KERNEL_STAMP)
@@ -159,14 +162,13 @@ kernel: $(KERNEL_STAMP)
 # check that every fragment option survived; nothing is compiled.
 .PHONY: kernel-config
 kernel-config: $(LINUX_SRC)/.rtflex-stamp
-	CONFIG_ONLY=1 LLVM_SUFFIX=$(LINUX_LLVM_SUFFIX) scripts/build-kernel.sh $(LINUX_SRC) $(LINUX_OBJ) \
-		$(LINUX_DEFCONFIG) "$(KERNEL_FRAGMENTS)" dtbs
+	scripts/build-kernel.sh $(BUILD_KERNEL_ARGS) --config-only
 
 # ---- user space --------------------------------------------------------------
 APPS_STAGING := $(ROOTFS_DIR)/staging/apps
 .PHONY: rt-apps
 rt-apps: | $(DEPS_STAMP)
-	RTFLEX_LINUX_VERSION=$(LINUX_VERSION) scripts/build-rt-apps.sh $(RUST_TARGET) $(APPS_STAGING)
+	scripts/build-rt-apps.sh --target $(RUST_TARGET) --staging $(APPS_STAGING) --linux-version $(LINUX_VERSION)
 
 # Kernel modules (in-tree and ours) for the root file system, merged /usr.
 MODULES_STAGING := $(ROOTFS_DIR)/staging/modules
@@ -192,9 +194,10 @@ ROOTFS_INPUTS := $(KERNEL_STAMP) Cargo.toml Cargo.lock rootfs/rootfs.mk \
 	$(shell find rootfs rt-apps -type f -not -path '*/target/*' 2>/dev/null)
 $(ROOTFS_IMG): $(ROOTFS_INPUTS) | $(DEPS_STAMP)
 	$(MAKE) --no-print-directory rt-apps modules-staging
-	scripts/build-rootfs.sh $(ROOTFS_IMG) $(ROOTFS_SIZE) $(ROOTFS_DEBIAN_SUITE) $(ROOTFS_DEBIAN_ARCH) \
-		$(ROOTFS_DEBIAN_MIRROR) $(ROOTFS_PACKAGES_FILE) $(DL) $(ROOTFS_OVERLAY) $(ROOTFS_PERMISSIONS) \
-		$(APPS_STAGING) $(MODULES_STAGING)
+	scripts/build-rootfs.sh --image $(ROOTFS_IMG) --size $(ROOTFS_SIZE) --suite $(ROOTFS_DEBIAN_SUITE) \
+		--arch $(ROOTFS_DEBIAN_ARCH) --mirror $(ROOTFS_DEBIAN_MIRROR) --packages $(ROOTFS_PACKAGES_FILE) \
+		--download-dir $(DL) --overlay $(ROOTFS_OVERLAY) --permissions $(ROOTFS_PERMISSIONS) \
+		--staging $(APPS_STAGING) --staging $(MODULES_STAGING)
 
 # The board's boot loader: files from a Debian armhf package
 # (BOARD_UBOOT_PACKAGE, BOARD_UBOOT_FILES), or, for boards Debian has no
@@ -208,9 +211,11 @@ BOOTLOADER_DEBIAN_SUITE := trixie
 BOOTLOADER_DIR := $(B)/bootloader
 .PHONY: bootloader
 bootloader: | $(DEPS_STAMP)
-	scripts/get-bootloader.sh $(BOOTLOADER_DIR) $(DL) $(BOOTLOADER_DEBIAN_SUITE) $(ROOTFS_DEBIAN_ARCH) \
-		$(ROOTFS_DEBIAN_MIRROR) "$(BOARD_UBOOT_PACKAGE)" "$(BOARD_UBOOT_FILES)" \
-		"$(BOARD_UBOOT_USER_FILES)" "$(UBOOT_DIR)"
+	scripts/get-bootloader.sh --out $(BOOTLOADER_DIR) --download-dir $(DL) --suite $(BOOTLOADER_DEBIAN_SUITE) \
+		--arch $(ROOTFS_DEBIAN_ARCH) --mirror $(ROOTFS_DEBIAN_MIRROR) \
+		$(if $(BOARD_UBOOT_PACKAGE),--package $(BOARD_UBOOT_PACKAGE)) $(addprefix --file ,$(BOARD_UBOOT_FILES)) \
+		$(addprefix --user-file ,$(BOARD_UBOOT_USER_FILES)) \
+		$(if $(BOARD_UBOOT_USER_FILES),$(if $(UBOOT_DIR),--uboot-dir $(UBOOT_DIR)))
 
 .PHONY: boot-config
 boot-config:
@@ -218,8 +223,9 @@ boot-config:
 
 .PHONY: image
 image: kernel rootfs bootloader boot-config
-	scripts/mkimage.sh $(BOOT_CONFIG)/genimage.cfg $(B) $(ZIMAGE) $(IMAGE_DTBS) $(ROOTFS_IMG) \
-		$(wildcard $(BOOT_CONFIG)/extlinux.conf) $(wildcard $(BOOTLOADER_DIR)/*)
+	scripts/mkimage.sh --config $(BOOT_CONFIG)/genimage.cfg --out $(B) \
+		$(addprefix --input ,$(ZIMAGE) $(IMAGE_DTBS) $(ROOTFS_IMG) \
+			$(wildcard $(BOOT_CONFIG)/extlinux.conf) $(wildcard $(BOOTLOADER_DIR)/*))
 
 # Rewrite the board and kernel facts in the Buildroot defconfigs after
 # changing board.mk, kernel/kernel.mk or rootfs/rootfs.mk (make test checks
@@ -269,15 +275,17 @@ host-test: | $(DEPS_STAMP)
 # The patch series as git commits, for kernel development (see README).
 .PHONY: kernel-dev kernel-export
 kernel-dev: | $(DEPS_STAMP)
-	scripts/kernel-dev.sh init $(LINUX_VERSION) $(LINUX_HASH_FILE) $(LINUX_DEBIAN_PACKAGE) \
-		$(LINUX_DEBIAN_SUITE) $(LINUX_DEBIAN_MIRROR) $(DL)
+	scripts/kernel-dev.sh init --version $(LINUX_VERSION) --hash-file $(LINUX_HASH_FILE) \
+		--debian-package $(LINUX_DEBIAN_PACKAGE) --debian-suite $(LINUX_DEBIAN_SUITE) \
+		--mirror $(LINUX_DEBIAN_MIRROR) --download-dir $(DL)
 kernel-export:
 	scripts/kernel-dev.sh export
 
 # checkpatch and commit-message checks of the kernel series.
 .PHONY: check-patches
+CHECK_PATCHES := scripts/check-patches.sh --src $(LINUX_SRC) --patch-dir $(TOP)/kernel/patches/linux
 check-patches: $(LINUX_SRC)/.rtflex-stamp
-	scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux
+	$(CHECK_PATCHES)
 
 # rt-apps/rtflex-uapi against the patched kernel: UAPI headers, system call
 # table and FlexSC allow-list (seconds; no kernel build needed).
@@ -309,7 +317,7 @@ test: image
 	-cargo test --locked --target $(RUST_TARGET) --workspace > $(HOST_LOG) 2>&1; \
 		rc=$$?; $(TOOL_TESTS) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(GENERATED_CHECK) >> $(HOST_LOG) 2>&1 || rc=1; \
-		scripts/check-patches.sh $(LINUX_SRC) $(TOP)/kernel/patches/linux >> $(HOST_LOG) 2>&1 || rc=1; \
+		$(CHECK_PATCHES) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_UAPI) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(MAKE) --no-print-directory lint >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_IMAGE) >> $(HOST_LOG) 2>&1 || rc=1; \

@@ -1,21 +1,47 @@
 #!/bin/bash
 # Configure and build the rtflex kernel out of tree, with LLVM and ccache.
 #
-#   build-kernel.sh SRC OBJ DEFCONFIG "FRAGMENTS..." "DTBS..." MODULE_DIRS...
+#   build-kernel.sh --src DIR --obj DIR --defconfig NAME --llvm-suffix SUFFIX
+#                   [--fragment FILE]... [--dtbs TARGET]... [--module DIR]...
+#                   [--config-only]
 #
-# Config = DEFCONFIG + every fragment (later ones win), resolved with
+# Config = the defconfig + every --fragment (later ones win), resolved with
 # olddefconfig; then every option a fragment asks for must have survived,
-# or the build stops naming the ones that did not. With CONFIG_ONLY=1 in
-# the environment it stops there (make kernel-config).
+# or the build stops naming the ones that did not. --config-only stops
+# there (make kernel-config). Otherwise it builds zImage, the modules and
+# the device tree targets (--dtbs, default: dtbs, all of them), installs
+# the modules into OBJ/modules-install and builds each out-of-tree --module
+# against this kernel into OBJ/extmod/<name>. JOBS in the environment sets
+# the parallel jobs (default: CPUs + 1).
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
 
-[ $# -ge 5 ] || die "usage: $0 SRC OBJ DEFCONFIG FRAGMENTS DTBS [MODULE_DIR...]"
-src=$1 obj=$2 defconfig=$3 fragments=$4 dtbs=$5
-shift 5
-llvm=${LLVM_SUFFIX:--19}
+usage="usage: $0 --src DIR --obj DIR --defconfig NAME --llvm-suffix SUFFIX [--fragment FILE]... [--dtbs TARGET]... [--module DIR]... [--config-only]"
+src='' obj='' defconfig='' llvm_suffix='' config_only=''
+fragments=() dtbs=() modules=()
+while [ $# -gt 0 ]; do
+	case "$1" in --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; esac
+	case "$1" in
+	--src) opt_value "$@"; src=$2; shift 2 ;;
+	--obj) opt_value "$@"; obj=$2; shift 2 ;;
+	--defconfig) opt_value "$@"; defconfig=$2; shift 2 ;;
+	--llvm-suffix) opt_value "$@"; llvm_suffix=$2; shift 2 ;;
+	--fragment) opt_value "$@"; fragments+=("$2"); shift 2 ;;
+	--dtbs) opt_value "$@"; dtbs+=("$2"); shift 2 ;;
+	--module) opt_value "$@"; modules+=("$2"); shift 2 ;;
+	--config-only) config_only=1; shift ;;
+	-h | --help) echo "$usage"; exit 0 ;;
+	*) usage_error "unknown argument '$1'" ;;
+	esac
+done
+require_options src obj defconfig llvm_suffix
+[ ${#dtbs[@]} -gt 0 ] || dtbs=(dtbs)
+for f in "${fragments[@]}"; do
+	[ -f "$f" ] || usage_error "fragment $f does not exist"
+done
+llvm=$llvm_suffix
 jobs=${JOBS:-$(($(nproc) + 1))}
 
 need "clang$llvm" "Run 'make deps' (or: apt-get install clang${llvm} lld${llvm} llvm${llvm})."
@@ -40,25 +66,24 @@ kmake -s rustavailable >/dev/null 2>&1 || {
 	die "the kernel cannot use this Rust toolchain (see above). Run 'make deps'."
 }
 
-rtflex_log "configuring: $defconfig + $(for f in $fragments; do basename "$f"; done | tr '\n' ' ')"
+rtflex_log "configuring: $defconfig + $(for f in "${fragments[@]}"; do basename "$f"; done | tr '\n' ' ')"
 kmake -s "$defconfig"
-# shellcheck disable=SC2086
-cat $fragments >> "$obj/.config"
+if [ ${#fragments[@]} -gt 0 ]; then
+	cat "${fragments[@]}" >>"$obj/.config"
+fi
 kmake -s olddefconfig
 
 # Every option a fragment asks for must have survived olddefconfig (the
 # same check runs after Buildroot's kernel configure step).
-# shellcheck disable=SC2086
-"$here/check-kernel-config.sh" "$obj/.config" $fragments ||
+"$here/check-kernel-config.sh" "$obj/.config" "${fragments[@]}" ||
 	die "fix the fragments under kernel/configs/ or the base defconfig ($obj/.config)"
-if [ -n "${CONFIG_ONLY:-}" ]; then
-	rtflex_log "configured and checked (CONFIG_ONLY: nothing built): $obj/.config"
+if [ -n "$config_only" ]; then
+	rtflex_log "configured and checked (--config-only: nothing built): $obj/.config"
 	exit 0
 fi
 
 rtflex_log "building zImage, DTBs and modules (-j$jobs)"
-# shellcheck disable=SC2086
-kmake zImage modules $dtbs
+kmake zImage modules "${dtbs[@]}"
 rm -rf "$obj/modules-install"
 kmake -s INSTALL_MOD_PATH="$obj/modules-install" INSTALL_MOD_STRIP=1 modules_install
 
@@ -68,7 +93,7 @@ kmake -s INSTALL_MOD_PATH="$obj/modules-install" INSTALL_MOD_STRIP=1 modules_ins
 # KASAN and Rust exclude each other on ARM) builds none, says so, and its
 # image checks and guest tests expect none (kernel/kernel.mk).
 mkdir -p "$obj/extmod"
-for m in "$@"; do
+for m in "${modules[@]}"; do
 	name=$(basename "$m")
 	if [ -n "$(find "$m" -name '*.rs' -print -quit)" ] && ! grep -qx 'CONFIG_RUST=y' "$obj/.config"; then
 		rtflex_log "module $name is Rust and this kernel has no CONFIG_RUST: not built"

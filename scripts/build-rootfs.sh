@@ -3,27 +3,53 @@
 # Debian armhf packages (no maintainer scripts run, nothing executed for the
 # target except the static busybox under qemu-user to list its applets).
 #
-#   build-rootfs.sh OUT_IMG SIZE SUITE ARCH MIRROR PACKAGES_FILE DLDIR OVERLAY PERMISSIONS STAGING...
+#   build-rootfs.sh --image FILE --size SIZE --suite SUITE --arch ARCH
+#                   --mirror URL --packages FILE --download-dir DIR
+#                   --overlay DIR --permissions FILE [--staging DIR]...
 #
-# STAGING directories (rt-apps, kernel modules) are copied on top, in order.
-# PERMISSIONS is a permission table in Buildroot's makedevs format
-# (rootfs/permissions.txt): owners and modes set last.
+# --packages lists the Debian packages (one a line, '#' comments); the
+# overlay and then each --staging directory (rt-apps, kernel modules) are
+# copied on top, in order. --permissions is a permission table in
+# Buildroot's makedevs format (rootfs/permissions.txt): owners and modes
+# set last. SIZE is mkfs.ext4's (e.g. 384M).
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
 
-[ $# -ge 9 ] || die "usage: $0 OUT_IMG SIZE SUITE ARCH MIRROR PACKAGES_FILE DLDIR OVERLAY PERMISSIONS [STAGING...]"
-img=$1 size=$2 suite=$3 arch=$4 mirror=$5 pkgfile=$6 dldir=$7 overlay=$8 permissions=$9
+usage="usage: $0 --image FILE --size SIZE --suite SUITE --arch ARCH --mirror URL --packages FILE --download-dir DIR --overlay DIR --permissions FILE [--staging DIR]..."
+all_args=("$@")
+image='' size='' suite='' arch='' mirror='' packages='' download_dir='' overlay='' permissions=''
+staging=()
+while [ $# -gt 0 ]; do
+	case "$1" in --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; esac
+	case "$1" in
+	--image) opt_value "$@"; image=$2; shift 2 ;;
+	--size) opt_value "$@"; size=$2; shift 2 ;;
+	--suite) opt_value "$@"; suite=$2; shift 2 ;;
+	--arch) opt_value "$@"; arch=$2; shift 2 ;;
+	--mirror) opt_value "$@"; mirror=$2; shift 2 ;;
+	--packages) opt_value "$@"; packages=$2; shift 2 ;;
+	--download-dir) opt_value "$@"; download_dir=$2; shift 2 ;;
+	--overlay) opt_value "$@"; overlay=$2; shift 2 ;;
+	--permissions) opt_value "$@"; permissions=$2; shift 2 ;;
+	--staging) opt_value "$@"; staging+=("$2"); shift 2 ;;
+	-h | --help) echo "$usage"; exit 0 ;;
+	*) usage_error "unknown argument '$1'" ;;
+	esac
+done
+require_options image size suite arch mirror packages download_dir overlay permissions
 [ -f "$permissions" ] || die "permission table $permissions missing"
-mkdir -p "$7" "$(dirname "$1")"
-img=$(readlink -f "$1") dldir=$(readlink -f "$7") permissions=$(readlink -f "$9")
-shift 9
+[ -f "$packages" ] || die "package list $packages missing"
+[ -d "$overlay" ] || die "overlay directory $overlay missing"
+mkdir -p "$download_dir" "$(dirname "$image")"
+img=$(readlink -f "$image") dldir=$(readlink -f "$download_dir") permissions=$(readlink -f "$permissions")
+pkgfile=$packages
 
 # Files must be owned by root in the image: run under fakeroot when needed.
 if [ "$(id -u)" -ne 0 ] && [ -z "${FAKEROOTKEY:-}" ]; then
 	need fakeroot "Run 'make deps' (or: apt-get install fakeroot)."
-	exec fakeroot -- "$0" "$img" "$size" "$suite" "$arch" "$mirror" "$pkgfile" "$dldir" "$overlay" "$permissions" "$@"
+	exec fakeroot -- "$0" "${all_args[@]}"
 fi
 need qemu-arm "Run 'make deps' (or: apt-get install qemu-user)."
 need mkfs.ext4 "Run 'make deps' (or: apt-get install e2fsprogs)."
@@ -53,8 +79,9 @@ manifest="$img.manifest"
 for entry in "${inst[@]}"; do
 	name=${entry% *} ver=${entry#* }
 	debver=${ver//:/%3a}
-	deb=$(ls "$aptdir/cache/archives/${name}_${debver}_"*.deb 2>/dev/null | head -n 1)
-	[ -n "$deb" ] || die "package file for $name $ver missing from $aptdir/cache/archives"
+	debs=("$aptdir/cache/archives/${name}_${debver}_"*.deb)
+	deb=${debs[0]}
+	[ -f "$deb" ] || die "package file for $name $ver missing from $aptdir/cache/archives"
 	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$root" --keep-directory-symlink --no-same-owner --numeric-owner
 	echo "$name $ver" >> "$manifest"
 done
@@ -70,7 +97,7 @@ done < <(qemu-arm "$bb" --list-full | sed 's|^/||')
 
 # The overlay and staged outputs last: they win.
 cp -a --no-preserve=ownership "$overlay/." "$root/"
-for s in "$@"; do
+for s in "${staging[@]}"; do
 	if [ -d "$s" ]; then cp -a --no-preserve=ownership "$s/." "$root/"; fi
 done
 mkdir -p "$root"/{dev,proc,sys,tmp,run,root,var/log,mnt}

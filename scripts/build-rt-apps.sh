@@ -7,13 +7,27 @@
 #   STAGING/usr/lib/rtflex/tests/<test>       guest test executables
 #                                             (rt-apps/guest-tests, --features guest)
 #
-#   build-rt-apps.sh RUST_TARGET STAGING
+#   build-rt-apps.sh --target TRIPLE --staging DIR [--linux-version VERSION]
+#
+# --linux-version: the kernel release the guest tests expect to run on
+# (RTFLEX_LINUX_VERSION at compile time, rt-apps/guest-tests).
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
-[ $# -eq 2 ] || die "usage: $0 RUST_TARGET STAGING"
-target=$1 staging=$2
+usage="usage: $0 --target TRIPLE --staging DIR [--linux-version VERSION]"
+target='' staging=''
+while [ $# -gt 0 ]; do
+	case "$1" in --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; esac
+	case "$1" in
+	--target) opt_value "$@"; target=$2; shift 2 ;;
+	--staging) opt_value "$@"; staging=$2; shift 2 ;;
+	--linux-version) opt_value "$@"; export RTFLEX_LINUX_VERSION=$2; shift 2 ;;
+	-h | --help) echo "$usage"; exit 0 ;;
+	*) usage_error "unknown argument '$1'" ;;
+	esac
+done
+require_options target staging
 need cargo "Install Rust with rustup (https://rustup.rs), then run 'make deps'."
 need arm-linux-gnueabihf-gcc "Run 'make deps' (or: apt-get install gcc-arm-linux-gnueabihf)."
 rustup target list --installed 2>/dev/null | grep -qx "$target" ||
@@ -75,4 +89,4 @@ while read -r name exe; do
 	install -m 0755 "$exe" "$staging/usr/lib/rtflex/tests/$name"
 done < <(executables test <"$staging.tests.json")
 rm -f "$staging.bins.json" "$staging.tests.json"
-rtflex_log "rt-apps: $(ls "$staging/usr/bin" | tr '\n' ' ')| tests: $(ls "$staging/usr/lib/rtflex/tests" | tr '\n' ' ')"
+rtflex_log "rt-apps: $(cd "$staging/usr/bin" && echo *) | tests: $(cd "$staging/usr/lib/rtflex/tests" && echo *)"

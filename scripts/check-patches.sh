@@ -8,9 +8,24 @@
 #  - scripts/checkpatch.pl --strict reports no ERROR or WARNING (its CHECKs
 #    are printed for the reviewer, not counted as failures).
 #
-#   check-patches.sh LINUX_SRC PATCHDIR
+#   check-patches.sh --src LINUX_SRC --patch-dir DIR
 set -uo pipefail
-src=$1 dir=$(readlink -f "$2")
+here=$(dirname "$(readlink -f "$0")")
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+usage="usage: $0 --src LINUX_SRC --patch-dir DIR"
+src='' patch_dir=''
+while [ $# -gt 0 ]; do
+	case "$1" in --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; esac
+	case "$1" in
+	--src) opt_value "$@"; src=$2; shift 2 ;;
+	--patch-dir) opt_value "$@"; patch_dir=$2; shift 2 ;;
+	-h | --help) echo "$usage"; exit 0 ;;
+	*) usage_error "unknown argument '$1'" ;;
+	esac
+done
+require_options src patch_dir
+dir=$(readlink -f "$patch_dir")
 [ -f "$src/scripts/checkpatch.pl" ] || { echo "check-patches.sh: no $src/scripts/checkpatch.pl" >&2; exit 1; }
 passed=0 failed=0
 shopt -s nullglob
@@ -21,7 +36,7 @@ for p in "$dir"/*.patch; do
 	grep -q '^Signed-off-by: .* <.*@.*>$' "$p" || problems+="no Signed-off-by; "
 	grep -q '^Upstream: ' "$p" || problems+="no Upstream: trailer (Buildroot); "
 	! grep -q '^Subject: \[PATCH [0-9]*/[0-9]*\]' "$p" || problems+="numbered subject (use git format-patch -N); "
-	body=$(sed -n '/^Subject: /,/^---$/p' "$p" | sed '1d;$d' | grep -v -e '^Signed-off-by:' -e '^Upstream:' -e '^[[:space:]]*$' | wc -l)
+	body=$(sed -n '/^Subject: /,/^---$/p' "$p" | sed '1d;$d' | grep -c -v -e '^Signed-off-by:' -e '^Upstream:' -e '^[[:space:]]*$')
 	[ "$body" -ge 3 ] || problems+="commit message too short; "
 	# Debian's python3 (with python3-ply) for checkpatch's spdxcheck.py,
 	# not another python3 earlier in PATH.

@@ -1,7 +1,10 @@
 #!/bin/bash
 # Unpack the pinned Linux release and apply the rtflex patch series.
 #
-#   get-kernel-source.sh VERSION HASHFILE DEBIAN_PACKAGE DEBIAN_SUITE MIRROR PATCHDIR DLDIR OUTDIR
+#   get-kernel-source.sh --version VERSION --hash-file FILE
+#                        --debian-package NAME --debian-suite SUITE
+#                        --mirror URL --patch-dir DIR --download-dir DIR
+#                        --out DIR
 #
 # Source, in order of preference:
 #  1. DLDIR/linux-VERSION.tar.xz from kernel.org, if present (put it there
@@ -17,8 +20,26 @@ here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
 
-[ $# -eq 8 ] || die "usage: $0 VERSION HASHFILE DEBIAN_PACKAGE DEBIAN_SUITE MIRROR PATCHDIR DLDIR OUTDIR"
-version=$1 hashfile=$2 debpkg=$3 suite=$4 mirror=$5 patchdir=$6 dldir=$7 out=$8
+usage="usage: $0 --version VERSION --hash-file FILE --debian-package NAME --debian-suite SUITE --mirror URL --patch-dir DIR --download-dir DIR --out DIR"
+version='' hash_file='' debian_package='' debian_suite='' mirror='' patch_dir='' download_dir='' out=''
+while [ $# -gt 0 ]; do
+	case "$1" in --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; esac
+	case "$1" in
+	--version) opt_value "$@"; version=$2; shift 2 ;;
+	--hash-file) opt_value "$@"; hash_file=$2; shift 2 ;;
+	--debian-package) opt_value "$@"; debian_package=$2; shift 2 ;;
+	--debian-suite) opt_value "$@"; debian_suite=$2; shift 2 ;;
+	--mirror) opt_value "$@"; mirror=$2; shift 2 ;;
+	--patch-dir) opt_value "$@"; patch_dir=$2; shift 2 ;;
+	--download-dir) opt_value "$@"; download_dir=$2; shift 2 ;;
+	--out) opt_value "$@"; out=$2; shift 2 ;;
+	-h | --help) echo "$usage"; exit 0 ;;
+	*) usage_error "unknown argument '$1'" ;;
+	esac
+done
+require_options version hash_file debian_package debian_suite mirror patch_dir download_dir out
+[ -d "$patch_dir" ] || usage_error "--patch-dir $patch_dir is not a directory"
+hashfile=$hash_file debpkg=$debian_package suite=$debian_suite patchdir=$patch_dir dldir=$download_dir
 
 mkdir -p "$dldir"
 dldir=$(readlink -f "$dldir")
@@ -35,8 +56,10 @@ if [ -f "$tarball" ]; then
 	tar -xf "$tarball" -C "$tmp"
 	src="$tmp/linux-$version"
 else
-	deb=$(ls "$dldir"/"${debpkg}_${version}"-*_all.deb 2>/dev/null | tail -n 1 || true)
-	if [ -z "$deb" ]; then
+	# The newest Debian revision of the pinned release already downloaded.
+	debs=("$dldir"/"${debpkg}_${version}"-*_all.deb)
+	deb=${debs[-1]}
+	if [ ! -f "$deb" ]; then
 		rtflex_log "kernel source: downloading Debian package $debpkg ($suite) with a private apt state"
 		need apt-get "Install apt (Debian/Ubuntu host) or put linux-$version.tar.xz from kernel.org into $dldir/."
 		aptdir="$dldir/apt-$suite"
@@ -46,11 +69,13 @@ else
 			die "apt-get update for Debian $suite failed (no network?). Put linux-$version.tar.xz from kernel.org into $dldir/ instead."
 		# Any Debian revision of the pinned upstream release; nothing else.
 		avail=$(apt-cache "${opts[@]}" madison "$debpkg" | awk '{print $3}')
-		debver=$(printf '%s\n' $avail | grep -E "^${version//./\\.}-" | head -n 1 || true)
+		debver=$(printf '%s\n' "$avail" | grep -E "^${version//./\\.}-" | head -n 1 || true)
 		[ -n "$debver" ] || die "Debian $suite has $debpkg ${avail:-<none>}, not upstream $version as pinned in kernel/kernel.mk. Put linux-$version.tar.xz from kernel.org into $dldir/ (and its sha256 into $hashfile), or move the pin."
 		(cd "$dldir" && apt-get "${opts[@]}" -qq download "$debpkg=$debver") ||
 			die "could not download $debpkg $debver from Debian $suite"
-		deb=$(ls "$dldir"/"${debpkg}_${version}"-*_all.deb | tail -n 1)
+		debs=("$dldir"/"${debpkg}_${version}"-*_all.deb)
+		deb=${debs[-1]}
+		[ -f "$deb" ] || die "apt-get download left no ${debpkg}_${version}-*_all.deb in $dldir"
 	fi
 	rtflex_log "kernel source: $deb (Debian)"
 	debver=$(dpkg-deb -f "$deb" Version)
@@ -60,7 +85,7 @@ else
 	esac
 	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './usr/src/linux-source-*.tar.xz'
 	tar -xf "$tmp"/usr/src/linux-source-*.tar.xz -C "$tmp"
-	rm -rf "$tmp/usr"
+	rm -rf "${tmp:?}/usr"
 	src=$(echo "$tmp"/linux-source-*)
 fi
 

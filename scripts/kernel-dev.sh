@@ -1,8 +1,11 @@
 #!/bin/bash
 # Work on the kernel patch series as git commits.
 #
-#   kernel-dev.sh init SRC_ARGS...   (called by `make kernel-dev`)
-#       unpack the pristine kernel into build/kernel-dev/linux, commit it as
+#   kernel-dev.sh init --version V --hash-file F --debian-package P
+#                      --debian-suite S --mirror URL --download-dir DIR
+#                                    (called by `make kernel-dev`)
+#       unpack the pristine kernel (get-kernel-source.sh's options, without
+#       patches) into build/kernel-dev/linux, commit it as
 #       the base, and apply kernel/patches/linux/*.patch with `git am`: one
 #       commit per patch. Edit, build and commit there as usual.
 #   kernel-dev.sh export             (called by `make kernel-export`)
@@ -21,14 +24,15 @@ init)
 	shift
 	[ ! -e "$dev" ] || die "$dev exists: remove it first (or export your work with 'make kernel-export')"
 	empty=$(mktemp -d)
-	"$here/get-kernel-source.sh" "$1" "$2" "$3" "$4" "$5" "$empty" "$6" "$dev"
+	"$here/get-kernel-source.sh" "$@" --patch-dir "$empty" --out "$dev"
 	rmdir "$empty"
 	cd "$dev"
+	version=$(make -s kernelversion)
 	git init -q
 	# -f: Debian's tree ignores everything at its top level (/* in
 	# .gitignore); add new files with 'git add -f' there too.
 	git add -A -f
-	git -c user.name=rtflex -c user.email=rtflex@localhost commit -q -m "Linux $1 (pristine)"
+	git -c user.name=rtflex -c user.email=rtflex@localhost commit -q -m "Linux $version (pristine)"
 	git tag rtflex-base
 	shopt -s nullglob
 	for p in "$patches"/*.patch; do
@@ -46,6 +50,6 @@ export)
 	rtflex_log "exported $(git rev-list --count rtflex-base..HEAD) patches to kernel/patches/linux/"
 	;;
 *)
-	die "usage: $0 init VERSION HASHFILE DEBIAN_PACKAGE DEBIAN_SUITE MIRROR DLDIR | export"
+	die "usage: $0 init --version V --hash-file F --debian-package P --debian-suite S --mirror URL --download-dir DIR | export"
 	;;
 esac

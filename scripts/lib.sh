@@ -32,3 +32,34 @@ apt_private_init() {
 	printf 'deb [arch=%s signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' \
 		"$arch" "$mirror" "$suite" > "$dir/sources.list"
 }
+
+# Named options. A script sets `usage` (its synopsis) and parses "$@" with
+#   while [ $# -gt 0 ]; do
+#       case "$1" in --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; esac
+#       case "$1" in
+#       --src) opt_value "$@"; src=$2; shift 2 ;;
+#       -h | --help) echo "$usage"; exit 0 ;;
+#       *) usage_error "unknown argument '$1'" ;;
+#       esac
+#   done
+#   require_options src ...
+# (--name=value works too). Bad arguments stop with the usage, status 2.
+usage_error() {
+	printf '\033[1;31m[rtflex] error:\033[0m %s: %s\n%s\n' "$(basename "$0")" "$1" "${usage:?}" >&2
+	exit 2
+}
+# opt_value "$@": the option in $1 has a value in $2.
+opt_value() {
+	[ $# -ge 2 ] || usage_error "$1 needs a value"
+	case "$2" in
+	--*) usage_error "$1 needs a value, not the option '$2'" ;;
+	esac
+}
+# require_options VAR...: each variable is set (non-empty); its option is
+# --VAR with dashes for underscores.
+require_options() {
+	local v
+	for v in "$@"; do
+		[ -n "${!v:-}" ] || usage_error "--${v//_/-} is required"
+	done
+}
