@@ -83,6 +83,8 @@ HOST_RC := $(BUILD)/host-test$(VARIANT_SUFFIX).rc
 # defconfigs hold the board and kernel facts (tools/rtflex/generate.py).
 TOOL_TESTS := pytest-3 -p no:cacheprovider tools/rtflex/tests
 GENERATED_CHECK := $(PYTHON_TOOLS) -m rtflex.generate check
+# shellcheck of every shell script.
+CHECK_SHELL := scripts/check-shell.sh
 
 .PHONY: all
 all: image compare
@@ -270,7 +272,8 @@ fuzz: image
 .PHONY: host-test
 host-test: | $(DEPS_STAMP)
 	cargo test --locked --target $(RUST_TARGET) --workspace 2>&1 | tee $(BUILD)/host-test.log; \
-		rc=$${PIPESTATUS[0]}; $(TOOL_TESTS) || rc=1; $(GENERATED_CHECK) || rc=1; exit $$rc
+		rc=$${PIPESTATUS[0]}; $(TOOL_TESTS) || rc=1; $(GENERATED_CHECK) || rc=1; $(CHECK_SHELL) || rc=1; \
+		exit $$rc
 
 # The patch series as git commits, for kernel development (see README).
 .PHONY: kernel-dev kernel-export
@@ -317,6 +320,7 @@ test: image
 	-cargo test --locked --target $(RUST_TARGET) --workspace > $(HOST_LOG) 2>&1; \
 		rc=$$?; $(TOOL_TESTS) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(GENERATED_CHECK) >> $(HOST_LOG) 2>&1 || rc=1; \
+		$(CHECK_SHELL) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_PATCHES) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_UAPI) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(MAKE) --no-print-directory lint >> $(HOST_LOG) 2>&1 || rc=1; \
@@ -344,10 +348,10 @@ test-all:
 		$(MAKE) --no-print-directory BOARD=$$b guest-test || rc=1; done; \
 	exit $$rc
 
-# shellcheck of every shell script in the repository (scripts/check-shell.sh).
+# shellcheck of every shell script in the repository (make test runs it).
 .PHONY: check-shell
 check-shell: | $(DEPS_STAMP)
-	scripts/check-shell.sh
+	$(CHECK_SHELL)
 
 # The Buildroot external tree checked with Buildroot's own tooling, given a
 # checkout of the pinned release (nothing is downloaded or built).

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Runs shellcheck on every shell script in the repository:
+# Runs shellcheck on every shell script in the repository (make test runs it):
 #
 #   check-shell.sh [--list]
 #
@@ -42,6 +42,7 @@ command -v shellcheck >/dev/null || {
 if shellcheck -x --severity=style "${scripts[@]}"; then
 	echo "shellcheck: ${#scripts[@]} shell scripts, no findings"
 else
-	echo "shellcheck: findings above (${#scripts[@]} shell scripts checked)" >&2
+	# Once more, one line per finding (what make test's summary shows).
+	shellcheck -x --severity=style -f gcc "${scripts[@]}" | sed 's/^/error: shellcheck: /' >&2 || true
 	exit 1
 fi
