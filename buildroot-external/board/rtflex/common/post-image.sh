@@ -91,32 +91,20 @@ fi
 echo "rtflex post-image: $img ($((pow >> 20)) MiB) for $board"
 
 # QEMU boards: a start script next to the images, as Buildroot's own QEMU
-# defconfigs have (with the system's qemu-system-arm).
+# defconfigs have (with the system's qemu-system-arm). The command line is
+# the host tool's (`rtflex qemu-command`, what `make qemu` runs), with the
+# files named relative to the images directory.
 if [ "$(board_fact has_qemu)" = True ]; then
-	qemu_args=$(board_fact qemu_args)
 	dtb=$(board_fact dtb)
-	cmdline=$(board_fact kernel_cmdline)
-	sd_device=$(board_fact qemu_sd_device)
-	if [ -n "$sd_device" ]; then
-		sd="-drive if=none,id=sdcard,format=raw,file=sdcard.img -device $sd_device,drive=sdcard"
-	else
-		sd="-drive if=sd,format=raw,file=sdcard.img"
-	fi
-	case "$(board_fact qemu_console_serial)" in
-	2) serial="-display none -serial null -serial mon:stdio" ;;
-	*) serial="-nographic" ;;
-	esac
+	qemu=$(rtflex_tool rtflex qemu-command --board "$board" --kernel zImage --dtb "${dtb##*/}" \
+		--sdcard sdcard.img) || die "cannot make the QEMU command line of $board"
 	cat >"$binaries/start-qemu.sh" <<EOF
 #!/bin/sh
 # Boot the rtflex $board image in QEMU (written by the rtflex post-image
 # script). Quit with Ctrl-a x. Extra arguments go to qemu-system-arm, e.g.
 # -icount shift=3,sleep=off for repeatable latency numbers.
 cd "\$(dirname "\$0")" || exit 1
-exec qemu-system-arm $qemu_args \\
-	-kernel zImage -dtb ${dtb##*/} \\
-	$sd \\
-	-append "$cmdline" \\
-	$serial "\$@"
+exec $qemu "\$@"
 EOF
 	chmod 0755 "$binaries/start-qemu.sh"
 fi
