@@ -25,7 +25,7 @@ BOARD_QEMU_SD_DEVICE := sd-card,bus=sd-bus
 # sabrelite stalls after mounting the root file system (QEMU 10.0; seen
 # twice). Without -icount, -smp 4 boots to the shell (README, "Booting
 # it yourself").
-BOARD_QEMU_ARGS := -M sabrelite -smp 1 -m 1G
+BOARD_QEMU_ARGS := -smp 1 -m 1G
 # The rtlat-vs-cyclictest latency comparison is not run here: on this
 # emulated i.MX6 cyclictest itself (the oracle) saw a wake-up beyond the
 # 400 us histogram, so the run says nothing about rtlat. It runs on the

@@ -13,6 +13,6 @@ BOARD_CONSOLE := ttyAMA0
 BOARD_RESULTS_TTY := ttyAMA1
 BOARD_ROOT_DEVICE := /dev/mmcblk0p2
 BOARD_QEMU_MACHINE := vexpress-a15
-BOARD_QEMU_ARGS := -M vexpress-a15 -smp 1 -m 512M
+BOARD_QEMU_ARGS := -smp 1 -m 512M
 # vCPU counts for `make bench` (2 vCPUs not tried yet with this kernel).
 BOARD_BENCH_SMP := 1

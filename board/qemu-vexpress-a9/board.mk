@@ -9,7 +9,7 @@ BOARD_CONSOLE := ttyAMA0
 BOARD_RESULTS_TTY := ttyAMA1
 BOARD_ROOT_DEVICE := /dev/mmcblk0p2
 BOARD_QEMU_MACHINE := vexpress-a9
-BOARD_QEMU_ARGS := -M vexpress-a9 -smp 1 -m 512M
+BOARD_QEMU_ARGS := -smp 1 -m 512M
 # vCPU counts for `make bench`. Only 1: the vexpress_defconfig kernel we
 # used before could not start a second Cortex-A9 under QEMU ("CPU1: failed
 # to boot: -38"; not retried with the multi_v7 kernel). SMP runs on

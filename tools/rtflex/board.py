@@ -65,9 +65,9 @@ _BOARD_FACTS = {
     "BOARD_UBOOT_USER_FILES": ("uboot_user_files", "list", False),
     # the guest's serial port the guest tests stream their results over
     "BOARD_RESULTS_TTY": ("results_tty", "str", False),
-    # QEMU model: machine (-M), further options, SD card device, which of
-    # QEMU's serial ports is the console (1 or 2), DT aliases of serial
-    # ports QEMU cannot do DMA on
+    # QEMU model: machine (-M), the other machine options (CPUs, memory;
+    # no -M), SD card device, which of QEMU's serial ports is the console
+    # (1 or 2), DT aliases of serial ports QEMU cannot do DMA on
     "BOARD_QEMU_MACHINE": ("qemu_machine", "str", False),
     "BOARD_QEMU_ARGS": ("qemu_extra_args", "args", False),
     "BOARD_QEMU_SD_DEVICE": ("qemu_sd_device", "str", False),
@@ -113,12 +113,8 @@ class Board:
 
     @property
     def qemu_args(self):
-        """QEMU machine options: -M <machine> and the rest of BOARD_QEMU_ARGS
-        (a -M there must name the same machine)."""
-        rest = list(self.qemu_extra_args)
-        if rest[:1] == ["-M"]:
-            rest = rest[2:]
-        return ["-M", self.qemu_machine] + rest
+        """QEMU machine options: -M <machine> and BOARD_QEMU_ARGS."""
+        return ["-M", self.qemu_machine] + list(self.qemu_extra_args)
 
     @property
     def kernel_cmdline(self):
@@ -244,10 +240,10 @@ def board_from_values(name, board_dir, values):
         raise BoardError(f"{where}: two BOARD_DTBS have the same file name (the boot partition has no directories)")
     if board.qemu_console_serial not in (1, 2):
         raise BoardError(f"{where}: BOARD_QEMU_CONSOLE_SERIAL must be 1 or 2, not {board.qemu_console_serial}")
-    args = board.qemu_extra_args
-    if "-M" in args[1:] or (args[:1] == ["-M"] and args[1:2] != [board.qemu_machine]):
-        raise BoardError(f"{where}: BOARD_QEMU_ARGS may start with -M {board.qemu_machine} "
-                         f"(BOARD_QEMU_MACHINE), nothing else: {' '.join(args)}")
+    machine = [a for a in board.qemu_extra_args if a in ("-M", "-machine") or a.startswith(("-M=", "-machine="))]
+    if machine:
+        raise BoardError(f"{where}: BOARD_QEMU_ARGS has {machine[0]}: the machine is BOARD_QEMU_MACHINE "
+                         "(-M comes from there)")
     if board.uboot_files and not board.uboot_package:
         raise BoardError(f"{where}: BOARD_UBOOT_FILES without BOARD_UBOOT_PACKAGE")
     if board.genimage and not os.path.isfile(board.genimage):
