@@ -23,8 +23,10 @@ LINUX_DEBIAN_MIRROR := http://deb.debian.org/debian
 
 # One kernel for every board (board/*): one zImage, each board boots it
 # with its own device tree. Configuration = LINUX_DEFCONFIG + these
-# fragments, merged in this order (later ones win); the Buildroot tree
-# (buildroot-external/) uses the same defconfig and fragments.
+# fragments, merged in this order (later ones win). The Buildroot
+# defconfigs (buildroot-external/configs/) repeat LINUX_VERSION,
+# LINUX_DEFCONFIG and LINUX_FRAGMENTS, written from here by
+# `make update-defconfigs`; `make test` fails while they differ.
 LINUX_DEFCONFIG := multi_v7_defconfig
 LINUX_FRAGMENTS := \
 	$(RTFLEX_KERNEL_DIR)/configs/multi_v7-boards.config \

@@ -8,4 +8,6 @@ ROOTFS_OVERLAY := $(TOP)/rootfs/overlay
 # defconfigs use the same file as a BR2_ROOTFS_DEVICE_TABLE).
 ROOTFS_PERMISSIONS := $(TOP)/rootfs/permissions.txt
 # ext4 root partition size; the SD image is rounded up to a power of two.
+# (ROOTFS_OVERLAY, ROOTFS_PERMISSIONS and ROOTFS_SIZE are in the Buildroot
+# defconfigs too, written from here by `make update-defconfigs`.)
 ROOTFS_SIZE := 384M
