@@ -358,3 +358,15 @@ def test_cargo_and_pytest_summaries_add_up():
            "=========== 1 failed, 40 passed, 2 skipped, 1 warning in 1.52s ===========\n"
            "==================== 12 passed in 0.31s ====================\n")
     assert count_results(log) == (10 + 3 + 40 + 12, 2 + 1, 1 + 2)
+
+
+def test_the_closing_line_adds_the_host_counts(capsys):
+    from rtflex import guest
+    log = recordings.path("host-test.log")
+    assert guest.closing_line((70, 0, 1), log, 0) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "253 passed, 0 failed, 1 skipped"
+    # The host tests failed without a failing test line (a build error).
+    assert guest.closing_line((70, 0, 1), log, 101) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "253 passed, 1 failed, 1 skipped"
+    assert guest.closing_line((0, 2, 0), None, 0) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "0 passed, 2 failed, 0 skipped"
