@@ -13,7 +13,7 @@ BOARD_CONSOLE := ttymxc1
 BOARD_RESULTS_TTY := ttymxc0
 BOARD_QEMU_CONSOLE_SERIAL := 2
 # QEMU has no SDMA model: the results port runs without DMA under QEMU
-# (guest.py boots a copy of the DTB without it; the image's is unchanged).
+# (the host tool (tools/rtflex/qemu.py) boots a copy of the DTB without it; the image's is unchanged).
 BOARD_QEMU_SERIAL_NO_DMA := serial0
 BOARD_ROOT_DEVICE := PARTUUID=7274666c-02
 BOARD_QEMU_MACHINE := sabrelite

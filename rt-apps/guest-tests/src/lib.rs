@@ -43,7 +43,7 @@ pub fn kernel_log() -> String {
 }
 
 /// The kernel-problem patterns: `kernel-problems.txt` beside this crate's
-/// `Cargo.toml`, the one list the host side (`scripts/guest.py`) reads too.
+/// `Cargo.toml`, the one list the host side (`tools/rtflex/problems.py`) reads too.
 const KERNEL_PROBLEM_LIST: &str = include_str!("../kernel-problems.txt");
 
 /// The patterns of `kernel-problems.txt`: literal substrings, one per line,
@@ -70,7 +70,7 @@ pub fn kernel_problems(log: &str) -> Vec<&str> {
 
 /// The line the guest test runner (`/usr/libexec/rtflex/run-guest-tests`)
 /// writes into the kernel log before the first test: kernel reports above
-/// it happened at boot (`scripts/guest.py` splits the console there too).
+/// it happened at boot (`tools/rtflex/problems.py` splits the console there too).
 pub const TESTS_BEGIN_MARKER: &str = "rtflex-guest: tests begin";
 
 /// The part of a kernel log after the [`TESTS_BEGIN_MARKER`] line, or all
