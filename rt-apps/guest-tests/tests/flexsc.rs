@@ -681,10 +681,7 @@ fn every_allowed_call_gives_the_same_result_as_a_direct_call() {
                 sv.as_mut_ptr(),
             )
         };
-        assert_eq!(
-            r,
-            0
-        );
+        assert_eq!(r, 0);
         check("sendto", fx.call(Call::send(sv[0], b"sock", 0)), Ok(4));
         let mut b = [0u8; 4];
         check("recvfrom", fx.call(Call::recv(sv[1], &mut b, 0)), Ok(4));
@@ -1013,11 +1010,7 @@ fn refused_calls_complete_with_enosys_without_running() {
     let mut st = 0;
     // SAFETY: WNOHANG poll for any child; `st` is a live int.
     let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
-    assert_eq!(
-        r,
-        -1,
-        "a child exists"
-    );
+    assert_eq!(r, -1, "a child exists");
     // Malformed entries: unknown flags or reserved words -> -EINVAL.
     assert_eq!(raw_entry(&fx, nr::GETPID, [0; 6], 0, [0; 4]), pid() as i32);
     assert_eq!(raw_entry(&fx, nr::GETPID, [0; 6], 1, [0; 4]), -libc::EINVAL);

@@ -80,10 +80,16 @@ fn write_up_to_hole(path: &str, readable: usize, beyond: usize) -> Result<(), St
     let written = match n {
         n if n > 0 => n as usize,
         -1 if err.raw_os_error() == Some(libc::EFAULT) => 0,
-        _ => return Err(format!("{what} = {n} ({err}), want 1..={readable} or EFAULT")),
+        _ => {
+            return Err(format!(
+                "{what} = {n} ({err}), want 1..={readable} or EFAULT"
+            ))
+        }
     };
     if written > readable {
-        return Err(format!("{what} wrote {written} bytes, more than were readable"));
+        return Err(format!(
+            "{what} wrote {written} bytes, more than were readable"
+        ));
     }
     let mut back = vec![0u8; readable + 16];
     // SAFETY: reading into a live buffer of that size.
@@ -97,7 +103,9 @@ fn write_up_to_hole(path: &str, readable: usize, beyond: usize) -> Result<(), St
         // SAFETY: inside the readable page.
         let want = unsafe { *start.add(i) };
         if b != want {
-            return Err(format!("{what}: byte {i} in the file is {b:#x}, want {want:#x}"));
+            return Err(format!(
+                "{what}: byte {i} in the file is {b:#x}, want {want:#x}"
+            ));
         }
     }
     Ok(())

@@ -623,12 +623,7 @@ fn mlocked_buffer_is_resident_and_stays_put() {
     // SAFETY: locks our own mapping; mlock touches no memory of ours
     // except by faulting the pages of that mapping in.
     let r = unsafe { libc::mlock(m.base as *const _, m.len) };
-    assert_eq!(
-        r,
-        0,
-        "mlock: {}",
-        std::io::Error::last_os_error()
-    );
+    assert_eq!(r, 0, "mlock: {}", std::io::Error::last_os_error());
 
     // mlock faulted every page in with write faults (private writable
     // mapping): each page has its own frame, no zero page.
