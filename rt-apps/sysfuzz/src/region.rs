@@ -177,16 +177,7 @@ pub fn clear(addr: usize) -> bool {
 pub fn retire(s: &Snap) {
     // SAFETY: MAP_FIXED_NOREPLACE only fills the hole the region left (it
     // fails, changing nothing, where something is mapped).
-    unsafe {
-        libc::mmap(
-            s.addr as *mut libc::c_void,
-            s.len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-            -1,
-            0,
-        )
-    };
+    unsafe { map_anon(s.addr, s.len, libc::MAP_FIXED_NOREPLACE) };
     clear(s.addr);
 }
 
@@ -335,16 +326,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
             // SAFETY: MAP_FIXED over exactly the region's range, which only
             // this program uses through atomics; every later access finds
             // zeroed anonymous memory.
-            let r = unsafe {
-                libc::mmap(
-                    s.addr as *mut libc::c_void,
-                    s.len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                    -1,
-                    0,
-                )
-            };
+            let r = unsafe { map_anon(s.addr, s.len, libc::MAP_FIXED) };
             if r != libc::MAP_FAILED {
                 clear(s.addr);
                 stats::add(C::RegionZapped);
@@ -356,19 +338,32 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
             let page = addr & !(abi::PAGE_SIZE - 1);
             // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping: it
             // fills only the hole the access faulted on.
-            unsafe {
-                libc::mmap(
-                    page as *mut libc::c_void,
-                    abi::PAGE_SIZE,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-                    -1,
-                    0,
-                )
-            };
+            unsafe { map_anon(page, abi::PAGE_SIZE, libc::MAP_FIXED_NOREPLACE) };
         }
     }
     REPAIRING.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Private anonymous read-write memory at `addr`..`addr + len` (`fixed`:
+/// MAP_FIXED or MAP_FIXED_NOREPLACE); MAP_FAILED if it could not be mapped.
+///
+/// # Safety
+///
+/// With MAP_FIXED, nothing that Rust code refers to may lie in the range
+/// (it is replaced by zeroes).
+unsafe fn map_anon(addr: usize, len: usize, fixed: libc::c_int) -> *mut libc::c_void {
+    // SAFETY: the caller vouches for the range (see above); mmap itself
+    // only changes this process's mappings.
+    unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | fixed,
+            -1,
+            0,
+        )
+    }
 }
 
 fn pid() -> i32 {
