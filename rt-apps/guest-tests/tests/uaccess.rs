@@ -20,16 +20,23 @@
 use guest_tests::{exited_with, run_in_child, TmpDir};
 use std::time::Duration;
 
-const PAGE: usize = 4096;
+/// The MMU page size, as the kernel reports it.
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    assert!(n > 0, "sysconf(_SC_PAGESIZE) = {n}");
+    n as usize
+}
 
 /// One page of data followed by a PROT_NONE page; returns the data page.
 fn page_before_hole() -> Result<*mut u8, String> {
+    let page = page_size();
     // SAFETY: a fresh private anonymous mapping of two pages; nothing else
     // refers to it.
     let p = unsafe {
         libc::mmap(
             core::ptr::null_mut(),
-            2 * PAGE,
+            2 * page,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
@@ -41,11 +48,11 @@ fn page_before_hole() -> Result<*mut u8, String> {
     }
     let data = p.cast::<u8>();
     // SAFETY: the second page of the mapping made above.
-    let r = unsafe { libc::mprotect(data.add(PAGE).cast(), PAGE, libc::PROT_NONE) };
+    let r = unsafe { libc::mprotect(data.add(page).cast(), page, libc::PROT_NONE) };
     if r != 0 {
         return Err(format!("mprotect: {}", std::io::Error::last_os_error()));
     }
-    for i in 0..PAGE {
+    for i in 0..page {
         // SAFETY: inside the readable, writable first page.
         unsafe { *data.add(i) = (i * 7 + 3) as u8 };
     }
@@ -71,7 +78,7 @@ fn write_up_to_hole(path: &str, readable: usize, beyond: usize) -> Result<(), St
     }
     // SAFETY: the start lies in the readable page; the kernel checks the
     // rest (it may not be readable: that is the test).
-    let start = unsafe { data.add(PAGE - readable) };
+    let start = unsafe { data.add(page_size() - readable) };
     // SAFETY: write(2) reads at most `readable + beyond` bytes from `start`
     // and reports faults as EFAULT.
     let n = unsafe { libc::write(fd, start.cast(), readable + beyond) };
@@ -114,7 +121,7 @@ fn write_up_to_hole(path: &str, readable: usize, beyond: usize) -> Result<(), St
 fn check_all(dir: &str) {
     let mut failures = Vec::new();
     'cases: for readable in [1, 2, 3, 4, 5, 8, 31, 33, 64] {
-        for beyond in [1, 60, PAGE] {
+        for beyond in [1, 60, page_size()] {
             let path = format!("{dir}/copy-{readable}-{beyond}");
             let end = run_in_child(Duration::from_secs(5), || {
                 write_up_to_hole(&path, readable, beyond)
