@@ -32,8 +32,10 @@
 
 mod motor;
 mod params;
+#[cfg(feature = "sim")]
+pub mod sim;
 
-pub use motor::{encoder_ab, Drive, Motor, State, DUTY_MAX, MAX_SUBSTEP_S};
+pub use motor::{encoder_ab, encoder_edge, Channel, Drive, Motor, State, DUTY_MAX, MAX_SUBSTEP_S};
 pub use params::{ParamError, ParamErrorKind, Params, DEFAULT_PARAMS, PARAM_NAMES};
 
 /// The gpio-sim chip and its line names (the contract between `servo` and

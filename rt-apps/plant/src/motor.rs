@@ -54,6 +54,34 @@ pub fn encoder_ab(counts: i32) -> (bool, bool) {
     }
 }
 
+/// One of the two encoder channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// Channel A (leads in the positive direction).
+    A,
+    /// Channel B.
+    B,
+}
+
+/// The one line change that moves the encoder from `counts` one count up
+/// (`up`) or down: which channel changes and its new level. Walking from
+/// one position to another this way changes one line at a time, as a real
+/// encoder does, so an x4 decoder counts every step.
+pub fn encoder_edge(counts: i32, up: bool) -> (Channel, bool) {
+    let next = if up {
+        counts.wrapping_add(1)
+    } else {
+        counts.wrapping_sub(1)
+    };
+    let (a0, _) = encoder_ab(counts);
+    let (a1, b1) = encoder_ab(next);
+    if a0 != a1 {
+        (Channel::A, a1)
+    } else {
+        (Channel::B, b1)
+    }
+}
+
 /// A DC motor with encoder and home switch.
 #[derive(Clone, Debug)]
 pub struct Motor {

@@ -228,7 +228,7 @@ impl Params {
                 return out(name, "> 0");
             }
         }
-        if self.counts_per_rev == 0 || self.counts_per_rev % 4 != 0 {
+        if self.counts_per_rev == 0 || self.counts_per_rev & 3 != 0 {
             return out("counts_per_rev", "a positive multiple of 4");
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! The physics of the motor model against closed-form solutions of the same
 //! equations, worked out here by hand (not by the library's own helpers).
 
-use plant::{encoder_ab, Drive, Motor, Params, DEFAULT_PARAMS, DUTY_MAX};
+use plant::{encoder_ab, encoder_edge, Channel, Drive, Motor, Params, DEFAULT_PARAMS, DUTY_MAX};
 
 fn default_params() -> Params {
     Params::parse(DEFAULT_PARAMS).expect("plant.conf parses")
@@ -237,8 +237,14 @@ fn resolution_does_not_depend_on_the_distance_from_zero() {
 fn encoder_has_a_leading_b_in_the_positive_direction() {
     let p = default_params();
     for (volts, order) in [
-        (6.0f32, [(false, false), (true, false), (true, true), (false, true)]),
-        (-6.0f32, [(false, false), (false, true), (true, true), (true, false)]),
+        (
+            6.0f32,
+            [(false, false), (true, false), (true, true), (false, true)],
+        ),
+        (
+            -6.0f32,
+            [(false, false), (false, true), (true, true), (true, false)],
+        ),
     ] {
         let mut m = Motor::at(p, 0);
         let mut seen = vec![m.encoder_ab()];
@@ -275,6 +281,36 @@ fn encoder_levels_follow_the_count_modulo_4() {
 }
 
 #[test]
+fn walking_edge_by_edge_changes_one_line_per_count() {
+    for (from, to) in [(-7i32, 9i32), (9, -7), (3, 3), (i32::MAX - 2, i32::MAX)] {
+        let (mut a, mut b) = encoder_ab(from);
+        let mut counts = from;
+        let mut edges = 0;
+        while counts != to {
+            let up = to > counts;
+            let (channel, level) = encoder_edge(counts, up);
+            match channel {
+                Channel::A => {
+                    assert_ne!(a, level, "an edge changes its line");
+                    a = level;
+                }
+                Channel::B => {
+                    assert_ne!(b, level, "an edge changes its line");
+                    b = level;
+                }
+            }
+            counts = if up { counts + 1 } else { counts - 1 };
+            assert_eq!((a, b), encoder_ab(counts));
+            edges += 1;
+        }
+        assert_eq!(edges, (to - from).unsigned_abs());
+    }
+    // Going up from 0: A rises first (A leads B).
+    assert_eq!(encoder_edge(0, true), (Channel::A, true));
+    assert_eq!(encoder_edge(0, false), (Channel::B, true));
+}
+
+#[test]
 fn home_is_high_inside_the_window_around_zero() {
     let p = Params {
         home_half_width_counts: 3,
@@ -293,8 +329,14 @@ fn home_is_high_inside_the_window_around_zero() {
 fn command_lines_map_to_volts() {
     assert_eq!(Drive::from_lines(false, true, 255, 12.0), Drive::Coast);
     assert_eq!(Drive::from_lines(false, false, 0, 12.0), Drive::Coast);
-    assert_eq!(Drive::from_lines(true, true, DUTY_MAX, 12.0), Drive::Volts(12.0));
-    assert_eq!(Drive::from_lines(true, false, DUTY_MAX, 12.0), Drive::Volts(-12.0));
+    assert_eq!(
+        Drive::from_lines(true, true, DUTY_MAX, 12.0),
+        Drive::Volts(12.0)
+    );
+    assert_eq!(
+        Drive::from_lines(true, false, DUTY_MAX, 12.0),
+        Drive::Volts(-12.0)
+    );
     assert_eq!(Drive::from_lines(true, true, 0, 12.0), Drive::Volts(0.0));
     let Drive::Volts(v) = Drive::from_lines(true, false, 51, 10.0) else {
         panic!("enabled is driven");
@@ -305,7 +347,7 @@ fn command_lines_map_to_volts() {
 #[test]
 fn the_default_plant_is_slow_enough_for_gpio_sim() {
     let p = default_params();
-    assert_eq!(p.counts_per_rev % 4, 0);
+    assert_eq!(p.counts_per_rev & 3, 0, "a multiple of 4");
     let max = p.max_counts_per_s();
     let by_hand = p.steady_state_speed(p.supply_volts) * p.counts_per_rev as f32
         / (2.0 * std::f32::consts::PI);

@@ -91,7 +91,10 @@ fn unknown_name_is_refused_with_its_line_and_the_known_names() {
     assert_eq!(e.kind, ParamErrorKind::UnknownName);
     assert_eq!(e.line, text.lines().count());
     let msg = e.to_string();
-    assert!(msg.starts_with(&format!("line {}: unknown name", e.line)), "{msg}");
+    assert!(
+        msg.starts_with(&format!("line {}: unknown name", e.line)),
+        "{msg}"
+    );
     for name in PARAM_NAMES {
         assert!(msg.contains(name), "{msg}");
     }
@@ -138,7 +141,9 @@ fn values_must_be_numbers_of_the_right_type() {
         let known = PARAM_NAMES.iter().find(|n| **n == name).unwrap();
         assert_eq!(e.kind, ParamErrorKind::BadNumber(known), "{name} = {bad}");
         assert_eq!(e.line, line_of(DEFAULT_PARAMS, name));
-        assert!(e.to_string().contains(&format!("{name}: not a valid number")));
+        assert!(e
+            .to_string()
+            .contains(&format!("{name}: not a valid number")));
     }
 }
 
