@@ -433,7 +433,7 @@ impl FlexSc {
             || c.version != abi::CONFIG_VERSION
             || c.nentries as usize != nentries
             || c.entries_offset as usize != abi::PAGE_SIZE
-            || base % abi::PAGE_SIZE != 0
+            || !base.is_multiple_of(abi::PAGE_SIZE)
         {
             // Dropping unmaps the region.
             drop(fx);

@@ -643,7 +643,7 @@ fn check_entry(s: &Snap, rec: &Posted) {
             .zip(rec.resv)
             .all(|(w, v)| w.load(Ordering::Relaxed) == v)
         && e.cookie.load(Ordering::Relaxed) == rec.cookie;
-    let untouched = rec.tamper % 2 == 0 && TAMPER[rec.idx].load(Ordering::SeqCst) == rec.tamper;
+    let untouched = rec.tamper.is_multiple_of(2) && TAMPER[rec.idx].load(Ordering::SeqCst) == rec.tamper;
     let trusted = same
         && untouched
         && ret != SENTINEL
