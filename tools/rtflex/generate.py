@@ -24,8 +24,11 @@ place stating the project's license states Cargo.toml's):
   repeat a board, kernel or root file system fact are rewritten in place
   (DEFCONFIG_FACTS below); every other line is the defconfig's own.
 
+  docs/boards.md: the board tables of the flashing guide (rtflex.boards_doc).
+
     python3 -m rtflex.generate boot-config --board B --output-dir DIR
     python3 -m rtflex.generate update-defconfigs   rewrite the derived values
+    python3 -m rtflex.generate update-docs         rewrite docs/boards.md's board tables
     python3 -m rtflex.generate check               fail (with a diff) on drift
 """
 
@@ -291,6 +294,11 @@ def check(top=TOP):
         problems += license_drift(top)
     except OSError as e:
         problems.append(f"license check: {e}")
+    from rtflex import boards_doc  # it imports this module
+    try:
+        problems += boards_doc.drift(top)
+    except (BoardError, GenerateError, OSError) as e:
+        problems.append(f"{boards_doc.DOC}: {e}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in board_names(top):
             board_dir = os.path.join(top, "board", name)
@@ -314,12 +322,17 @@ def main(argv=None):
     b.add_argument("--board", required=True)
     b.add_argument("--output-dir", required=True)
     sub.add_parser("update-defconfigs", help="rewrite the derived values of every Buildroot defconfig")
+    sub.add_parser("update-docs", help="rewrite the board tables of docs/boards.md (and add a section for a new board)")
     sub.add_parser("check", help="the committed defconfigs are what the facts give; every board generates")
     args = p.parse_args(argv)
     try:
         if args.command == "boot-config":
             for path in write_boot_config(load_board(args.board, args.top), args.output_dir, args.top):
                 print(path)
+        elif args.command == "update-docs":
+            from rtflex import boards_doc  # it imports this module
+            if boards_doc.update(args.top):
+                print(f"updated {boards_doc.DOC}")
         elif args.command == "update-defconfigs":
             problems = defconfig_drift(args.top, write=True)
             for problem in problems:
@@ -334,7 +347,8 @@ def main(argv=None):
                       "run `make update-defconfigs` (python3 -m rtflex.generate update-defconfigs)")
                 return 1
             print(f"rtflex generate check: {len(board_names(args.top))} boards: boot configuration "
-                  "generates, Buildroot defconfigs match the facts; one license statement")
+                  "generates, Buildroot defconfigs and docs/boards.md's tables match the facts; "
+                  "one license statement")
     except (BoardError, GenerateError, OSError) as e:
         print(f"rtflex: error: {e}", file=sys.stderr)
         return 1

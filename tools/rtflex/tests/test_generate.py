@@ -10,6 +10,7 @@ import os
 import tempfile
 import unittest
 
+from rtflex import boards_doc
 from rtflex import generate as gen
 from rtflex.board import board_from_values
 
@@ -150,6 +151,9 @@ class Tree:
         self.write("buildroot-external/configs/rtflex_b1_defconfig", DEFCONFIG)
         for rel, text in LICENSED.items():
             self.write(rel, text)
+        # the flashing guide, its board tables filled in (tests/test_boards_doc.py)
+        self.write(boards_doc.DOC, "<!-- generated: boards -->\n<!-- end generated: boards -->\n")
+        boards_doc.update(self.top)
 
     def path(self, rel):
         return os.path.join(self.top, rel)
@@ -183,7 +187,9 @@ class Defconfigs(unittest.TestCase):
                 .replace("rootfs/permissions.txt", "rootfs/perm.txt").replace("rootfs/overlay", "overlay2"))
         t.write("overlay2/etc/hostname", "other\n")
         problems = gen.check(t.top)
-        self.assertEqual(len(problems), 1, problems)
+        # the defconfig's values, and the console in the flashing guide's tables
+        self.assertEqual(len(problems), 2, problems)
+        self.assertRegex(problems[1], r"^docs/boards.md: its board tables differ")
         diff = problems[0]
         for line in ('+BR2_TARGET_GENERIC_GETTY_PORT="ttyS0"',
                      '+BR2_LINUX_KERNEL_INTREE_DTS_NAME="ti/omap/a"',
@@ -205,6 +211,8 @@ class Defconfigs(unittest.TestCase):
         text = t.read("buildroot-external/configs/rtflex_b1_defconfig")
         self.assertIn('BR2_TARGET_GENERIC_GETTY_PORT="ttyS0"\n', text)
         self.assertTrue(text.startswith("BR2_arm=y\n") and text.endswith("BR2_PACKAGE_RTFLEX_APPS=y\n"))
+        self.assertEqual([p[:40] for p in gen.check(t.top)], ["docs/boards.md: its board tables differ "])
+        boards_doc.update(t.top)
         self.assertEqual(gen.check(t.top), [])
 
     def test_the_board_name_is_the_post_script_argument(self):
