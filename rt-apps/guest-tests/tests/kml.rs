@@ -1727,3 +1727,344 @@ fn user_mode_cannot_create_sys_mode_by_sigreturn_or_ptrace() {
         "the tracee went on in USR mode: wait status {st:#x} (exit 42: SYS mode)"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Threat model claims that had no test of their own (kernel documentation
+// of patch 0004, "Which programs are trusted" and "Threat model")
+
+/// Runs `path status` from a child made by a raw clone(`flags | SIGCHLD`)
+/// (a fork, plus `flags`), its output through a pipe.
+fn probe_cloned(path: &str, flags: libc::c_int) -> Kv {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let cpath = CString::new(path).unwrap();
+    let arg = CString::new("status").unwrap();
+    let argv = [cpath.as_ptr(), arg.as_ptr(), std::ptr::null()];
+    // SAFETY: clone without CLONE_VM and without a new stack continues in
+    // the child like fork(); the child only calls async-signal-safe
+    // functions (dup2, execv, _exit) on data prepared before.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    } as libc::pid_t;
+    assert!(pid >= 0, "clone: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: see above; argv is NULL-terminated and outlives execv.
+        unsafe {
+            libc::dup2(fds[1], 1);
+            libc::execv(cpath.as_ptr(), argv.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(fds[1]) };
+    // SAFETY: `fds[0]` is ours; File takes ownership and closes it.
+    let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).unwrap();
+    let mut st = 0;
+    // SAFETY: reaping our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+        "{path} status from clone({flags:#x}): wait status {st:#x}"
+    );
+    parse(&out)
+}
+
+/// "The exec is not unsafe: ... file system information not shared with
+/// another process": a child that shares this process's root and working
+/// directory (CLONE_FS) could have them changed under the trusted program
+/// by this process; its exec runs the program in USR mode. Control: the
+/// same clone without CLONE_FS.
+#[test]
+fn a_trusted_exec_sharing_fs_information_runs_in_usr_mode() {
+    let _s = serial();
+    let p = Installed::probe("kml-probe-clone-fs");
+    assert_sys(&probe_cloned(&p.path, 0), "control: clone without CLONE_FS");
+    assert_usr(
+        &probe_cloned(&p.path, libc::CLONE_FS),
+        "a child sharing its fs information (CLONE_FS)",
+    );
+}
+
+/// Threat model, everybody else: hard links, symbolic links and memfd
+/// copies give no SYS mode. Trust goes with the name in /trusted, not with
+/// the file: the same inode by another name runs in USR mode, in both
+/// directions; a symbolic link counts as the file it names (a link in
+/// /trusted to a program elsewhere is not trusted; a link elsewhere to a
+/// trusted program is, so a caller outside group kml is refused through it
+/// as by the name itself); a memfd copy is not in /trusted at all.
+#[test]
+fn links_and_memfd_copies_of_a_trusted_program_give_no_sys_mode() {
+    let _s = serial();
+    let kml = kml_gid();
+    let p = Installed::probe("kml-probe-links");
+    assert_sys(
+        &probe(&p.path, &["status"]),
+        "control: the program in /trusted",
+    );
+
+    // A hard link outside /trusted to the trusted program (same file
+    // system), and one inside /trusted to the probe shipped outside it.
+    let outside = Installed::adopt("/root/kml-probe-hard-link");
+    let _ = std::fs::remove_file(&outside.path);
+    std::fs::hard_link(&p.path, &outside.path).unwrap();
+    let inside = Installed::adopt("/trusted/kml-probe-hard-linked-in");
+    let _ = std::fs::remove_file(&inside.path);
+    std::fs::hard_link(STATIC_PROBE, &inside.path).unwrap();
+    let ino = |f: &str| std::fs::metadata(f).unwrap().ino();
+    assert_eq!(ino(&p.path), ino(&outside.path), "one inode, two names");
+    assert_eq!(ino(STATIC_PROBE), ino(&inside.path), "one inode, two names");
+    assert_usr(
+        &probe(&outside.path, &["status"]),
+        "a hard link outside /trusted to a trusted program",
+    );
+    assert_sys(
+        &probe(&inside.path, &["status"]),
+        "a hard link in /trusted (root put it there)",
+    );
+    assert_usr(
+        &probe(STATIC_PROBE, &["status"]),
+        "that file by its name outside /trusted",
+    );
+    drop(inside);
+
+    // Symbolic links.
+    let link_in = Installed::adopt("/trusted/kml-probe-symlink");
+    let _ = std::fs::remove_file(&link_in.path);
+    std::os::unix::fs::symlink(UNTRUSTED, &link_in.path).unwrap();
+    assert_usr(
+        &probe(&link_in.path, &["status"]),
+        "a symbolic link in /trusted to a program elsewhere",
+    );
+    let link_out = Installed::adopt("/tmp/kml-probe-symlink");
+    let _ = std::fs::remove_file(&link_out.path);
+    std::os::unix::fs::symlink(&p.path, &link_out.path).unwrap();
+    assert_sys(
+        &probe(&link_out.path, &["status"]),
+        "root, a symbolic link elsewhere to the trusted program",
+    );
+    {
+        // /trusted open to others: only the kernel rule is left to refuse.
+        let _open = Attrs::set(TRUSTED_DIR, 0, kml, 0o755);
+        assert_refused(
+            try_exec(&path(&link_out.path), &["status"], Setup::nobody()),
+            libc::EACCES,
+            "nobody, through a symbolic link to the trusted program",
+        );
+        assert_usr(
+            &exec_kv(&path(&outside.path), &["status"], Setup::nobody()),
+            "nobody, the hard link outside /trusted",
+        );
+    }
+
+    // A memfd holding the same program, executed through its fd.
+    // SAFETY: a NUL-terminated name; flags only.
+    let mfd = unsafe { libc::memfd_create(c"kml-probe".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(
+        mfd >= 0,
+        "memfd_create: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `mfd` is ours; File takes ownership and closes it.
+    let mut memfd = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(mfd) };
+    std::io::Write::write_all(&mut memfd, &std::fs::read(STATIC_PROBE).unwrap()).unwrap();
+    for (setup, who) in [
+        (Setup::default(), "root"),
+        (Setup::nobody_in_kml(), "nobody in group kml"),
+    ] {
+        assert_usr(
+            &exec_kv(&Target::Fd(mfd), &["status"], setup),
+            &format!("{who}, a memfd copy of the program"),
+        );
+    }
+}
+
+/// How `kml-probe dumpable1-wait` at `path` fared when its caller set a
+/// parent-death signal (SIGUSR2) and an unlimited stack limit before the
+/// exec, and then its parent exited: its mode, the soft stack limit it
+/// started with (/proc/PID/limits), and its wait status (exit 0 once its
+/// stdin closes, or killed by the parent-death signal). The test process
+/// stays out of it: a forked reaper (a child subreaper, so that it inherits
+/// the orphan) runs the parent, which spawns the program and exits.
+fn after_parent_death(path: &str) -> Result<(String, String, i32), String> {
+    let pipe = || {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for two descriptors.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: two fresh descriptors that nothing else owns.
+        unsafe {
+            use std::os::fd::FromRawFd;
+            (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1]))
+        }
+    };
+    // The program's stdout (the reaper keeps the read end: the program
+    // never writes into a pipe without reader), its stdin (open until the
+    // reaper is done), and the parent's signal to exit.
+    let (out_r, out_w) = pipe();
+    let (hold_r, hold_w) = pipe();
+    let (go_r, go_w) = pipe();
+    // SAFETY: prctl with integer arguments, in the forked reaper only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(format!(
+            "PR_SET_CHILD_SUBREAPER: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let parent = guest_tests::fork();
+    if parent == 0 {
+        drop((out_r, hold_w, go_w));
+        let mut cmd = Command::new(path);
+        cmd.arg("dumpable1-wait")
+            .stdin(Stdio::from(hold_r))
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::null());
+        // SAFETY: the closure runs in the forked child and makes only raw
+        // system calls with integer arguments and a live rlimit.
+        unsafe {
+            cmd.pre_exec(|| {
+                let unlimited = libc::rlimit {
+                    rlim_cur: libc::RLIM_INFINITY,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                if libc::setrlimit(libc::RLIMIT_STACK, &unlimited) != 0
+                    || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2, 0, 0, 0) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let code = match cmd.spawn() {
+            Ok(child) => {
+                // Not waited for: it outlives this process.
+                drop(child);
+                // Wait until the reaper has looked at the program.
+                let _ = (&go_r).read(&mut [0u8; 1]);
+                0
+            }
+            Err(_) => 1,
+        };
+        guest_tests::exit_child(code);
+    }
+    drop((hold_r, out_w, go_r));
+    let mut out = BufReader::new(out_r);
+    let mut kv = Kv::new();
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err(format!("{path} ended before 'ready': {kv:?}"));
+        }
+        let line = line.trim_end();
+        if line == "ready" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            kv.insert(k.into(), v.into());
+        }
+    }
+    let pid: libc::pid_t = get(&kv, "pid")
+        .parse()
+        .map_err(|_| format!("pid in {kv:?}"))?;
+    let limits =
+        std::fs::read_to_string(format!("/proc/{pid}/limits")).map_err(|e| e.to_string())?;
+    let stack = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max stack size"))
+        .and_then(|l| l.split_whitespace().next())
+        .ok_or_else(|| format!("no stack limit in {limits}"))?
+        .to_string();
+    // The parent exits: the kernel sends the program its parent-death
+    // signal now, if it still has one.
+    drop(go_w);
+    let st = guest_tests::wait_child(parent, std::time::Duration::from_secs(10), "the parent");
+    if !guest_tests::exited_with(st, 0) {
+        return Err(format!("the parent could not start {path}: {st:#x}"));
+    }
+    // A pending signal wins over the end of input.
+    drop(hold_w);
+    let st = guest_tests::wait_child(pid, std::time::Duration::from_secs(10), path);
+    Ok((get(&kv, "mode").to_string(), stack, st))
+}
+
+/// Threat model, group kml: the kernel removes from a trusted program's
+/// start what it removes for a setuid program: besides AT_SECURE and the
+/// personality flags (tested above), a caller's stack limit above 8 MiB and
+/// its parent-death signal (a signal of the caller's choosing at a moment
+/// of its choosing). Control: the same program outside /trusted keeps
+/// both, and is killed by the signal when its parent exits.
+#[test]
+fn secure_exec_resets_the_stack_limit_and_the_parent_death_signal() {
+    let _s = serial();
+    let p = Installed::probe("kml-probe-secure-exec");
+    // Runs in a forked child: the reaper setting stays out of this process.
+    let check = |path: &str, want_mode: &str, want_stack: &str, killed: bool| {
+        guest_tests::in_child(path, std::time::Duration::from_secs(30), || {
+            let (mode, stack, st) = after_parent_death(path)?;
+            let end = if libc::WIFSIGNALED(st) {
+                format!("killed by signal {}", libc::WTERMSIG(st))
+            } else {
+                format!("exit {}", libc::WEXITSTATUS(st))
+            };
+            let want_end = if killed {
+                format!("killed by signal {}", libc::SIGUSR2)
+            } else {
+                "exit 0".to_string()
+            };
+            if (mode.as_str(), stack.as_str(), &end) == (want_mode, want_stack, &want_end) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "mode {mode}, soft stack limit {stack}, {end} after its parent \
+                     exited; want {want_mode}, {want_stack}, {want_end}"
+                ))
+            }
+        })
+    };
+    // _STK_LIM (include/uapi/linux/resource.h): 8 MiB.
+    let trusted = check(&p.path, "sys", "8388608", false);
+    let control = check(UNTRUSTED, "usr", "unlimited", true);
+    assert!(
+        trusted.is_ok() && control.is_ok(),
+        "trusted program: {trusted:?}; the same program outside /trusted: {control:?}"
+    );
+}
+
+/// Threat model, root: removing a program revokes it for new execs;
+/// "already running instances keep running until killed". A trusted
+/// program keeps SYS mode (Kml: 1) after its file is removed and runs to
+/// its normal end; its name no longer execs.
+#[test]
+fn a_running_trusted_program_outlives_its_removal() {
+    let _s = serial();
+    let p = Installed::probe("kml-probe-removed-while-running");
+    let w = Waiting::start(&path(&p.path), &["dumpable1-wait"], Setup::default());
+    assert_eq!(get(&w.kv, "mode"), "sys", "{:?}", w.kv);
+    let status = format!("/proc/{}/status", w.pid());
+    std::fs::remove_file(&p.path).unwrap();
+    assert_refused(
+        try_exec(&path(&p.path), &["status"], Setup::default()),
+        libc::ENOENT,
+        "the removed name",
+    );
+    let kml_line = std::fs::read_to_string(&status)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Kml:"))
+        .map(str::to_string);
+    assert_eq!(
+        kml_line.as_deref(),
+        Some("Kml:\t1"),
+        "{status} after the removal"
+    );
+    let rest = w.finish();
+    assert_eq!(get(&rest, "poke_after"), "0x12345678", "it ran to its end");
+}
