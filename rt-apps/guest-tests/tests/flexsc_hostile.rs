@@ -1634,7 +1634,8 @@ fn refused_change_leaves_the_region_working(
 
 /// Threat model, other processes, and "Registration": the region cannot be
 /// split, shrunk, grown or mapped a second time, is not dumped and not
-/// inherited (a forked child that touches its address gets SIGSEGV).
+/// inherited (MADV_DOFORK is refused; a forked child that touches its
+/// address gets SIGSEGV).
 /// The controls: the same operations on an ordinary shared mapping work;
 /// /proc/self/smaps shows the kernel's own flags (`dd`: not dumped, `dc`:
 /// not copied on fork) on the region and not on the control.
@@ -1674,6 +1675,37 @@ fn the_region_cannot_be_reshaped_mapped_again_dumped_or_inherited() {
         for op in 0..RESHAPES.len() - 1 {
             refused_change_leaves_the_region_working(&mut v, &fx, op, &maps)?;
         }
+
+        // Not inherited, and a process cannot make it so: MADV_DOFORK (which
+        // clears VM_DONTCOPY on an ordinary mapping) is refused.
+        let advise = |addr: usize, advice: libc::c_int| {
+            // SAFETY: madvise of a whole mapping of ours; DONTFORK/DOFORK
+            // only change what fork() copies.
+            let r = unsafe { libc::madvise(addr as *mut libc::c_void, len, advice) };
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(errno())
+            }
+        };
+        v.expect(
+            "MADV_DOFORK on the region refused",
+            advise(base, libc::MADV_DOFORK).is_err(),
+            true,
+        );
+        v.expect(
+            "VmFlags dc of the region after MADV_DOFORK",
+            vm_flags(base).is_some_and(|f| f.iter().any(|x| x == "dc")),
+            true,
+        );
+        v.expect(
+            "MADV_DONTFORK, then MADV_DOFORK on an ordinary shared mapping",
+            (
+                advise(control, libc::MADV_DONTFORK),
+                advise(control, libc::MADV_DOFORK),
+            ),
+            (Ok(()), Ok(())),
+        );
 
         let child = guest_tests::fork();
         if child == 0 {
