@@ -12,7 +12,7 @@
 //!   entry with a forged frame (random CPSR modes). These children are
 //!   expected to die with a signal (or be killed after their deadline).
 //!
-//! Register values of jumps are never kernel addresses other than the
+//! Register values of jumps are never kernel addresses, not even the
 //! trampoline's own target (any register may end up in pc, and kernel code
 //! run or kernel memory written by a trusted program is that program's bug,
 //! not the kernel's; see `gen::jump_reg`). The system call numbers never
@@ -61,9 +61,6 @@ pub fn run(seed: u64, millis: u64, dir: &CStr) -> ! {
             unsafe { libc::_exit(worker::EXIT_SETUP) }
         }
     };
-    // SAFETY: the [kml] page is mapped readable: four instructions, then
-    // the literal with the address of the kernel's entry (its layout).
-    let entry_text = unsafe { core::ptr::read_volatile((page + 16) as *const u32) };
     let mut rng = Rng::new(seed);
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_millis(millis) {
@@ -75,7 +72,7 @@ pub fn run(seed: u64, millis: u64, dir: &CStr) -> ! {
         if pid == 0 {
             let mut r = Rng::new(child_seed);
             if jump {
-                jump_child(&mut r, &pools, entry_text);
+                jump_child(&mut r, &pools);
             } else {
                 calls_child(&mut r, &pools);
             }
@@ -134,7 +131,7 @@ struct JumpRegs {
 /// A forged `rt_sigframe` for rt_sigreturn (ARM layout: siginfo, then the
 /// ucontext with the sigcontext at +148, the mask at +232, the aux area
 /// with a valid VFP record at +360).
-fn forge_sigframe(rng: &mut Rng, p: &Pools, entry_text: u32) -> u32 {
+fn forge_sigframe(rng: &mut Rng, p: &Pools) -> u32 {
     const SIGCONTEXT: usize = 148;
     const SIGMASK: usize = 232;
     const AUX: usize = 360;
@@ -147,15 +144,16 @@ fn forge_sigframe(rng: &mut Rng, p: &Pools, entry_text: u32) -> u32 {
     }
     let sc = SIGCONTEXT / 4;
     for k in 0..11 {
-        w[sc + 3 + k] = gen::jump_reg(rng, p, entry_text); // r0-r10
+        w[sc + 3 + k] = gen::jump_reg(rng, p); // r0-r10
     }
     w[sc + 3 + 7] = gen::kml_nr(rng); // r7: a safe call number
-    w[sc + 14] = gen::jump_reg(rng, p, entry_text); // fp
-    w[sc + 15] = gen::jump_reg(rng, p, entry_text); // ip
-    w[sc + 16] = gen::jump_reg(rng, p, entry_text); // sp
-    w[sc + 17] = gen::jump_reg(rng, p, entry_text); // lr
-    w[sc + 18] = gen::jump_reg(rng, p, entry_text); // pc
-                                                    // cpsr: any mode (USR, SYS, SVC, IRQ, MON, HYP, ...), flags, T, E, I.
+    w[sc + 14] = gen::jump_reg(rng, p); // fp
+    w[sc + 15] = gen::jump_reg(rng, p); // ip
+    w[sc + 16] = gen::jump_reg(rng, p); // sp
+    w[sc + 17] = gen::jump_reg(rng, p); // lr
+    w[sc + 18] = gen::jump_reg(rng, p); // pc
+
+    // cpsr: any mode (USR, SYS, SVC, IRQ, MON, HYP, ...), flags, T, E, I.
     let any = rng.below(32);
     let mode = rng.pick(&[0x10, 0x1f, 0x13, 0x12, 0x11, 0x16, 0x17, 0x1a, 0x1b, any]);
     w[sc + 19] = (rng.next_u32() & !0x1f) | mode;
@@ -173,7 +171,7 @@ fn forge_sigframe(rng: &mut Rng, p: &Pools, entry_text: u32) -> u32 {
 }
 
 /// Sets every register and jumps into the [kml] page; never returns.
-fn jump_child(rng: &mut Rng, p: &Pools, entry_text: u32) -> ! {
+fn jump_child(rng: &mut Rng, p: &Pools) -> ! {
     if rng.one_in(3) {
         for sig in [libc::SIGSEGV, libc::SIGILL, libc::SIGBUS, libc::SIGTRAP] {
             // SAFETY: a handler that only calls _exit.
@@ -183,11 +181,11 @@ fn jump_child(rng: &mut Rng, p: &Pools, entry_text: u32) -> ! {
     let mut regs = JumpRegs {
         r: [0; 13],
         pc: 0,
-        sp: gen::jump_reg(rng, p, entry_text),
-        lr: gen::jump_reg(rng, p, entry_text),
+        sp: gen::jump_reg(rng, p),
+        lr: gen::jump_reg(rng, p),
     };
     for r in regs.r.iter_mut() {
-        *r = gen::jump_reg(rng, p, entry_text);
+        *r = gen::jump_reg(rng, p);
     }
     regs.r[7] = gen::kml_nr(rng);
     let off = match rng.below(9) {
@@ -201,7 +199,7 @@ fn jump_child(rng: &mut Rng, p: &Pools, entry_text: u32) -> ! {
         7 => 0,                        // the entry, every register random
         _ => {
             // rt_sigreturn through the entry with a forged frame.
-            regs.sp = forge_sigframe(rng, p, entry_text);
+            regs.sp = forge_sigframe(rng, p);
             regs.r[7] = nr::RT_SIGRETURN;
             0
         }
