@@ -9,6 +9,14 @@ pub const DEFAULT_PARAMS_PATH: &str = "/etc/rtflex/plant.conf";
 /// with a 1 kHz controller on one vCPU (docs/control-app-bench.md).
 pub const DEFAULT_RATE_HZ: u32 = 2000;
 
+/// Highest SCHED_FIFO priority: below the kernel's interrupt threads
+/// (priority 50 on PREEMPT_RT). gpio-sim raises a line's interrupt at once
+/// when its pull is written, but the edge event is made by the line's
+/// interrupt thread; a plant above that thread would write a second edge
+/// of a line before the first became an event, and the two would merge
+/// into one (a count lost to the controller).
+pub const MAX_PRIORITY: i32 = 49;
+
 /// Highest step rate accepted.
 pub const MAX_RATE_HZ: u32 = 20_000;
 
@@ -85,7 +93,9 @@ Options:
   --params=FILE       parameter file (default /etc/rtflex/plant.conf)
   --rate=HZ           model steps per second (default 2000, at most 20000)
   --start=COUNTS      start position instead of the file's start_counts
-  --priority=N        SCHED_FIFO priority 1..99 (default: SCHED_OTHER)
+  --priority=N        SCHED_FIFO priority 1..49 (default: SCHED_OTHER): below
+                      the interrupt threads (50) that turn its line writes
+                      into edge events
   --cpu=N             run on CPU N
   --duration=SECONDS  stop after SECONDS (default: at SIGINT/SIGTERM)
   --freeze-encoder-after=SECONDS
@@ -188,9 +198,12 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             }
             "start" => o.start = Some(number(name, &v, "a whole number of counts")?),
             "priority" => {
-                let n: i32 = number(name, &v, "a priority 1..99")?;
-                if !(1..=99).contains(&n) {
-                    return Err("--priority: must be 1..99".into());
+                let n: i32 = number(name, &v, "a priority")?;
+                if !(1..=MAX_PRIORITY).contains(&n) {
+                    return Err(format!(
+                        "--priority: must be 1..{MAX_PRIORITY}, below the interrupt threads \
+                         (50) that make the edge events"
+                    ));
                 }
                 o.priority = n;
             }
@@ -236,7 +249,7 @@ mod tests {
     #[test]
     fn defaults_and_every_option() {
         assert_eq!(run(""), Options::default());
-        let o = run("--params=/p --rate 5000 --start=-40 --priority=70 --cpu=1 \
+        let o = run("--params=/p --rate 5000 --start=-40 --priority=40 --cpu=1 \
              --duration=2.5 --freeze-encoder-after 1 --trace=/t.csv --json /s.json");
         assert_eq!(
             o,
@@ -244,7 +257,7 @@ mod tests {
                 params: "/p".into(),
                 rate_hz: 5000,
                 start: Some(-40),
-                priority: 70,
+                priority: 40,
                 cpu: Some(1),
                 duration_s: Some(2.5),
                 freeze_encoder_s: Some(1.0),
@@ -264,8 +277,8 @@ mod tests {
             ("--rate=0", "--rate: must be 1..20000"),
             ("--rate=fast", "--rate: 'fast' is not a whole number"),
             ("--rate=20001", "--rate: must be 1..20000"),
-            ("--priority=0", "--priority: must be 1..99"),
-            ("--priority=100", "--priority: must be 1..99"),
+            ("--priority=0", "--priority: must be 1..49"),
+            ("--priority=50", "--priority: must be 1..49, below the interrupt threads"),
             ("--duration=0", "--duration: must be more than 0"),
             ("--duration=-1", "--duration: must be more than 0"),
             ("--duration=inf", "--duration: must be more than 0"),

@@ -162,9 +162,30 @@ impl Io {
         })
     }
 
-    /// The command: with the driver disabled the rest is not read (it does
-    /// not matter, and it saves nine reads a step).
+    /// The command. The lines are read one at a time, so a controller that
+    /// sets them all at once (one line-request ioctl) between two reads
+    /// would show a mix of its old and new command that it never output: a
+    /// command that differs from `last` counts only once a second read
+    /// agrees with it.
     fn command(&self, last: Command) -> Result<Command, String> {
+        let mut seen = self.read_command(last)?;
+        for _ in 0..8 {
+            if seen == last {
+                return Ok(seen);
+            }
+            let again = self.read_command(last)?;
+            if again == seen {
+                return Ok(seen);
+            }
+            seen = again;
+        }
+        // Changing all the time: keep the last settled command this step.
+        Ok(last)
+    }
+
+    /// One read of the command: with the driver disabled the rest is not
+    /// read (it does not matter, and it saves nine reads a step).
+    fn read_command(&self, last: Command) -> Result<Command, String> {
         if !self.enable.level()? {
             return Ok(Command {
                 enable: false,
