@@ -65,7 +65,8 @@ SDCARD := $(B)/sdcard.img
 RT_APPS_OUT := $(TOP)/target/$(RUST_TARGET)/release
 # The host tool (tools/rtflex, scripts/rtflex): guest runs, image checks.
 RTFLEX := scripts/rtflex
-GUEST_ARGS := --board $(BOARD) --build-dir $(B) --kernel $(ZIMAGE) --dtb $(DTB) --sdcard $(SDCARD)
+# (No --dtb for a board QEMU boots through U-Boot: it has no BOARD_DTB.)
+GUEST_ARGS := --board $(BOARD) --build-dir $(B) --kernel $(ZIMAGE) $(if $(BOARD_DTB),--dtb $(DTB)) --sdcard $(SDCARD)
 TEST_ARGS :=
 ifneq ($(KERNEL_VARIANT),)
 # Debug kernels: more time and the variant's command line; for the tests,
@@ -350,8 +351,8 @@ endif
 
 # Everything CI runs: `make test` on qemu-vexpress-a9, the layout checks of
 # every other board's image, and the guest tests on the other boards QEMU
-# can boot (qemu-vexpress-a15, imx6q-sabrelite). Stops at the end if any
-# part failed.
+# can boot (qemu-vexpress-a15, imx6q-sabrelite, and qemu-virt, booted
+# through U-Boot). Stops at the end if any part failed.
 QEMU_BOARDS = $(shell $(PYTHON_TOOLS) -m rtflex.board names --qemu)
 .PHONY: test-all
 test-all:

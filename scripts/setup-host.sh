@@ -1,6 +1,7 @@
 #!/bin/bash
 # Install everything rtflex needs on a Debian 12 (bookworm) x86_64 host:
-# apt packages, the Rust armv7 target and rust-src, and bindgen.
+# apt packages (the list below, then those the boards name in board.mk),
+# the Rust armv7 target and rust-src, and bindgen.
 # Idempotent: installs only what is missing. Run as root or with sudo.
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
@@ -26,19 +27,33 @@ APT_PACKAGES=(
 	python3-pytest
 )
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	sudo=""
+# install_missing WHAT PACKAGE...: install the packages not installed yet
+# (WHAT says what they are for).
+install_missing() {
+	local what=$1 p missing=() sudo=""
+	shift
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -gt 0 ] || return 0
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
 	command -v apt-get >/dev/null || die "not a Debian-like host: install these yourself: ${missing[*]}"
-	rtflex_log "installing Debian packages: ${missing[*]}"
+	rtflex_log "installing Debian packages$what: ${missing[*]}"
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install failed; run it yourself: apt-get install ${missing[*]}"
-fi
+}
+install_missing "" "${APT_PACKAGES[@]}"
+
+# Packages the boards name in their board.mk (BOARD_QEMU_UBOOT_PACKAGE: the
+# U-Boot that QEMU runs as qemu-virt's firmware), read with the host tool
+# now that make and python3 are here.
+board_packages=$(PYTHONPATH="$here/../tools" python3 -m rtflex.board host-packages) ||
+	die "cannot read the boards' host packages (python3 -m rtflex.board host-packages)"
+while read -r package board; do
+	[ -n "$package" ] || continue
+	install_missing " for board $board" "$package"
+done <<<"$board_packages"
 
 export PATH="$HOME/.cargo/bin:$PATH"
 need rustup "Install Rust with rustup (https://rustup.rs) and run 'make deps' again."

@@ -5,7 +5,7 @@ import os
 import shlex
 import sys
 
-from . import guest, image, qemu
+from . import guest, image, qemu, uboot
 from .board import BoardError, load_board
 
 GUEST_COMMANDS = ("test", "compare", "bench", "fuzz", "shell")
@@ -28,7 +28,8 @@ def parser():
     def boot_options(c, needs_build_dir=True):
         c.add_argument("--board", required=True, help="board name (a directory under board/)")
         c.add_argument("--kernel", required=True, metavar="ZIMAGE", help="the kernel (zImage)")
-        c.add_argument("--dtb", required=True, help="the device tree QEMU boots with")
+        c.add_argument("--dtb", help="the device tree QEMU boots with (not for boards QEMU boots "
+                                     "through U-Boot, which hands on QEMU's own)")
         c.add_argument("--sdcard", required=True, metavar="IMAGE", help="the SD card image")
         if needs_build_dir:
             c.add_argument("--build-dir", required=True, metavar="DIR",
@@ -115,15 +116,28 @@ def main(argv=None):
         sys.exit(f"rtflex: error: board {args.board.name} has no QEMU model: its SD image is for the "
                  "real board (see README, \"Flashing\"). Boards that boot in QEMU: "
                  "python3 -m rtflex.board names --qemu")
+    if args.board.qemu_uboot:
+        if args.dtb:
+            sys.exit(f"rtflex: error: board {args.board.name} boots through U-Boot, which hands the kernel "
+                     "QEMU's own device tree: no --dtb")
+    elif not args.dtb:
+        sys.exit(f"rtflex: error: board {args.board.name} needs --dtb (the device tree QEMU boots with)")
     if args.command == "qemu-command":
+        if args.board.qemu_uboot and args.append:
+            sys.exit(f"rtflex: error: board {args.board.name} boots through U-Boot, which takes the kernel "
+                     "command line from the card's extlinux.conf: no --append here (`rtflex shell "
+                     "--append ...` boots a copy of the card that has it)")
         print(shlex.join(qemu.qemu_command(args.board, args.kernel, args.dtb, args.sdcard, smp=args.smp,
                                            icount=args.icount, append=args.append or ())))
         return 0
-    missing = [f for f in (args.kernel, args.dtb, args.sdcard) if not os.path.exists(f)]
+    missing = [f for f in (args.kernel, args.dtb, args.sdcard) if f and not os.path.exists(f)]
     if missing:
         sys.exit(f"rtflex: error: {', '.join(missing)} missing: run 'make image' first")
     args.skip = getattr(args, "skip", None)
-    return getattr(guest, f"cmd_{args.command}")(args)
+    try:
+        return getattr(guest, f"cmd_{args.command}")(args)
+    except uboot.CardError as e:
+        sys.exit(f"rtflex: error: {e}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ Command line (for shell scripts):
     python3 -m rtflex.board names [--qemu]        board names (only those QEMU boots)
     python3 -m rtflex.board get BOARD FACT...     one value per line (lists space-separated)
     python3 -m rtflex.board kernel FACT...        the same for kernel/kernel.mk
+    python3 -m rtflex.board host-packages         Debian packages the boards need on the
+                                                  host (scripts/setup-host.sh): package, board
 
 FACT is the attribute name (console, dtbs) or the make variable
 (BOARD_CONSOLE).
@@ -48,10 +50,12 @@ _BOARD_FACTS = {
     # one line for `make boards`
     "BOARD_DESCRIPTION": ("description", "str", True),
     # device trees on the boot partition, as paths under the kernel's
-    # arch/arm/boot/dts/ (e.g. nxp/imx/imx6q-sabrelite.dtb)
-    "BOARD_DTBS": ("dtbs", "list", True),
-    # the one QEMU boots with (-dtb); one of BOARD_DTBS
-    "BOARD_DTB": ("dtb", "str", True),
+    # arch/arm/boot/dts/ (e.g. nxp/imx/imx6q-sabrelite.dtb); required
+    # except where QEMU's firmware hands QEMU's own device tree to the
+    # kernel (BOARD_QEMU_UBOOT)
+    "BOARD_DTBS": ("dtbs", "list", False),
+    # the one QEMU boots with (-dtb); one of BOARD_DTBS (the same exception)
+    "BOARD_DTB": ("dtb", "str", False),
     # the kernel's serial console (console=<tty>,115200)
     "BOARD_CONSOLE": ("console", "str", True),
     # root= of the kernel command line
@@ -73,6 +77,16 @@ _BOARD_FACTS = {
     "BOARD_QEMU_SD_DEVICE": ("qemu_sd_device", "str", False),
     "BOARD_QEMU_CONSOLE_SERIAL": ("qemu_console_serial", "int", False),
     "BOARD_QEMU_SERIAL_NO_DMA": ("qemu_serial_no_dma", "list", False),
+    # how QEMU carries the results port (BOARD_RESULTS_TTY): "serial" (the
+    # serial port after the console, the default) or "virtio-console" (a
+    # virtio console, for machines with one UART)
+    "BOARD_QEMU_RESULTS_PORT": ("qemu_results_port", "str", False),
+    # U-Boot as QEMU's firmware (-bios FILE, an absolute path on the host)
+    # and the Debian package of the host that has it (make deps installs
+    # it): U-Boot boots the card, so QEMU gets no kernel, DTB or command
+    # line; the kernel's command line is the card's extlinux.conf
+    "BOARD_QEMU_UBOOT": ("qemu_uboot", "str", False),
+    "BOARD_QEMU_UBOOT_PACKAGE": ("qemu_uboot_package", "str", False),
     # guest tests skipped on this board (rtflex.skip syntax)
     "BOARD_GUEST_TEST_SKIP": ("guest_test_skip", "list", False),
     # vCPU counts for `make bench`
@@ -80,6 +94,8 @@ _BOARD_FACTS = {
 }
 # Facts every board with a QEMU model must have as well.
 _QEMU_FACTS = ("BOARD_QEMU_ARGS", "BOARD_RESULTS_TTY")
+# Ways QEMU carries the results port (BOARD_QEMU_RESULTS_PORT).
+QEMU_RESULTS_PORTS = ("serial", "virtio-console")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,10 +105,10 @@ class Board:
     name: str
     dir: str
     description: str
-    dtbs: list
-    dtb: str
     console: str
     root_device: str
+    dtbs: list = dataclasses.field(default_factory=list)
+    dtb: str = ""
     genimage: str = ""
     uboot_package: str = ""
     uboot_files: list = dataclasses.field(default_factory=list)
@@ -103,6 +119,9 @@ class Board:
     qemu_sd_device: str = ""
     qemu_console_serial: int = 1
     qemu_serial_no_dma: list = dataclasses.field(default_factory=list)
+    qemu_results_port: str = "serial"
+    qemu_uboot: str = ""
+    qemu_uboot_package: str = ""
     guest_test_skip: list = dataclasses.field(default_factory=list)
     bench_smp: list = dataclasses.field(default_factory=lambda: [1, 2])
 
@@ -124,9 +143,10 @@ class Board:
 
     @property
     def has_uboot(self):
-        """Whether the board boots through U-Boot (Debian's or the user's):
-        then its boot partition has extlinux/extlinux.conf."""
-        return bool(self.uboot_files or self.uboot_user_files)
+        """Whether the board boots through U-Boot (Debian's or the user's on
+        the card, or QEMU's firmware): then its boot partition has
+        extlinux/extlinux.conf."""
+        return bool(self.uboot_files or self.uboot_user_files or self.qemu_uboot)
 
     @property
     def genimage_template(self):
@@ -210,6 +230,8 @@ def board_from_values(name, board_dir, values):
     required = [k for k, (_, _, req) in _BOARD_FACTS.items() if req]
     if values.get("BOARD_QEMU_MACHINE"):
         required += _QEMU_FACTS
+    if not values.get("BOARD_QEMU_UBOOT"):
+        required += ["BOARD_DTBS", "BOARD_DTB"]
     missing = [k for k in required if not values.get(k)]
     if missing:
         raise BoardError(f"{where}: missing {', '.join(missing)}")
@@ -234,10 +256,26 @@ def board_from_values(name, board_dir, values):
         else:
             fields[attr] = value
     board = Board(name=name, dir=board_dir, **fields)
-    if board.dtb not in board.dtbs:
+    if board.qemu_uboot:
+        if not board.qemu_machine:
+            raise BoardError(f"{where}: BOARD_QEMU_UBOOT without BOARD_QEMU_MACHINE")
+        if not board.qemu_uboot_package:
+            raise BoardError(f"{where}: BOARD_QEMU_UBOOT without BOARD_QEMU_UBOOT_PACKAGE "
+                             "(the Debian package make deps installs it from)")
+        if not os.path.isabs(board.qemu_uboot):
+            raise BoardError(f"{where}: BOARD_QEMU_UBOOT must be an absolute path, not {board.qemu_uboot}")
+        if board.dtb:
+            raise BoardError(f"{where}: BOARD_DTB with BOARD_QEMU_UBOOT: QEMU gets no -dtb when U-Boot "
+                             "boots the card (U-Boot hands on QEMU's own device tree)")
+    elif board.qemu_uboot_package:
+        raise BoardError(f"{where}: BOARD_QEMU_UBOOT_PACKAGE without BOARD_QEMU_UBOOT")
+    elif board.dtb not in board.dtbs:
         raise BoardError(f"{where}: BOARD_DTB {board.dtb} is not one of BOARD_DTBS ({' '.join(board.dtbs)})")
     if len(set(board.dtb_names)) != len(board.dtb_names):
         raise BoardError(f"{where}: two BOARD_DTBS have the same file name (the boot partition has no directories)")
+    if board.qemu_results_port not in QEMU_RESULTS_PORTS:
+        raise BoardError(f"{where}: BOARD_QEMU_RESULTS_PORT must be one of {', '.join(QEMU_RESULTS_PORTS)}, "
+                         f"not {board.qemu_results_port}")
     if board.qemu_console_serial not in (1, 2):
         raise BoardError(f"{where}: BOARD_QEMU_CONSOLE_SERIAL must be 1 or 2, not {board.qemu_console_serial}")
     machine = [a for a in board.qemu_extra_args if a in ("-M", "-machine") or a.startswith(("-M=", "-machine="))]
@@ -291,6 +329,8 @@ def main(argv=None):
     g.add_argument("facts", nargs="+", metavar="FACT")
     k = sub.add_parser("kernel", help="kernel facts, one per line")
     k.add_argument("facts", nargs="+", metavar="FACT")
+    sub.add_parser("host-packages", help="Debian packages of the host the boards name (BOARD_QEMU_UBOOT_PACKAGE): "
+                                         "one line each, the package and the board")
     args = p.parse_args(argv)
     try:
         if args.command == "list":
@@ -300,6 +340,11 @@ def main(argv=None):
             for name in board_names(args.top):
                 if not args.qemu or load_board(name, args.top).has_qemu:
                     print(name)
+        elif args.command == "host-packages":
+            for name in board_names(args.top):
+                package = load_board(name, args.top).qemu_uboot_package
+                if package:
+                    print(f"{package} {name}")
         elif args.command == "get":
             board = load_board(args.board, args.top)
             variables = {k: v[0] for k, v in _BOARD_FACTS.items()}

@@ -19,7 +19,7 @@
 import os
 import shlex
 
-from . import qemu, report, runner
+from . import qemu, report, runner, uboot
 from .runner import log
 from .verdict import boot_failures, evaluate_fuzz_run, evaluate_test_run, host_counts
 
@@ -47,16 +47,39 @@ def boot(args, mode, name=None, stall=None, timeout=None):
         if os.path.exists(monitor):
             os.remove(monitor)
         on_stall = lambda: runner.cpu_state(monitor, system_map(args.kernel))  # noqa: E731
-    dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir)
-    cmd = qemu.qemu_command(args.board, args.kernel, dtb, args.sdcard, mode=mode, results=results_path,
-                            smp=args.smp, monitor=monitor, skip=args.skip or (),
-                            append=args.append or (), fuzz_seconds=getattr(args, "seconds", None),
-                            fuzz_seed=getattr(args, "seed", None))
+    options = dict(skip=args.skip or (), append=args.append or (), fuzz_seconds=getattr(args, "seconds", None),
+                   fuzz_seed=getattr(args, "seed", None))
+    sdcard, card_cmdline, want = uboot_card(args, qemu.kernel_cmdline(args.board, mode, **options))
+    dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir) if args.dtb else None
+    cmd = qemu.qemu_command(args.board, args.kernel, dtb, sdcard, mode=mode, results=results_path,
+                            smp=args.smp, monitor=monitor, card_cmdline=card_cmdline, **options)
     timeout = (timeout or args.timeout) * args.timeout_factor
     if args.timeout_factor != 1:
         log(f"guest timeout {timeout:.0f} s ({args.timeout} s x {args.timeout_factor:g})")
-    return runner.boot(cmd, results_path, os.path.join(args.build_dir, f"{name}-console.log"),
-                       timeout, stall=stall, on_stall=on_stall, verbose=args.verbose)
+    b = runner.boot(cmd, results_path, os.path.join(args.build_dir, f"{name}-console.log"),
+                    timeout, stall=stall, on_stall=on_stall, verbose=args.verbose)
+    # Boards QEMU boots through U-Boot: what the console shows of the boot chain.
+    b.boot_checks = []
+    if want:
+        with open(b.console_path, "rb") as f:
+            b.boot_checks = uboot.check_boot(f.read().decode("utf-8", "replace"), want)
+    return b
+
+
+def uboot_card(args, cmdline):
+    """For a board QEMU boots through U-Boot: the card that carries the
+    kernel command line CMDLINE (uboot.card_for_boot), CMDLINE, and what the
+    boot must show (uboot.Expected). Other boards: the card, None, None."""
+    if not args.board.qemu_uboot:
+        return args.sdcard, None, None
+    uboot.require_firmware(args.board)
+    card = uboot.card_for_boot(args.board, args.sdcard, cmdline, args.build_dir)
+    return card, cmdline, uboot.expected(args.board, cmdline, card)
+
+
+def boot_check_failures(b):
+    """The failed boot-chain checks of boot B (boards booted through U-Boot)."""
+    return [f"uboot::{name}: {failure}" for name, failure, _ in b.boot_checks if failure]
 
 
 def save_files(results, outdir):
@@ -86,6 +109,15 @@ def closing_line(guest_counts, host_log, host_rc):
 def cmd_test(args):
     b = boot(args, "test")
     run = evaluate_test_run(b.results, b.problems, b.why, args.debug_kernel)
+    # The boot chain through U-Boot: one test each, listed first (boot order).
+    chain = []
+    for name, failure, note in b.boot_checks:
+        chain.append(f"uboot::{name} ... " + ("FAILED" if failure else "ok" + (f" ({note})" if note else "")))
+        if failure:
+            run.fail(f"uboot::{name}: {failure}")
+        else:
+            run.passed += 1
+    run.tests[:0] = chain
     # Files the guest sent (kmemleak reports), for a closer look.
     outdir = os.path.join(args.build_dir, "test-files")
     save_files(b.results, outdir)
@@ -116,7 +148,7 @@ def cmd_compare(args):
     outdir = os.path.join(args.build_dir, "compare")
     save_files(b.results, outdir)
     lines, failures = report.compare_table(b.results, args.board.qemu_machine)
-    failures += boot_failures(b.results, b.problems, b.why)
+    failures += boot_failures(b.results, b.problems, b.why) + boot_check_failures(b)
     if failures:
         log("comparison failed: " + "; ".join(failures))
         log(f"results: {b.results_path}, console: {b.console_path}")
@@ -135,7 +167,7 @@ def cmd_bench(args):
     outdir = os.path.join(args.build_dir, "bench", f"smp{smp}")
     save_files(b.results, outdir)
     text, failures = report.bench_report(b.results, args.board.qemu_machine, smp)
-    failures += boot_failures(b.results, b.problems, b.why)
+    failures += boot_failures(b.results, b.problems, b.why) + boot_check_failures(b)
     if failures:
         text += "\nProblems in this run:\n\n" + "".join(f"- {f}\n" for f in failures)
     path = os.path.join(args.build_dir, "bench", f"report-smp{smp}.md")
@@ -159,6 +191,7 @@ def cmd_fuzz(args):
     # mean a hung guest.
     b = boot(args, "fuzz", stall=args.stall * args.timeout_factor, timeout=timeout)
     run = evaluate_fuzz_run(b.results, b.problems, b.why)
+    run.failures += boot_check_failures(b)
     print("\n".join(run.output))
     if b.problems.all():
         with open(b.console_path, errors="replace") as f:
@@ -179,9 +212,11 @@ def cmd_fuzz(args):
 
 
 def cmd_shell(args):
-    dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir)
-    cmd = qemu.qemu_command(args.board, args.kernel, dtb, args.sdcard, mode="shell", smp=args.smp,
-                            icount=not args.no_icount, append=args.append or ())
+    # Through U-Boot: the card itself (writable), or with --append a copy.
+    sdcard, card_cmdline, _ = uboot_card(args, qemu.kernel_cmdline(args.board, "shell", append=args.append or ()))
+    dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir) if args.dtb else None
+    cmd = qemu.qemu_command(args.board, args.kernel, dtb, sdcard, mode="shell", smp=args.smp,
+                            icount=not args.no_icount, append=args.append or (), card_cmdline=card_cmdline)
     log(shlex.join(cmd))
     log("interactive console; quit with Ctrl-a x")
     os.execvp(cmd[0], cmd)

@@ -61,8 +61,20 @@ def kernel_cmdline(board, mode="shell", skip=(), fuzz_seconds=None, fuzz_seed=No
     return words + list(append)
 
 
+def results_port(board, results):
+    """QEMU options that write the guest's results port into the file
+    RESULTS (None: the port goes nowhere), as the board carries it: a
+    serial port, or a virtio console (hvc0 in the guest)."""
+    if board.qemu_results_port == "virtio-console":
+        if not results:
+            return []
+        return ["-chardev", f"file,id=results,path={results}",
+                "-device", "virtio-serial-device", "-device", "virtconsole,chardev=results"]
+    return ["-serial", f"file:{results}" if results else "null"]
+
+
 def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=None, icount=True,
-                 monitor=None, skip=(), append=(), fuzz_seconds=None, fuzz_seed=None):
+                 monitor=None, skip=(), append=(), fuzz_seconds=None, fuzz_seed=None, card_cmdline=None):
     """The qemu-system-arm command (a list) that boots BOARD with KERNEL,
     DTB and the SD card image SDCARD.
 
@@ -71,18 +83,35 @@ def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=Non
     on stdout, the results port into the file RESULTS, -snapshot (the image
     is never changed), MONITOR (a unix socket path) or no QEMU monitor.
     ICOUNT (guest time from the instruction count) is always on outside
-    shell mode."""
+    shell mode.
+
+    A board that QEMU boots through U-Boot (BOARD_QEMU_UBOOT) gets U-Boot as
+    its firmware and no kernel, DTB or command line: U-Boot boots the card,
+    KERNEL and DTB are not used, and the kernel command line is the one in
+    the card's extlinux.conf, the board's own unless CARD_CMDLINE (a list of
+    words) says the card carries another (tools/rtflex/uboot.py writes
+    one). A run whose command line the card does not carry is refused."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r} (modes: {', '.join(MODES)})")
     if not board.has_qemu:
         raise ValueError(f"board {board.name} has no QEMU model")
+    cmdline = kernel_cmdline(board, mode, skip, fuzz_seconds, fuzz_seed, append)
     cmd = ["qemu-system-arm"] + with_smp(board.qemu_args, smp)
-    cmd += ["-kernel", kernel, "-dtb", dtb]
-    cmd += sd_card(board, sdcard)
-    cmd += ["-append", " ".join(kernel_cmdline(board, mode, skip, fuzz_seconds, fuzz_seed, append))]
+    if board.qemu_uboot:
+        carried = list(board.kernel_cmdline if card_cmdline is None else card_cmdline)
+        if carried != cmdline:
+            raise ValueError(f"board {board.name} boots through U-Boot, which takes the kernel command line "
+                             f"from the card's extlinux.conf: this run needs '{' '.join(cmdline)}' there, "
+                             f"the card has '{' '.join(carried)}' (rtflex.uboot.card_for_boot makes such a card)")
+        cmd += ["-bios", board.qemu_uboot]
+        cmd += sd_card(board, sdcard)
+    else:
+        cmd += ["-kernel", kernel, "-dtb", dtb]
+        cmd += sd_card(board, sdcard)
+        cmd += ["-append", " ".join(cmdline)]
     cmd += ["-no-reboot", "-display", "none"]
     if mode == "shell":
-        console, port = ["-serial", "mon:stdio"], ["-serial", "null"]
+        console, port = ["-serial", "mon:stdio"], results_port(board, None)
         if icount:
             cmd += ["-icount", ICOUNT]
     else:
@@ -90,7 +119,7 @@ def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=Non
             raise ValueError(f"mode {mode} needs a results file")
         cmd += ["-snapshot", "-monitor", f"unix:{monitor},server,nowait" if monitor else "none",
                 "-icount", ICOUNT]
-        console, port = ["-serial", "stdio"], ["-serial", f"file:{results}"]
+        console, port = ["-serial", "stdio"], results_port(board, results)
     # QEMU's serial ports in order; the console is the first one unless the
     # board says otherwise (i.MX6: UART2, ttymxc1, is QEMU's second).
     cmd += port + console if board.qemu_console_serial == 2 else console + port

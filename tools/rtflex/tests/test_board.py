@@ -128,6 +128,39 @@ class BoardLoading(unittest.TestCase):
                 with self.assertRaisesRegex(rb.BoardError, message):
                     rb.load_board("x", top)
 
+    def test_a_board_qemu_boots_through_u_boot(self):
+        # U-Boot as QEMU's firmware: no DTB needed (QEMU's own is handed
+        # on), extlinux.conf on the card, results over a virtio console.
+        mk = (A9.replace("BOARD_DTBS := arm/one.dtb \\\n\tarm/two.dtb\n", "BOARD_DTBS :=\n")
+              .replace("BOARD_DTB := arm/two.dtb\n", "")
+              .replace("vexpress-a9", "virt")
+              + "BOARD_QEMU_UBOOT := /usr/lib/u-boot/qemu_arm/u-boot.bin\n"
+              + "BOARD_QEMU_UBOOT_PACKAGE := u-boot-qemu\nBOARD_QEMU_RESULTS_PORT := virtio-console\n")
+        top = self.tree({"board/v/board.mk": mk})
+        b = rb.load_board("v", top)
+        self.assertEqual((b.dtbs, b.dtb), ([], ""))
+        self.assertTrue(b.has_uboot and b.has_qemu)
+        self.assertEqual(b.qemu_results_port, "virtio-console")
+        with mock.patch("sys.stdout") as out:
+            self.assertEqual(rb.main(["--top", top, "host-packages"]), 0)
+        self.assertEqual("".join(c.args[0] for c in out.write.call_args_list), "u-boot-qemu v\n")
+        cases = {
+            "BOARD_DTB := arm/one.dtb\n": "BOARD_DTB with BOARD_QEMU_UBOOT",
+            "BOARD_QEMU_UBOOT_PACKAGE :=\n": "BOARD_QEMU_UBOOT without BOARD_QEMU_UBOOT_PACKAGE",
+            "BOARD_QEMU_UBOOT := u-boot.bin\n": "must be an absolute path",
+            "BOARD_QEMU_MACHINE :=\nBOARD_RESULTS_TTY :=\n": "BOARD_QEMU_UBOOT without BOARD_QEMU_MACHINE",
+            "BOARD_QEMU_RESULTS_PORT := usb\n": "BOARD_QEMU_RESULTS_PORT must be one of serial, virtio-console",
+            "BOARD_QEMU_UBOOT :=\n": "missing BOARD_DTBS, BOARD_DTB",
+        }
+        for line, message in cases.items():
+            with self.subTest(line=line):
+                top = self.tree({"board/x/board.mk": mk + line})
+                with self.assertRaisesRegex(rb.BoardError, message):
+                    rb.load_board("x", top)
+        top = self.tree({"board/x/board.mk": A9 + "BOARD_QEMU_UBOOT_PACKAGE := u-boot-qemu\n"})
+        with self.assertRaisesRegex(rb.BoardError, "BOARD_QEMU_UBOOT_PACKAGE without BOARD_QEMU_UBOOT"):
+            rb.load_board("x", top)
+
     def test_make_errors_are_reported_with_makes_message(self):
         top = self.tree({"board/x/board.mk": A9 + "ifeq (a,b)\n"})
         with self.assertRaisesRegex(rb.BoardError, "make cannot read .*board.mk:\n.*missing 'endif'"):

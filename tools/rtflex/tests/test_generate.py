@@ -76,6 +76,17 @@ class BootConfig(unittest.TestCase):
         self.assertIn("\tappend console=ttyS2,115200 root=PARTUUID=1234abcd-02 rootwait rw\n", text)
         self.assertIn("board/b1/board.mk", text)
 
+    def test_extlinux_without_dtbs_names_no_device_tree(self):
+        # A board whose firmware's device tree U-Boot hands on (qemu-virt).
+        values = dict(QEMU_BOARD, BOARD_DTBS="", BOARD_DTB="", BOARD_QEMU_MACHINE="virt",
+                      BOARD_ROOT_DEVICE="PARTUUID=7274666c-02", BOARD_QEMU_UBOOT="/u/u-boot.bin",
+                      BOARD_QEMU_UBOOT_PACKAGE="u-boot-qemu")
+        text = gen.extlinux_conf(board(values))
+        self.assertIn(f"label {gen.EXTLINUX_LABEL}\n\tkernel {gen.EXTLINUX_KERNEL}\n\tappend console=ttyAMA0", text)
+        self.assertNotIn("fdt", text)
+        # A run's own command line (the test mode's words) replaces the board's.
+        self.assertTrue(gen.extlinux_conf(board(values), ["a", "b=c"]).endswith("\tappend a b=c\n"))
+
     def test_template_placeholders(self):
         text = gen.fill_template(TEMPLATE, board(UBOOT_BOARD), "t")
         self.assertIn('\t\tfiles = { "zImage", "a.dtb", "b.dtb" }\n', text)
@@ -229,6 +240,21 @@ class Defconfigs(unittest.TestCase):
                          r"\(from board.mk BOARD_CONSOLE\)")
         t.write(rel, DEFCONFIG + 'BR2_TARGET_ROOTFS_EXT2_SIZE="1G"\n')
         self.assertRegex(gen.check(t.top)[0], "BR2_TARGET_ROOTFS_EXT2_SIZE is set twice")
+
+    def test_a_board_without_dtbs_has_no_dts_line(self):
+        # qemu-virt: no DTB, so no BR2_LINUX_KERNEL_INTREE_DTS_NAME line.
+        t = self.tree
+        values = dict(UBOOT_BOARD, BOARD_DTBS="", BOARD_DTB="", BOARD_UBOOT_PACKAGE="", BOARD_UBOOT_FILES="",
+                      BOARD_QEMU_MACHINE="virt", BOARD_QEMU_ARGS="-smp 1", BOARD_RESULTS_TTY="hvc0",
+                      BOARD_QEMU_UBOOT="/u/u-boot.bin", BOARD_QEMU_UBOOT_PACKAGE="u-boot-qemu")
+        t.write("board/b1/board.mk", "".join(f"{k} := {v}\n" for k, v in values.items()))
+        rel = "buildroot-external/configs/rtflex_b1_defconfig"
+        with self.assertRaisesRegex(gen.GenerateError, "BR2_LINUX_KERNEL_INTREE_DTS_NAME has no value for board "
+                                    r"b1 \(from board.mk BOARD_DTBS\): remove its line"):
+            gen.defconfig_drift(t.top)
+        t.write(rel, "".join(line for line in DEFCONFIG.splitlines(keepends=True)
+                             if not line.startswith("BR2_LINUX_KERNEL_INTREE_DTS_NAME=")))
+        self.assertEqual(gen.defconfig_drift(t.top), [])
 
     def test_a_board_without_defconfig_and_a_defconfig_without_board(self):
         t = self.tree

@@ -107,12 +107,28 @@ def test_the_generated_extlinux_conf_passes_the_check(board):
     b = load_board(board)
     text = generate.extlinux_conf(b)
     files = {"zimage"} | {n.lower() for n in b.dtb_names}
-    image.check_extlinux(text, files, b.console, b.root_device)
+    dtbs = bool(b.dtbs)
+    image.check_extlinux(text, files, b.console, b.root_device, dtbs)
     with pytest.raises(AssertionError, match="append lacks console"):
         image.check_extlinux(text.replace(f"console={b.console}", "console=ttyS9"), files, b.console,
-                             b.root_device)
+                             b.root_device, dtbs)
     with pytest.raises(AssertionError, match="kernel line names no file"):
-        image.check_extlinux(text, files - {"zimage"}, b.console, b.root_device)
+        image.check_extlinux(text, files - {"zimage"}, b.console, b.root_device, dtbs)
+
+
+def test_without_dtbs_on_the_card_extlinux_conf_names_no_device_tree():
+    # qemu-virt: U-Boot hands on QEMU's device tree; an fdtdir would look
+    # for a DTB that is not there.
+    from rtflex import generate
+    b = load_board("qemu-virt")
+    assert not b.dtbs
+    text = generate.extlinux_conf(b)
+    assert "fdt" not in text
+    image.check_extlinux(text, {"zimage"}, b.console, b.root_device, dtbs=False)
+    with pytest.raises(AssertionError, match="'fdtdir' line, but there is no DTB on the card"):
+        image.check_extlinux(text + "\tfdtdir /\n", {"zimage"}, b.console, b.root_device, dtbs=False)
+    with pytest.raises(AssertionError, match="expected 'fdtdir /'"):
+        image.check_extlinux(text, {"zimage"}, b.console, b.root_device, dtbs=True)
 
 
 # ---- boot loaders -------------------------------------------------------------

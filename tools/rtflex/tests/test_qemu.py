@@ -26,7 +26,7 @@ def boot(board, mode="test", **kw):
 
 
 def test_every_qemu_board_is_covered():
-    assert {"qemu-vexpress-a9", "qemu-vexpress-a15", "imx6q-sabrelite"} <= set(QEMU_BOARDS)
+    assert {"qemu-vexpress-a9", "qemu-vexpress-a15", "imx6q-sabrelite", "qemu-virt"} <= set(QEMU_BOARDS)
 
 
 @pytest.mark.parametrize("board,machine,memory,console,results,root", [
@@ -114,12 +114,14 @@ def test_bad_requests_are_refused():
 
 @pytest.mark.parametrize("board", QEMU_BOARDS)
 def test_qemu_command_prints_the_shell_command_quoted(board, capsys):
-    assert cli.main(["qemu-command", "--board", board, "--kernel", "zImage", "--dtb", "my board.dtb",
-                     "--sdcard", "sdcard.img"]) == 0
+    # Boards QEMU boots through U-Boot take no DTB (U-Boot hands on QEMU's).
+    dtb = None if load_board(board).qemu_uboot else "my board.dtb"
+    assert cli.main(["qemu-command", "--board", board, "--kernel", "zImage", "--sdcard", "my sdcard.img"]
+                    + (["--dtb", dtb] if dtb else [])) == 0
     printed = capsys.readouterr().out
-    assert shlex.split(printed) == qemu.qemu_command(load_board(board), "zImage", "my board.dtb", "sdcard.img",
+    assert shlex.split(printed) == qemu.qemu_command(load_board(board), "zImage", dtb, "my sdcard.img",
                                                      icount=False)
-    assert "'my board.dtb'" in printed
+    assert "file=my sdcard.img'" in printed and (not dtb or "'my board.dtb'" in printed)
 
 
 def test_qemu_command_refuses_a_board_without_qemu(capsys):
@@ -154,3 +156,45 @@ def test_the_qemu_dtb_of_sabrelite_has_no_dma_on_its_results_port(tmp_path):
     # Boards without such ports boot the DTB as it is.
     assert qemu.dtb_for_qemu(load_board("qemu-vexpress-a9"), str(dtb), str(tmp_path)) == str(dtb)
     assert not os.path.exists(tmp_path / "qemu-imx6q-sabrelite.dtb")
+
+
+def test_qemu_virt_boots_through_u_boot_from_a_virtio_disk():
+    board = load_board("qemu-virt")
+    words = qemu.kernel_cmdline(board, "test")
+    cmd = boot("qemu-virt", card_cmdline=words)
+    # U-Boot is the firmware; kernel, device tree and command line come from the card.
+    assert option(cmd, "-bios") == [board.qemu_uboot]
+    assert option(cmd, "-kernel") == option(cmd, "-dtb") == option(cmd, "-append") == []
+    assert option(cmd, "-M") == ["virt"] and option(cmd, "-cpu") == ["cortex-a15"]
+    assert option(cmd, "-nic") == ["none"]
+    assert option(cmd, "-drive") == ["if=none,id=sdcard,format=raw,file=sd.img"]
+    # The results port is a virtio console (virt has one UART: the console).
+    assert option(cmd, "-serial") == ["stdio"]
+    assert option(cmd, "-chardev") == ["file,id=results,path=out/results.log"]
+    assert option(cmd, "-device") == ["virtio-blk-device,drive=sdcard", "virtio-serial-device",
+                                      "virtconsole,chardev=results"]
+    assert "rtflex.results=hvc0" in words
+    # Shell mode: the card's own command line, no results port.
+    cmd = boot("qemu-virt", "shell", results=None)
+    assert option(cmd, "-serial") == ["mon:stdio"] and option(cmd, "-chardev") == []
+
+
+def test_a_u_boot_run_needs_a_card_that_carries_its_command_line():
+    # Without card_cmdline the card has the board's own command line, which
+    # lacks rtflex.mode=test: refused rather than a guest that never tests.
+    with pytest.raises(ValueError, match="boots through U-Boot.*needs '.*rtflex.mode=test.*' there"):
+        boot("qemu-virt")
+    words = qemu.kernel_cmdline(load_board("qemu-virt"), "test")
+    with pytest.raises(ValueError, match="the card has"):
+        boot("qemu-virt", card_cmdline=words[:-1])
+    with pytest.raises(ValueError, match="needs '.* x'"):
+        boot("qemu-virt", "shell", results=None, append=["x"])
+
+
+def test_qemu_command_refuses_a_dtb_or_append_for_a_u_boot_board():
+    with pytest.raises(SystemExit, match="no --dtb"):
+        cli.main(["qemu-command", "--board", "qemu-virt", "--kernel", "k", "--dtb", "d", "--sdcard", "s"])
+    with pytest.raises(SystemExit, match="no --append here"):
+        cli.main(["qemu-command", "--board", "qemu-virt", "--kernel", "k", "--sdcard", "s", "--append", "x"])
+    with pytest.raises(SystemExit, match="needs --dtb"):
+        cli.main(["qemu-command", "--board", "qemu-vexpress-a9", "--kernel", "k", "--sdcard", "s"])

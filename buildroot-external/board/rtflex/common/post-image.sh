@@ -94,15 +94,22 @@ echo "rtflex post-image: $img ($((pow >> 20)) MiB) for $board"
 # defconfigs have (with the system's qemu-system-arm). The command line is
 # the host tool's (`rtflex qemu-command`, what `make qemu` runs), with the
 # files named relative to the images directory.
+# A board QEMU boots through U-Boot (BOARD_QEMU_UBOOT) has no DTB for QEMU:
+# U-Boot, QEMU's firmware, boots sdcard.img and hands on QEMU's device tree.
 if [ "$(board_fact has_qemu)" = True ]; then
 	dtb=$(board_fact dtb)
-	qemu=$(rtflex_tool rtflex qemu-command --board "$board" --kernel zImage --dtb "${dtb##*/}" \
+	qemu=$(rtflex_tool rtflex qemu-command --board "$board" --kernel zImage ${dtb:+--dtb "${dtb##*/}"} \
 		--sdcard sdcard.img) || die "cannot make the QEMU command line of $board"
+	firmware=$(board_fact qemu_uboot)
+	[ -z "$firmware" ] || firmware="
+# U-Boot, QEMU's firmware, boots sdcard.img: $firmware from the host's
+# Debian package $(board_fact qemu_uboot_package), or your own U-Boot
+# (qemu_arm_defconfig) with -bios FILE after this script's name."
 	cat >"$binaries/start-qemu.sh" <<EOF
 #!/bin/sh
 # Boot the rtflex $board image in QEMU (written by the rtflex post-image
 # script). Quit with Ctrl-a x. Extra arguments go to qemu-system-arm, e.g.
-# -icount shift=3,sleep=off for repeatable latency numbers.
+# -icount shift=3,sleep=off for repeatable latency numbers.$firmware
 cd "\$(dirname "\$0")" || exit 1
 exec $qemu "\$@"
 EOF
