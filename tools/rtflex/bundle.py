@@ -56,9 +56,8 @@ TEST_FIELDS = {"log": (STR,), "skip": (STR,), "runner_exit_status": (INT,), "pas
 # The probes each kind of bundle has.
 PROBES = {"smoke": ("preempt_rt", "kml", "flexsc", "vaddr_to_paddr")}
 DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-# A sample count may fall short of duration/period by this fraction (a
-# run's start-up) and still count as the samples asked for.
-SAMPLE_SHORTFALL = 0.10
+# Slack of the sample-count bounds for a run's start-up and rounding.
+SAMPLE_SLACK = 0.10
 
 
 class BundleError(Exception):
@@ -359,17 +358,21 @@ def check(b):
             in_json = {int(k): int(v) for k, v in run.report["thread"][str(t)]["histogram"].items()}
             if run.hist.buckets[t] != in_json:
                 out.append(f"{where} thread {t}: the histogram file's buckets differ from the JSON report's")
-            if totals[t] != s["cycles"]:
-                out.append(f"{where} thread {t}: # Total {totals[t]}, {s['cycles']} cycles")
             in_file = sum(run.hist.buckets[t].values())
+            if totals[t] != in_file:
+                out.append(f"{where} thread {t}: # Total {totals[t]}, the buckets hold {in_file}")
             if in_file + run.hist.overflows(t)[0] != s["cycles"]:
                 out.append(f"{where} thread {t}: histogram buckets {in_file} + overflows "
                            f"{run.hist.overflows(t)[0]} != {s['cycles']} cycles")
             if isinstance(duration, int) and interval:
-                asked = duration * 1_000_000 // interval
-                if s["cycles"] < asked * (1 - SAMPLE_SHORTFALL):
-                    out.append(f"{where} thread {t}: {s['cycles']} samples, {asked} asked for "
-                               f"({duration} s at {interval} us)")
+                # A cycle lasts one period, or up to its latency more when
+                # the wake-up came after the next deadline (which is then
+                # skipped): duration/(period + max) <= cycles <= duration/period.
+                most = duration * 1_000_000 // interval
+                least = duration * 1_000_000 // (interval + max(0, s["max"]))
+                if not least * (1 - SAMPLE_SLACK) <= s["cycles"] <= most + 1:
+                    out.append(f"{where} thread {t}: {s['cycles']} samples in {duration} s at {interval} us "
+                               f"with a {s['max']} us maximum (expected {least}..{most})")
 
     # The guest tests: the stream is complete and says what result.json says.
     tests = r.get("tests") if isinstance(r.get("tests"), dict) else {}

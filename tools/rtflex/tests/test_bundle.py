@@ -197,10 +197,13 @@ def test_the_histogram_file_must_agree_with_the_report(tmp_path):
     assert any(p.startswith("run rtlat thread 0: histogram buckets") for p in problems), problems
 
 
-def test_too_few_samples_are_reported(tmp_path):
+@pytest.mark.parametrize("factor", [10, 0.5])
+def test_a_sample_count_the_duration_cannot_explain_is_reported(tmp_path, factor):
     d = unpacked(tmp_path)
-    edit_json(d / "header.json", lambda h: h["options"].__setitem__("duration_s", 10 * h["options"]["duration_s"]))
-    assert any(re.fullmatch(r"run rtlat thread 0: \d+ samples, \d+ asked for \(\d+ s at 1000 us\)", p)
+    edit_json(d / "header.json",
+              lambda h: h["options"].__setitem__("duration_s", int(factor * h["options"]["duration_s"])))
+    assert any(re.fullmatch(r"run rtlat thread 0: \d+ samples in \d+ s at 1000 us with a \d+ us maximum "
+                            r"\(expected \d+\.\.\d+\)", p)
                for p in bundle.check(bundle.load(str(d))))
 
 
