@@ -52,8 +52,11 @@ LINUX_VARIANT_FRAGMENTS_kasan := $(LINUX_VARIANT_FRAGMENTS_debug) $(RTFLEX_KERNE
 # latency comparison (rtlat): lockdep and the other checkers put their own
 # latencies into it (seen: cyclictest's maximum beyond the 400 us
 # histogram on the debug kernel), so it would measure the checkers.
-LINUX_VARIANT_GUEST_SKIP_debug := rtlat
-LINUX_VARIANT_GUEST_SKIP_kasan := rtlat flexsc* kernel::rust_module_loads_and_unloads kernel::kernel_has_rust
+# Nor the board smoke test (smoke): it probes FlexSC (absent on kasan),
+# and its nested test run scans and clears kmemleak, which would hide the
+# leaks of the tests before it.
+LINUX_VARIANT_GUEST_SKIP_debug := rtlat smoke
+LINUX_VARIANT_GUEST_SKIP_kasan := rtlat smoke flexsc* kernel::rust_module_loads_and_unloads kernel::kernel_has_rust
 # Extra kernel command line for guest runs: every KASAN report, not only
 # the first (by default KASAN reports once, so a boot-time report would
 # hide the ones the tests cause).
