@@ -7,7 +7,7 @@
 //! [`ioctl_request`] and [`fcntl_command`]); paths are confined by the chroot
 //! the fuzzing processes run in.
 
-use crate::stats::{EXE_FD, STATS_FD};
+use crate::stats::OWN_FDS;
 pub use guest_tests::XorShift as Rng;
 use rtflex_uapi::flexsc as abi;
 use rtflex_uapi::nr;
@@ -213,7 +213,7 @@ pub fn len(rng: &mut Rng) -> u32 {
 }
 
 /// A descriptor: one of ours mostly, else invalid or a small number that
-/// may or may not be open. Never the fuzzer's own EXE_FD or STATS_FD.
+/// may or may not be open. Never one of the fuzzer's own descriptors.
 pub fn fd(rng: &mut Rng, p: &Pools) -> u32 {
     let v = match rng.below(10) {
         0..=5 if p.nfds > 0 => p.fds[rng.below(p.nfds as u32) as usize],
@@ -234,11 +234,12 @@ pub fn dirfd(rng: &mut Rng, p: &Pools) -> u32 {
     }
 }
 
-/// Replaces the fuzzer's own descriptors (executable, statistics) by a
-/// neighbour: random calls may close or replace any other descriptor.
+/// Replaces the fuzzer's own descriptors (executable, statistics, maps)
+/// by a number just above them: random calls may close or replace any
+/// other descriptor.
 pub fn spare_own_fds(v: u32) -> u32 {
-    if v == EXE_FD as u32 || v == STATS_FD as u32 {
-        v + 2
+    if OWN_FDS.contains(&(v as i32)) {
+        v + OWN_FDS.len() as u32
     } else {
         v
     }
@@ -830,7 +831,7 @@ mod tests {
             }
             for n in [nr::CLOSE, nr::DUP3, nr::WRITE] {
                 let a = args(&mut rng, &p, None, n);
-                assert!(!a.contains(&(EXE_FD as u32)) && !a.contains(&(STATS_FD as u32)));
+                assert!(OWN_FDS.iter().all(|&fd| !a.contains(&(fd as u32))));
             }
         }
     }

@@ -1,30 +1,42 @@
 //! The FlexSC region of a fuzzing process, as its threads share it.
 //!
-//! Threads post into the region while other threads unmap it, replace it,
-//! zap it or make it read-only. Instead of locking every access, the
-//! process installs a SIGSEGV/SIGBUS handler ([`install_fault_handler`])
-//! that repairs faults at addresses where a region is or was:
+//! Threads post into the region while other threads unmap it, zap it or
+//! make it read-only, and the kernel's syscall threads write it all the
+//! time. Three rules keep every access of the fuzzer's own threads valid:
 //!
-//! * not mapped any more: map a zero page there (`MAP_FIXED_NOREPLACE`),
-//!   the access is retried on it (a region this process unmaps itself is
-//!   replaced at once by anonymous memory, [`retire`], so that nothing
-//!   else of the process, such as a new thread's stack guard, is ever
-//!   mapped where threads may still write);
-//! * read-only (a fuzzing mprotect): make the region writable again;
-//! * zapped (`MADV_DONTNEED`: the region has no fault handler, so the
-//!   next access is SIGBUS): replace the whole region by anonymous memory,
-//!   which releases it like munmap.
+//! * A thread touches region memory only while it holds an [`Access`]
+//!   ([`access`] refuses once the region is not the live one any more).
+//!   Unmapping first takes the region out of use ([`take_out_of_use`]),
+//!   waits until no [`Access`] is left, and only then unmaps it
+//!   ([`unmap_now`]). So no thread touches a range after its munmap: any
+//!   other mapping of the process may take the hole meanwhile. (Rust gives
+//!   each new thread a 12 KiB signal stack whose first page is a guard page;
+//!   with seed 11 on 2026-12-05 a thread that still wrote through its old
+//!   view of an unmapped region wrote into such a stack and died on its
+//!   guard page.) The range is then filled with anonymous memory
+//!   ([`retire`]), where a forked child writes on purpose.
+//! * Faults the fuzzer causes itself are repaired by a SIGSEGV/SIGBUS
+//!   handler ([`install_fault_handler`]): read-only (a fuzzing mprotect):
+//!   the region is made writable again; zapped (`MADV_DONTNEED`: the region
+//!   has no fault handler, so the next access is SIGBUS): the whole region
+//!   is replaced by anonymous memory, which releases it like munmap; not
+//!   mapped where a region was (a forked child's writes): a zero page.
+//! * The system calls that change what is mapped in a region's range or
+//!   its protection (the fuzzing mm operations, unmapping, the handler's
+//!   repairs, fork) run one at a time ([`mm`]) and check first that the
+//!   region is still the one they looked at: a repair never falls between
+//!   an operation's look at the region and its system call.
 //!
-//! So an address a thread took from [`current`] is always readable and
-//! writable when it is used (the region, or a page the handler put there),
-//! and entries are reached through atomics only. Faults anywhere else get
-//! the default action (the process dies: a crash the supervisor reports).
+//! Any other fault, or the same fault again with nothing changed in
+//! between, is not the fuzzer's own doing: the process reports it, with
+//! the log of its region changes and the kernel's view of the mapping, and
+//! dies (a crash the supervisor fails the run for).
 
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use rtflex_uapi::flexsc::{self as abi, Ctrl, Entry};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::stats::{self, C};
+use crate::stats::{self, C, MAPS_FD};
 
 /// `si_code` of a SIGSEGV on a mapped address without the permission.
 const SEGV_ACCERR: i32 = 2;
@@ -54,12 +66,240 @@ pub fn lock() -> MutexGuard<'static, ()> {
     g
 }
 
+/// Accesses to region memory in progress (see [`Access`]).
+static USERS: AtomicU32 = AtomicU32::new(0);
+
+/// Permission to touch the memory of one region: while one exists, this
+/// process does not unmap the region (it may still be zapped, made
+/// read-only or replaced by anonymous memory: the fault handler repairs
+/// those). Hold it only for bounded work: [`take_out_of_use`] waits for it.
+pub struct Access(());
+
+impl Drop for Access {
+    fn drop(&mut self) {
+        USERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An [`Access`] to region `s`, if it is still the live region.
+pub fn access(s: &Snap) -> Option<Access> {
+    // Counted before the check, and take_out_of_use() changes the region
+    // before it reads the count (all sequentially consistent): either it
+    // sees this access, or this check sees the change.
+    USERS.fetch_add(1, Ordering::SeqCst);
+    let a = Access(());
+    (GEN.load(Ordering::SeqCst) == s.gen && ADDR.load(Ordering::SeqCst) == s.addr).then_some(a)
+}
+
+/// Takes region `s` out of use (with [`LOCK`] held) before it is unmapped:
+/// no new [`Access`] to it, and the ones that began earlier have ended.
+pub fn take_out_of_use(s: &Snap) {
+    clear(s.addr);
+    while USERS.load(Ordering::SeqCst) != 0 {
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+}
+
+/// munmap of region `s`, taken out of use before ([`take_out_of_use`]);
+/// its range is kept with anonymous memory ([`retire`]). Err: munmap's
+/// errno.
+pub fn unmap_now(s: &Snap) -> Result<(), i32> {
+    let _m = mm();
+    // SAFETY: no thread of this process touches the range any more (it
+    // was taken out of use); the range holds no Rust object.
+    let r = match unsafe { libc::munmap(s.addr as *mut libc::c_void, s.len) } {
+        0 => Ok(()),
+        _ => Err(rt_utils::sys::errno()),
+    };
+    log(What::Unmap, s.addr, s.len, 0, r.is_ok());
+    retire(s);
+    r
+}
+
+/// Tid of the thread that changes the mapping or protection of a region
+/// range now (0: none); taken with [`mm`].
+static MM: AtomicI32 = AtomicI32::new(0);
+
+/// Held while this thread changes the mapping or protection of a region
+/// range (see [`mm`]).
+pub struct MmGuard(());
+
+impl Drop for MmGuard {
+    fn drop(&mut self) {
+        MM.store(0, Ordering::Release);
+    }
+}
+
+/// Waits until no other thread changes a region range's mapping or
+/// protection and keeps them from doing so until the guard is dropped.
+/// While holding it a thread must not touch region memory (a fault handler
+/// of another thread may be waiting for it). None: this thread holds it
+/// already (only a fault handler can see that: a fault while changing a
+/// mapping).
+pub fn mm() -> Option<MmGuard> {
+    let me = rt_utils::sys::gettid();
+    loop {
+        match MM.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Some(MmGuard(())),
+            Err(owner) if owner == me => return None,
+            // SAFETY: sched_yield has no preconditions.
+            Err(_) => unsafe {
+                libc::sched_yield();
+            },
+        }
+    }
+}
+
+/// In a forked child, first thing: its parent's other threads do not exist
+/// here, so none of their accesses, repairs or mapping changes is in
+/// progress.
+pub fn forked_child() {
+    MM.store(0, Ordering::Release);
+    USERS.store(0, Ordering::SeqCst);
+    REPAIRING.store(0, Ordering::Release);
+}
+
 const NRANGES: usize = 32;
-/// Every range a region of this process ever had (start, end): faults there
-/// are repaired.
+/// Every range a region of this process ever had (start, end), the last
+/// [`NRANGES`]: the fault handler repairs faults there only (any other
+/// fault is not the fuzzer's own doing).
 static RANGES: [(AtomicUsize, AtomicUsize); NRANGES] =
     [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; NRANGES];
 static NEXT_RANGE: AtomicUsize = AtomicUsize::new(0);
+
+/// What this process did to a region range (the log of crash reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum What {
+    /// flexsc_register mapped a region here.
+    Register = 1,
+    /// munmap of the whole region.
+    Unmap,
+    /// Anonymous memory put where an unmapped region was ([`retire`]).
+    Retire,
+    /// mprotect(PROT_READ) of the region.
+    ProtRead,
+    /// mprotect(PROT_READ | PROT_WRITE | PROT_EXEC) of the region.
+    ProtExec,
+    /// munmap of one page of the region (must fail: no split).
+    UnmapPage,
+    /// mremap of the region (must fail).
+    Remap,
+    /// madvise of the region (`arg`: the advice).
+    Advise,
+    /// Fault handler: mprotect back to read-write after a write fault.
+    FixWrite,
+    /// Fault handler: the zapped region replaced by anonymous memory.
+    ReplaceZapped,
+    /// Fault handler: a zero page where nothing was mapped.
+    ZeroPage,
+}
+
+impl What {
+    fn from_u32(v: u32) -> Option<What> {
+        use What::*;
+        [
+            Register,
+            Unmap,
+            Retire,
+            ProtRead,
+            ProtExec,
+            UnmapPage,
+            Remap,
+            Advise,
+            FixWrite,
+            ReplaceZapped,
+            ZeroPage,
+        ]
+        .into_iter()
+        .find(|w| *w as u32 == v)
+    }
+}
+
+/// One entry of the log: `seq` is its number plus one (0: empty), written
+/// last.
+struct Event {
+    seq: AtomicU32,
+    what: AtomicU32,
+    addr: AtomicUsize,
+    len: AtomicUsize,
+    arg: AtomicU32,
+    /// The system call's result: 0, or an errno.
+    err: AtomicI32,
+    epoch: AtomicU32,
+    tid: AtomicI32,
+}
+
+const NEVENTS: usize = 24;
+/// The last [`NEVENTS`] changes of region ranges, for crash reports.
+static EVENTS: [Event; NEVENTS] = [const {
+    Event {
+        seq: AtomicU32::new(0),
+        what: AtomicU32::new(0),
+        addr: AtomicUsize::new(0),
+        len: AtomicUsize::new(0),
+        arg: AtomicU32::new(0),
+        err: AtomicI32::new(0),
+        epoch: AtomicU32::new(0),
+        tid: AtomicI32::new(0),
+    }
+}; NEVENTS];
+static NEXT_EVENT: AtomicU32 = AtomicU32::new(0);
+
+/// Logs a change of a region range: `ok` is the outcome of the system
+/// call, whose errno is taken when it failed. No allocation, no lock:
+/// usable in the fault handler.
+pub fn log(what: What, addr: usize, len: usize, arg: u32, ok: bool) {
+    let err = if ok { 0 } else { rt_utils::sys::errno() };
+    let n = NEXT_EVENT.fetch_add(1, Ordering::AcqRel);
+    let e = &EVENTS[n as usize % NEVENTS];
+    e.seq.store(0, Ordering::Release);
+    e.what.store(what as u32, Ordering::Relaxed);
+    e.addr.store(addr, Ordering::Relaxed);
+    e.len.store(len, Ordering::Relaxed);
+    e.arg.store(arg, Ordering::Relaxed);
+    e.err.store(err, Ordering::Relaxed);
+    e.epoch
+        .store(EPOCH.load(Ordering::Relaxed), Ordering::Relaxed);
+    e.tid.store(rt_utils::sys::gettid(), Ordering::Relaxed);
+    e.seq.store(n.wrapping_add(1), Ordering::Release);
+}
+
+/// Writes the log, oldest first, one line per change.
+fn write_log(w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    let next = NEXT_EVENT.load(Ordering::Acquire);
+    for n in next.saturating_sub(NEVENTS as u32)..next {
+        let e = &EVENTS[n as usize % NEVENTS];
+        if e.seq.load(Ordering::Acquire) != n.wrapping_add(1) {
+            continue; // being rewritten
+        }
+        let what = e.what.load(Ordering::Relaxed);
+        let (addr, len) = (
+            e.addr.load(Ordering::Relaxed),
+            e.len.load(Ordering::Relaxed),
+        );
+        write!(
+            w,
+            "\n    #{n} epoch {} tid {}: ",
+            e.epoch.load(Ordering::Relaxed),
+            e.tid.load(Ordering::Relaxed),
+        )?;
+        match What::from_u32(what) {
+            Some(what) => write!(w, "{what:?}")?,
+            None => write!(w, "?{what}")?,
+        }
+        write!(w, " {addr:#x}+{len:#x}")?;
+        let arg = e.arg.load(Ordering::Relaxed);
+        if arg != 0 {
+            write!(w, " arg {arg}")?;
+        }
+        match e.err.load(Ordering::Relaxed) {
+            0 => write!(w, ": ok")?,
+            err => write!(w, ": errno {err}")?,
+        }
+    }
+    Ok(())
+}
 
 /// Most entries a region can have.
 pub const MAX_ENTRIES: usize = abi::MAX_PAGES as usize * abi::ENTRIES_PER_PAGE;
@@ -86,36 +326,40 @@ impl Snap {
         (self.len / abi::PAGE_SIZE - 1) * abi::ENTRIES_PER_PAGE
     }
 
-    /// Entry `i` (< nentries).
+    /// Entry `i` (< nentries). This and the other views of the memory are
+    /// for holders of an [`Access`] (see the module documentation).
     pub fn entry(&self, i: usize) -> &'static Entry {
         debug_assert!(i < self.nentries());
-        // SAFETY: the address lies in a range that is a region or was one;
-        // such addresses are always accessible: the region's shared pages
-        // (which the kernel writes concurrently: Entry is atomics only), or
-        // after the region went away a page the fault handler maps before
-        // the faulting access is retried. Entry is 64-byte aligned there.
+        // SAFETY: callers use the reference only while the range stays
+        // accessible: they hold an Access (the region is not unmapped
+        // meanwhile; if it is zapped, made read-only or replaced by
+        // anonymous memory, the fault handler repairs the access before it
+        // is retried), or no other thread can unmap it (the thread that
+        // unmaps it, a forked child after retire(), the last thread). The
+        // kernel writes it concurrently: Entry is atomics only, and 64-byte
+        // aligned there.
         unsafe { &*((self.addr + abi::PAGE_SIZE + i * 64) as *const Entry) }
     }
 
     /// Entry `i` as its sixteen 32-bit words.
     pub fn words(&self, i: usize) -> &'static [AtomicU32; 16] {
         debug_assert!(i < self.nentries());
-        // SAFETY: as for entry(): 64 always-accessible bytes, written
+        // SAFETY: as for entry(): 64 accessible bytes while used, written
         // concurrently by the kernel, reached through atomics only.
         unsafe { &*((self.addr + abi::PAGE_SIZE + i * 64) as *const [AtomicU32; 16]) }
     }
 
     /// The control page as 32-bit words.
     pub fn ctrl_words(&self) -> &'static [AtomicU32; 1024] {
-        // SAFETY: as for entry(): the whole control page is always
-        // accessible and only reached through atomics.
+        // SAFETY: as for entry(): the whole control page is accessible
+        // while used and only reached through atomics.
         unsafe { &*(self.addr as *const [AtomicU32; 1024]) }
     }
 
     /// The control page.
     pub fn ctrl(&self) -> &'static Ctrl {
-        // SAFETY: as for entry(): the region start is always accessible;
-        // Ctrl is atomics only and page aligned there.
+        // SAFETY: as for entry(): the region start is accessible while
+        // used; Ctrl is atomics only and page aligned there.
         unsafe { &*(self.addr as *const Ctrl) }
     }
 
@@ -151,33 +395,35 @@ pub fn set(addr: usize, npages: u32) {
     LEN.store(len, Ordering::Release);
     ADDR.store(addr, Ordering::Release);
     GEN.fetch_add(1, Ordering::AcqRel);
+    log(What::Register, addr, len, 0, true);
 }
 
 /// Records that region `addr` is gone (with [`LOCK`] held, or from the
 /// fault handler). Returns false if it was not the live one.
 pub fn clear(addr: usize) -> bool {
     if ADDR
-        .compare_exchange(addr, 0, Ordering::AcqRel, Ordering::Acquire)
+        .compare_exchange(addr, 0, Ordering::SeqCst, Ordering::SeqCst)
         .is_ok()
     {
-        GEN.fetch_add(1, Ordering::AcqRel);
+        GEN.fetch_add(1, Ordering::SeqCst);
         true
     } else {
         false
     }
 }
 
-/// Records that region `s` was unmapped by this process (with [`LOCK`]
-/// held) and keeps its address range occupied: anonymous read-write
-/// memory goes where it was, so no later mapping of this process (a new
-/// thread's stack and guard page, a heap arena) can land there while
-/// threads that took `s` earlier may still write to it. Every range a
-/// region had stays ours for the life of the process (at most one region
+/// Records that region `s` is gone (unmapped by this process, or not
+/// inherited by a forked child) and keeps its address range: anonymous
+/// read-write memory goes where it was, unless another mapping took the
+/// hole meanwhile (harmless: nothing touches a range after its munmap but
+/// a forked child, which has no other thread). Every range a region had
+/// stays the fuzzer's for the life of the process (at most one region
 /// size per registration).
 pub fn retire(s: &Snap) {
     // SAFETY: MAP_FIXED_NOREPLACE only fills the hole the region left (it
     // fails, changing nothing, where something is mapped).
-    unsafe { map_anon(s.addr, s.len, libc::MAP_FIXED_NOREPLACE) };
+    let r = unsafe { map_anon(s.addr, s.len, libc::MAP_FIXED_NOREPLACE) };
+    log(What::Retire, s.addr, s.len, 0, r != libc::MAP_FAILED);
     clear(s.addr);
 }
 
@@ -210,27 +456,33 @@ thread_local! {
     static REPEAT: core::cell::Cell<(usize, u32, u32)> = const { core::cell::Cell::new((0, 0, 0)) };
 }
 
-/// The line of /proc/self/maps that covers `addr` (or what could be read),
-/// for a crash report: from a signal handler, so no allocation, raw reads
-/// into `buf`.
+/// Pid whose address space [`MAPS_FD`] shows (0: none).
+static MAPS_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Notes that [`MAPS_FD`] shows this process's mappings (see
+/// `setup::open_maps`): a forked child or an exec'd image has none.
+pub fn maps_opened() {
+    MAPS_PID.store(pid(), Ordering::Release);
+}
+
+/// The line of this process's maps that covers `addr`, "(none)" or why it
+/// is unknown, for a crash report: from a signal handler, so no
+/// allocation, raw reads into `buf` from [`MAPS_FD`].
 fn maps_line(addr: usize, buf: &mut [u8; 4096]) -> &str {
-    // SAFETY: open/read/close on a NUL-terminated path and our own buffer;
-    // all three are async-signal-safe.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/maps".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return "";
+    if MAPS_PID.load(Ordering::Acquire) != pid() {
+        return "unknown (not opened by this process)";
+    }
+    // SAFETY: lseek on our own maps descriptor (a seq file: offset 0
+    // produces the mappings afresh).
+    if unsafe { libc::lseek(MAPS_FD, 0, libc::SEEK_SET) } != 0 {
+        return "unknown (maps descriptor unusable)";
     }
     let mut line = [0u8; 256];
     let mut len = 0;
-    let mut found = 0;
+    let mut found = None;
     'read: loop {
         // SAFETY: reads at most buf.len() bytes into buf.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { libc::read(MAPS_FD, buf.as_mut_ptr().cast(), buf.len()) };
         if n <= 0 {
             break;
         }
@@ -243,16 +495,19 @@ fn maps_line(addr: usize, buf: &mut [u8; 4096]) -> &str {
                 continue;
             }
             if covers(&line[..len], addr) {
-                found = len;
+                found = Some(len);
                 break 'read;
             }
             len = 0;
         }
     }
-    // SAFETY: closing the descriptor opened above.
-    unsafe { libc::close(fd) };
-    buf[..found].copy_from_slice(&line[..found]);
-    core::str::from_utf8(&buf[..found]).unwrap_or("")
+    match found {
+        Some(n) => {
+            buf[..n].copy_from_slice(&line[..n]);
+            core::str::from_utf8(&buf[..n]).unwrap_or("?")
+        }
+        None => "(none: not mapped)",
+    }
 }
 
 /// Whether a maps line "start-end perms ..." covers `addr`.
@@ -274,6 +529,8 @@ fn covers(line: &[u8], addr: usize) -> bool {
 }
 
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // The interrupted code may be about to read errno.
+    let saved_errno = rt_utils::sys::errno();
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers;
     // si_addr is the union member of SIGSEGV and SIGBUS.
     let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
@@ -294,32 +551,43 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
         // Not ours: default action, the access faults again and kills us.
         // SAFETY: resetting the disposition of a signal we handle.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
-        let mut buf = [0u8; 4096];
-        stats::problem(
-            C::Crash,
-            format_args!(
-                "pid {}: signal {sig} (code {code}) at {addr:#x}{} (maps: {})",
-                pid(),
-                if again > 8 { ", not repairable" } else { "" },
-                maps_line(addr, &mut buf)
-            ),
-        );
+        let why = if again > 8 {
+            ", not repairable (the same fault 9 times, no region change between)"
+        } else {
+            ""
+        };
+        report_crash(sig, code, addr, why);
         return;
     }
     REPAIRING.fetch_add(1, Ordering::AcqRel);
+    let Some(guard) = mm() else {
+        // A fault while this thread changes a region mapping: a fuzzer bug.
+        REPAIRING.fetch_sub(1, Ordering::AcqRel);
+        // SAFETY: as above.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        report_crash(
+            sig,
+            code,
+            addr,
+            ", while this thread changed a region mapping",
+        );
+        return;
+    };
+    // Looked at only now: no region change is in progress.
     let live = current().filter(|s| addr >= s.addr && addr < s.addr + s.len);
     match (sig, code, live) {
         (libc::SIGSEGV, SEGV_ACCERR, Some(s)) => {
             // SAFETY: the live region is a shared read-write mapping a
             // fuzzing thread made read-only; giving the permission back
             // changes no contents.
-            unsafe {
+            let r = unsafe {
                 libc::mprotect(
                     s.addr as *mut libc::c_void,
                     s.len,
                     libc::PROT_READ | libc::PROT_WRITE,
                 )
             };
+            log(What::FixWrite, s.addr, s.len, 0, r == 0);
         }
         (libc::SIGBUS, _, Some(s)) => {
             // Zapped: replace the whole region (releasing it).
@@ -327,6 +595,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
             // this program uses through atomics; every later access finds
             // zeroed anonymous memory.
             let r = unsafe { map_anon(s.addr, s.len, libc::MAP_FIXED) };
+            log(What::ReplaceZapped, s.addr, s.len, 0, r != libc::MAP_FAILED);
             if r != libc::MAP_FAILED {
                 clear(s.addr);
                 stats::add(C::RegionZapped);
@@ -338,10 +607,103 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
             let page = addr & !(abi::PAGE_SIZE - 1);
             // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping: it
             // fills only the hole the access faulted on.
-            unsafe { map_anon(page, abi::PAGE_SIZE, libc::MAP_FIXED_NOREPLACE) };
+            let r = unsafe { map_anon(page, abi::PAGE_SIZE, libc::MAP_FIXED_NOREPLACE) };
+            log(
+                What::ZeroPage,
+                page,
+                abi::PAGE_SIZE,
+                0,
+                r != libc::MAP_FAILED,
+            );
         }
     }
+    drop(guard);
     REPAIRING.fetch_sub(1, Ordering::AcqRel);
+    // SAFETY: errno is this thread's; restoring what the interrupted code
+    // saw.
+    unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// Reports a fault the handler does not repair (`why`: what it saw), with
+/// what this process knows about the address: the note names it, the
+/// detail holds the live region, the ranges that cover it, the kernel's
+/// view of the mapping and the last changes of region ranges.
+fn report_crash(sig: i32, code: i32, addr: usize, why: &str) {
+    let mut buf = [0u8; 4096];
+    let maps = maps_line(addr, &mut buf);
+    let detail = stats::detail(format_args!(
+        "pid {} tid {}: signal {sig} (code {code}) at {addr:#x}{why}\n  \
+         maps: {maps}\n  live region: {}\n  region ranges covering it:{}\n  \
+         epoch {}, repairing {}\n  last changes of region ranges (oldest first):{}",
+        pid(),
+        rt_utils::sys::gettid(),
+        LiveRegion,
+        RangesCovering(addr),
+        EPOCH.load(Ordering::Acquire),
+        REPAIRING.load(Ordering::Acquire),
+        EventLog,
+    ));
+    stats::problem(
+        C::Crash,
+        format_args!(
+            "pid {}: signal {sig} (code {code}) at {addr:#x}{}{why} (maps: {maps})",
+            pid(),
+            Detail(detail),
+        ),
+    );
+}
+
+/// The live region, for reports.
+struct LiveRegion;
+
+impl core::fmt::Display for LiveRegion {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match current() {
+            Some(s) => write!(f, "{:#x}+{:#x} generation {}", s.addr, s.len, s.gen),
+            None => write!(f, "none (generation {})", generation()),
+        }
+    }
+}
+
+/// The ranges in [`RANGES`] that cover an address, for reports.
+struct RangesCovering(usize);
+
+impl core::fmt::Display for RangesCovering {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut any = false;
+        for (s, e) in &RANGES {
+            let (s, e) = (s.load(Ordering::Acquire), e.load(Ordering::Acquire));
+            if s != 0 && self.0 >= s && self.0 < e {
+                write!(f, " {s:#x}-{e:#x}")?;
+                any = true;
+            }
+        }
+        if !any {
+            write!(f, " none")?;
+        }
+        Ok(())
+    }
+}
+
+/// The change log, for reports.
+struct EventLog;
+
+impl core::fmt::Display for EventLog {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write_log(f)
+    }
+}
+
+/// Where a note's detail went, for reports.
+struct Detail(Option<usize>);
+
+impl core::fmt::Display for Detail {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(k) => write!(f, " [detail {k}]"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Private anonymous read-write memory at `addr`..`addr + len` (`fixed`:
@@ -383,5 +745,66 @@ pub fn install_fault_handler() {
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, core::ptr::null_mut());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    #[test]
+    fn unmapping_waits_for_accesses_and_refuses_new_ones() {
+        let len = abi::region_len(1);
+        // SAFETY: a fresh anonymous mapping stands in for a region.
+        let addr = unsafe { map_anon(0, len, 0) };
+        assert_ne!(addr, libc::MAP_FAILED);
+        let _g = lock();
+        set(addr as usize, 1);
+        let s = current().expect("the region just set");
+        let a = access(&s).expect("an access to the live region");
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let t = scope.spawn(|| {
+                take_out_of_use(&s);
+                done.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(!done.load(Ordering::SeqCst), "did not wait for the access");
+            assert!(access(&s).is_none(), "a new access to a region going away");
+            drop(a);
+            t.join().unwrap();
+        });
+        assert!(done.load(Ordering::SeqCst));
+        assert!(current().is_none());
+        assert_eq!(unmap_now(&s), Ok(()));
+        // The range is kept: anonymous memory where the region was.
+        s.ctrl_words()[0].store(1, Ordering::Relaxed);
+        let logged: Vec<u32> = (0..NEXT_EVENT.load(Ordering::Acquire))
+            .map(|n| EVENTS[n as usize % NEVENTS].what.load(Ordering::Relaxed))
+            .collect();
+        assert!(
+            logged.ends_with(&[What::Unmap as u32, What::Retire as u32]),
+            "{logged:?}"
+        );
+        // SAFETY: the anonymous memory retire() put there, no longer used.
+        unsafe { libc::munmap(s.addr as *mut libc::c_void, s.len) };
+    }
+
+    #[test]
+    fn the_mapping_lock_is_not_taken_twice_by_one_thread() {
+        let m = mm().expect("free");
+        assert!(mm().is_none(), "nested");
+        std::thread::scope(|scope| {
+            let waited = scope.spawn(|| {
+                let t0 = std::time::Instant::now();
+                let _m = mm().expect("free after the drop");
+                t0.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            drop(m);
+            assert!(waited.join().unwrap() >= Duration::from_millis(50));
+        });
     }
 }

@@ -9,15 +9,16 @@
 //!   /dev/null as its only device), so every path a call can name (openat
 //!   with O_CREAT/O_TRUNC, unlinkat, renameat2, mkdirat, ...) is a scratch
 //!   file; the FlexSC syscall threads share the process's root directory;
-//! * every descriptor it inherited is closed except the statistics memfd
-//!   and the O_PATH descriptor of its own executable: all other
-//!   descriptors are scratch files, pipes and sockets it created there;
+//! * every descriptor it inherited is closed except the statistics memfd,
+//!   the O_PATH descriptor of its own executable and its own
+//!   /proc/<pid>/maps (read only for crash reports): all other descriptors
+//!   are scratch files, pipes and sockets it created there;
 //! * at most 96 descriptors, no core dumps, first choice of the OOM killer.
 //!
 //! The random arguments never name other processes (see `gen`).
 
 use crate::gen::{layout, Pools};
-use crate::stats::{EXE_FD, STATS_FD};
+use crate::stats::{MAPS_FD, OWN_FDS};
 use rtflex_uapi::flexsc as abi;
 use std::ffi::CStr;
 
@@ -47,8 +48,29 @@ pub fn limit_process() {
     let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
 }
 
-/// chroot into `dir` and close every descriptor but the statistics memfd
-/// and the executable's descriptor.
+/// Opens this process's /proc/<pid>/maps at [`MAPS_FD`] (close-on-exec: it
+/// shows the address space it was opened in), before [`limit_process`]
+/// (the descriptor is above the limit) and [`confine`] (which takes /proc
+/// away). Without it crash reports go without the mapping.
+pub fn open_maps() {
+    // SAFETY: open with a NUL-terminated path; dup3 and close only act on
+    // descriptors.
+    unsafe {
+        let fd = libc::open(
+            c"/proc/self/maps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd >= 0 && libc::dup3(fd, MAPS_FD, libc::O_CLOEXEC) == MAPS_FD {
+            crate::region::maps_opened();
+        }
+        if fd >= 0 {
+            libc::close(fd);
+        }
+    }
+}
+
+/// chroot into `dir` and close every descriptor but the fuzzer's own
+/// ([`OWN_FDS`]: executable, statistics memfd, maps).
 pub fn confine(dir: &CStr) -> Result<(), String> {
     // SAFETY: chdir/chroot take NUL-terminated paths; close_range only
     // closes descriptors, none of which any Rust object of this
@@ -64,8 +86,8 @@ pub fn confine(dir: &CStr) -> Result<(), String> {
         if libc::chdir(c"/".as_ptr()) != 0 {
             return Err(errno_text("chdir /"));
         }
-        let lo = EXE_FD.min(STATS_FD) as u32;
-        let hi = EXE_FD.max(STATS_FD) as u32;
+        let lo = OWN_FDS[0] as u32;
+        let hi = OWN_FDS[OWN_FDS.len() - 1] as u32;
         libc::close_range(0, lo - 1, 0);
         libc::close_range(hi + 1, u32::MAX, 0);
     }

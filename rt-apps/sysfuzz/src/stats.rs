@@ -14,6 +14,13 @@ pub const STATS_FD: i32 = 1001;
 /// Descriptor of the fuzzer's own executable (`O_PATH`), for exec of itself
 /// from inside the scratch chroot.
 pub const EXE_FD: i32 = 1000;
+/// Descriptor of a fuzzing process's `/proc/<pid>/maps`, opened before it
+/// enters the chroot (which has no /proc), for crash reports.
+pub const MAPS_FD: i32 = 1002;
+/// The fuzzer's own descriptors, consecutive numbers: random calls never
+/// name them.
+pub const OWN_FDS: [i32; 3] = [EXE_FD, STATS_FD, MAPS_FD];
+const _: () = assert!(EXE_FD + 1 == STATS_FD && STATS_FD + 1 == MAPS_FD);
 
 /// What a counter counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +109,10 @@ pub const NOTES: usize = 32;
 pub const NOTE_LEN: usize = 160;
 /// Slots for pids of the running fuzzing processes (vaddr_to_paddr targets).
 pub const PID_SLOTS: usize = 16;
+/// Long reports (the state behind a crash), kept besides the notes.
+pub const DETAILS: usize = 4;
+/// Bytes per long report.
+pub const DETAIL_LEN: usize = 2048;
 
 /// The shared page.
 #[repr(C)]
@@ -112,6 +123,14 @@ pub struct Page {
     /// Problems that found no free note slot.
     notes_overflow: AtomicU64,
     notes: [Note; NOTES],
+    details: [Detail; DETAILS],
+}
+
+/// One long report: taken (non-zero) once, then its text.
+#[repr(C)]
+struct Detail {
+    taken: AtomicU32,
+    text: [AtomicU8; DETAIL_LEN],
 }
 
 /// One distinct problem: its key (0: free slot), how often it happened,
@@ -281,6 +300,62 @@ pub fn problem_of(c: C, kind: u32, args: fmt::Arguments<'_>) {
     p.notes_overflow.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Writes a long report into a free detail slot (no allocation: usable in
+/// signal handlers); returns its number, or None when all are taken.
+pub fn detail(args: fmt::Arguments<'_>) -> Option<usize> {
+    let p = page();
+    let k = p.details.iter().position(|d| {
+        d.taken
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    })?;
+    let mut w = DetailWriter {
+        text: &p.details[k].text,
+        len: 0,
+    };
+    let _ = w.write_fmt(args);
+    Some(k)
+}
+
+/// Writes into a detail slot, truncating at its end.
+struct DetailWriter<'a> {
+    text: &'a [AtomicU8; DETAIL_LEN],
+    len: usize,
+}
+
+impl Write for DetailWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            // The last byte stays 0: the end of the text.
+            if self.len + 1 >= DETAIL_LEN {
+                break;
+            }
+            self.text[self.len].store(b, Ordering::Relaxed);
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The long reports written so far, by slot number.
+pub fn details() -> Vec<(usize, String)> {
+    page()
+        .details
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.taken.load(Ordering::Acquire) != 0)
+        .map(|(k, d)| {
+            let bytes: Vec<u8> = d
+                .text
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .take_while(|&b| b != 0)
+                .collect();
+            (k, String::from_utf8_lossy(&bytes).into_owned())
+        })
+        .collect()
+}
+
 /// [`problem_of`] with no kind.
 #[track_caller]
 pub fn problem(c: C, args: fmt::Arguments<'_>) {
@@ -328,7 +403,7 @@ pub fn withdraw_pid(pid: i32) {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<Page>() <= 3 * 4096);
+const _: () = assert!(core::mem::size_of::<Page>() <= 4 * 4096);
 
 #[cfg(test)]
 mod tests {
@@ -354,6 +429,23 @@ mod tests {
         let mut b = Buf::new();
         let _ = write!(b, "x={}", 5);
         assert_eq!(b.as_bytes(), b"x=5");
+    }
+
+    #[test]
+    fn details_are_kept_until_the_slots_run_out() {
+        let mut got = Vec::new();
+        for i in 0..DETAILS + 1 {
+            got.push(detail(format_args!(
+                "report {i}\nsecond line {}",
+                "x".repeat(3000)
+            )));
+        }
+        assert!(got[..DETAILS].iter().all(Option::is_some), "{got:?}");
+        assert_eq!(got[DETAILS], None);
+        let all = details();
+        assert_eq!(all.len(), DETAILS);
+        assert!(all[0].1.starts_with("report 0\nsecond line xxx"));
+        assert_eq!(all[0].1.len(), DETAIL_LEN - 1);
     }
 
     #[test]

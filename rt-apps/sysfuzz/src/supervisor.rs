@@ -240,6 +240,10 @@ impl Run {
         if pid == 0 {
             // SAFETY: setpgid on ourselves.
             unsafe { libc::setpgid(0, 0) };
+            if !kml {
+                // Before the descriptor limit: MAPS_FD lies above it.
+                crate::setup::open_maps();
+            }
             crate::setup::limit_process();
             if kml {
                 // SAFETY: close_range drops the supervisor's descriptors but
@@ -632,6 +636,12 @@ fn report(run: &Run, elapsed: Duration, setup_error: Option<String>) -> i32 {
         }
         if overflow > 0 {
             println!("  {overflow:>6}x of problems without a note (more kinds than slots)");
+        }
+    }
+    for (k, text) in stats::details() {
+        println!("sysfuzz: detail {k}:");
+        for line in text.lines() {
+            println!("  {line}");
         }
     }
     for &c in C::ALL.iter().filter(|c| c.class() == Class::Problem) {

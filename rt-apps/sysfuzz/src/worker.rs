@@ -12,7 +12,7 @@ use core::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ord
 use std::time::{Duration, Instant};
 
 use crate::gen::{self, layout, Pools, Rng, RngExt};
-use crate::region::{self, Snap, TAMPER};
+use crate::region::{self, Snap, What, TAMPER};
 use crate::stats::{self, C, EXE_FD};
 use flexsc::sys;
 use rt_utils::sys::{errno, gettid, RawResult};
@@ -235,7 +235,9 @@ const V2P_ERRNOS: [i32; 7] = [
 /// One random vaddr_to_paddr call and its checks.
 fn v2p(cx: &mut Ctx) {
     let p = cx.sh.pools;
-    let region = region::current().map(|s| (s.addr, s.len));
+    // The kernel may write the result into the region: keep it mapped.
+    let live = region::current().and_then(|s| region::access(&s).map(|a| (s, a)));
+    let region = live.as_ref().map(|(s, _)| (s.addr, s.len));
     let rng = &mut cx.rng;
     let me = getpid();
     let pid: i32 = match rng.below(14) {
@@ -643,7 +645,8 @@ fn check_entry(s: &Snap, rec: &Posted) {
             .zip(rec.resv)
             .all(|(w, v)| w.load(Ordering::Relaxed) == v)
         && e.cookie.load(Ordering::Relaxed) == rec.cookie;
-    let untouched = rec.tamper.is_multiple_of(2) && TAMPER[rec.idx].load(Ordering::SeqCst) == rec.tamper;
+    let untouched =
+        rec.tamper.is_multiple_of(2) && TAMPER[rec.idx].load(Ordering::SeqCst) == rec.tamper;
     let trusted = same
         && untouched
         && ret != SENTINEL
@@ -699,18 +702,23 @@ fn post(cx: &mut Ctx) {
     };
     let mut recs = [Posted::default(); 8];
     let k = cx.rng.between(1, 8) as usize;
-    let n = post_entries(cx, &s, k, &mut recs);
+    let n = match region::access(&s) {
+        Some(_a) => post_entries(cx, &s, k, &mut recs),
+        None => return,
+    };
     let deadline = Instant::now() + Duration::from_micros(cx.rng.between(500, 40_000) as u64);
     loop {
         let mut open = 0;
+        let a = region::access(&s);
         for rec in recs[..n].iter_mut().filter(|r| r.open) {
-            if s.entry(rec.idx).status.load(Ordering::Acquire) == DONE {
+            if a.is_some() && s.entry(rec.idx).status.load(Ordering::Acquire) == DONE {
                 check_entry(&s, rec);
                 rec.open = false;
             } else {
                 open += 1;
             }
         }
+        drop(a);
         if open == 0 || Instant::now() > deadline || !s.is_current() {
             stats::add_n(C::Abandoned, open);
             break;
@@ -734,6 +742,7 @@ fn post(cx: &mut Ctx) {
 /// contents, entries the kernel owns (BUSY, BLOCKED, SUBMITTED).
 fn rewrite(cx: &mut Ctx) {
     let Some(s) = region::current() else { return };
+    let Some(_a) = region::access(&s) else { return };
     let rng = &mut cx.rng;
     let n = s.nentries() as u32;
     let mut i = rng.below(n) as usize;
@@ -789,6 +798,7 @@ fn rewrite(cx: &mut Ctx) {
 /// Writes a control-page word (magic, counts, the futex words).
 fn ctrl_write(cx: &mut Ctx) {
     let Some(s) = region::current() else { return };
+    let Some(_a) = region::access(&s) else { return };
     let rng = &mut cx.rng;
     let idx = match rng.below(8) {
         0 => 0,
@@ -808,8 +818,12 @@ fn ctrl_write(cx: &mut Ctx) {
     stats::add(C::CtrlWrite);
 }
 
-/// Posts entries, some of them blocking reads, so that calls are in flight.
-fn put_in_flight(cx: &mut Ctx, s: &Snap) {
+/// Posts entries, some of them blocking reads, so that calls are in flight;
+/// returns whether some are.
+fn put_in_flight(cx: &mut Ctx, s: &Snap) -> bool {
+    let Some(_a) = region::access(s) else {
+        return false;
+    };
     let mut recs = [Posted::default(); 8];
     post_entries(cx, s, 4, &mut recs);
     // A read that blocks: an empty pipe whose write end stays open.
@@ -837,6 +851,7 @@ fn put_in_flight(cx: &mut Ctx, s: &Snap) {
         fence(Ordering::SeqCst);
         let _ = wait_raw(s.addr as u32, 0, 0);
     }
+    in_flight(s)
 }
 
 fn in_flight(s: &Snap) -> bool {
@@ -851,20 +866,14 @@ fn in_flight(s: &Snap) -> bool {
 fn unmap(cx: &mut Ctx) {
     let _g = region::lock();
     let Some(s) = region::current() else { return };
-    put_in_flight(cx, &s);
-    let busy = in_flight(&s);
-    // SAFETY: unmapping the region (or what replaced it) of this process:
-    // later accesses to the range are repaired by the fault handler.
-    let r = unsafe { libc::munmap(s.addr as *mut libc::c_void, s.len) };
-    region::retire(&s);
-    if r != 0 {
+    let busy = put_in_flight(cx, &s);
+    region::take_out_of_use(&s);
+    if let Err(e) = region::unmap_now(&s) {
         stats::problem(
             C::Contract,
             format_args!(
-                "munmap of the whole region {:#x}+{:#x} failed: errno {}",
-                s.addr,
-                s.len,
-                errno()
+                "munmap of the whole region {:#x}+{:#x} failed: errno {e}",
+                s.addr, s.len
             ),
         );
     } else if busy {
@@ -886,30 +895,63 @@ fn mm_op(cx: &mut Ctx) {
     let base = s.addr as *mut libc::c_void;
     let pages = s.len / abi::PAGE_SIZE;
     let page = (s.addr + abi::PAGE_SIZE * rng.below(pages as u32) as usize) as *mut libc::c_void;
+    let op = rng.below(9);
+    let any_advice = rng.below(120) as i32;
+    let advice = rng.pick(&[
+        libc::MADV_DONTFORK,
+        libc::MADV_WIPEONFORK,
+        libc::MADV_KEEPONFORK,
+        libc::MADV_FREE,
+        libc::MADV_COLD,
+        libc::MADV_PAGEOUT,
+        libc::MADV_REMOVE,
+        libc::MADV_MERGEABLE,
+        libc::MADV_HUGEPAGE,
+        libc::MADV_WILLNEED,
+        libc::MADV_SEQUENTIAL,
+        any_advice,
+    ]);
+    // MREMAP_FIXED only while the spare area is ours.
+    let remaps = if cx.sh.spare_lost.load(Ordering::Relaxed) {
+        2
+    } else {
+        3
+    };
+    let remap = match rng.below(remaps) {
+        0 => (s.len + abi::PAGE_SIZE, libc::MREMAP_MAYMOVE),
+        1 => (s.len - abi::PAGE_SIZE, 0),
+        _ => (s.len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED),
+    };
+    // Still the region looked at above? (The fault handler may have
+    // replaced a zapped one meanwhile: then these calls would act on
+    // anonymous memory.) No repair can come between this check and the
+    // calls.
+    let mm = region::mm();
+    if !s.is_current() {
+        return;
+    }
     stats::add(C::RegionMmop);
+    // The region was split or moved (a contract problem): unmap what is
+    // left after the calls.
+    let mut remove = false;
     // SAFETY: (all arms) memory-management calls on the range of this
     // process's region, which no Rust object refers to except through
     // atomics; the fault handler repairs any access the change breaks.
     unsafe {
-        match rng.below(9) {
+        match op {
             0 => {
                 let r = libc::munmap(page, abi::PAGE_SIZE);
+                region::log(What::UnmapPage, page as usize, abi::PAGE_SIZE, 0, r == 0);
                 if r == 0 {
                     stats::problem(
                         C::Contract,
                         format_args!("munmap of one page of a {pages}-page region succeeded, want EINVAL (no split)"),
                     );
-                    libc::munmap(base, s.len);
-                    region::retire(&s);
+                    remove = true;
                 }
             }
             1 => {
-                let fixed_ok = !cx.sh.spare_lost.load(Ordering::Relaxed);
-                let (new_len, flags) = match rng.below(if fixed_ok { 3 } else { 2 }) {
-                    0 => (s.len + abi::PAGE_SIZE, libc::MREMAP_MAYMOVE),
-                    1 => (s.len - abi::PAGE_SIZE, 0),
-                    _ => (s.len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED),
-                };
+                let (new_len, flags) = remap;
                 // MREMAP_FIXED unmaps the destination first: our spare area.
                 let dest = if flags & libc::MREMAP_FIXED != 0 {
                     cx.sh.pools.spare as *mut libc::c_void
@@ -917,6 +959,13 @@ fn mm_op(cx: &mut Ctx) {
                     core::ptr::null_mut()
                 };
                 let r = libc::mremap(base, s.len, new_len, flags, dest);
+                region::log(
+                    What::Remap,
+                    s.addr,
+                    new_len,
+                    flags as u32,
+                    r != libc::MAP_FAILED,
+                );
                 if !dest.is_null() {
                     // Take the (now unmapped) spare area back.
                     let len = abi::region_len(abi::MAX_PAGES);
@@ -937,47 +986,41 @@ fn mm_op(cx: &mut Ctx) {
                         C::Contract,
                         format_args!("mremap of the region to {new_len:#x} bytes (flags {flags}) succeeded, want failure (no move, grow or shrink)"),
                     );
-                    libc::munmap(r, new_len);
-                    libc::munmap(base, s.len);
-                    region::retire(&s);
+                    if r != base {
+                        libc::munmap(r, new_len);
+                    }
+                    remove = true;
                 }
             }
             2 => {
-                libc::mprotect(base, s.len, libc::PROT_READ);
+                let r = libc::mprotect(base, s.len, libc::PROT_READ);
+                region::log(What::ProtRead, s.addr, s.len, 0, r == 0);
             }
             3 => {
-                libc::mprotect(
+                let r = libc::mprotect(
                     base,
                     s.len,
                     libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
                 );
+                region::log(What::ProtExec, s.addr, s.len, 0, r == 0);
             }
             4 => {
-                libc::madvise(page, abi::PAGE_SIZE, libc::MADV_DONTNEED);
+                let r = libc::madvise(page, abi::PAGE_SIZE, libc::MADV_DONTNEED);
+                let advice = libc::MADV_DONTNEED as u32;
+                region::log(What::Advise, page as usize, abi::PAGE_SIZE, advice, r == 0);
             }
             5 => {
-                if libc::madvise(base, s.len, libc::MADV_DOFORK) == 0 {
+                let r = libc::madvise(base, s.len, libc::MADV_DOFORK);
+                let advice = libc::MADV_DOFORK as u32;
+                region::log(What::Advise, s.addr, s.len, advice, r == 0);
+                if r == 0 {
                     region::set_dofork(&s);
                     stats::add(C::Dofork);
                 }
             }
             6 => {
-                let any = rng.below(120) as i32;
-                let advice = rng.pick(&[
-                    libc::MADV_DONTFORK,
-                    libc::MADV_WIPEONFORK,
-                    libc::MADV_KEEPONFORK,
-                    libc::MADV_FREE,
-                    libc::MADV_COLD,
-                    libc::MADV_PAGEOUT,
-                    libc::MADV_REMOVE,
-                    libc::MADV_MERGEABLE,
-                    libc::MADV_HUGEPAGE,
-                    libc::MADV_WILLNEED,
-                    libc::MADV_SEQUENTIAL,
-                    any,
-                ]);
-                libc::madvise(base, s.len, advice);
+                let r = libc::madvise(base, s.len, advice);
+                region::log(What::Advise, s.addr, s.len, advice as u32, r == 0);
             }
             7 => {
                 libc::mlock(base, s.len);
@@ -987,6 +1030,11 @@ fn mm_op(cx: &mut Ctx) {
                 libc::msync(base, s.len, libc::MS_SYNC | libc::MS_INVALIDATE);
             }
         }
+    }
+    drop(mm);
+    if remove {
+        region::take_out_of_use(&s);
+        let _ = region::unmap_now(&s);
     }
 }
 
@@ -1114,11 +1162,14 @@ fn fork_op(cx: &mut Ctx) {
     let snap = region::current();
     let dofork = snap.is_some_and(|s| s.maybe_shared());
     let child_rng = Rng::new(cx.rng.next_u64());
+    // No repair of a fault handler in progress while memory is copied.
+    let mm = region::mm();
     // SAFETY: fork in a multi-threaded process: the child runs only
     // fork_child(), which makes raw system calls and uses no lock and no
     // allocation (the region lock it inherits locked is never touched).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        region::forked_child();
         let child = Ctx {
             sh: cx.sh,
             rng: child_rng,
@@ -1126,6 +1177,7 @@ fn fork_op(cx: &mut Ctx) {
         };
         fork_child(child, snap, dofork);
     }
+    drop(mm);
     drop(guard);
     if pid < 0 {
         return;
