@@ -135,8 +135,11 @@ boards:
 	@$(PYTHON_TOOLS) -m rtflex.board list
 
 # ---- host dependencies -------------------------------------------------------
-DEPS_STAMP := $(BUILD)/.deps-$(shell cat scripts/setup-host.sh | cksum | cut -d' ' -f1)
-$(DEPS_STAMP): scripts/setup-host.sh
+# setup-host.sh also installs the host packages boards name in board.mk
+# (e.g. BOARD_QEMU_UBOOT_PACKAGE), so a change to either re-runs it.
+DEPS_INPUTS := scripts/setup-host.sh $(wildcard board/*/board.mk)
+DEPS_STAMP := $(BUILD)/.deps-$(shell cat $(DEPS_INPUTS) | cksum | cut -d' ' -f1)
+$(DEPS_STAMP): $(DEPS_INPUTS)
 	scripts/setup-host.sh
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.deps-* && touch $@
 .PHONY: deps
