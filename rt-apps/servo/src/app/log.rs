@@ -14,7 +14,6 @@
 //! every record and the summary reports the total. Nothing is dropped
 //! silently.
 
-use crate::app::uring::Uring;
 use crate::telemetry::{HEADER_SIZE, RECORD_SIZE};
 use heapless::spsc::{Consumer, Producer};
 use rustix::io_uring::{
@@ -24,6 +23,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use uring::Uring;
 
 /// One record's bytes.
 pub type RecordBytes = [u8; RECORD_SIZE];

@@ -5,7 +5,6 @@ pub mod decode;
 pub mod log;
 pub mod options;
 pub mod run;
-pub mod uring;
 
 use options::Command;
 
