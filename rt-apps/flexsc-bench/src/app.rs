@@ -1,11 +1,15 @@
-//! The program: parse, pin, measure direct then FlexSC, print.
+//! The program: parse, pin, measure direct, FlexSC, then io_uring plain
+//! and SQPOLL, print.
 
-use crate::calls::{cost_per_call, throughput, Backend, Call, Direct, Targets};
+use crate::calls::{cost_per_call, throughput, Backend, Call, Direct, Measured, Targets};
 use crate::fx;
-use crate::options::{self, Options, Parsed};
-use crate::report::{Batched, PerCall, Report, Setup};
-use crate::stats::Stats;
+use crate::options::{self, Options, Parsed, UringMode};
+use crate::report::{Batched, Path, PerCall, Report, Setup};
+use crate::ring::UringBackend;
 use rt_utils::affinity;
+
+/// What one path measured: per call, then per (call, batch).
+type Results = (Vec<Measured>, Vec<Measured>);
 
 /// The kernel release (`uname -r`).
 fn kernel_release() -> String {
@@ -20,7 +24,7 @@ fn measure<B: Backend>(
     o: &Options,
     per_call: &[Call],
     batched: &[Call],
-) -> Result<(Vec<Stats>, Vec<Stats>), String> {
+) -> Result<Results, String> {
     let mut pc = Vec::new();
     for c in per_call {
         // SAFETY: the calls were built from the `Targets` that the caller
@@ -73,17 +77,21 @@ fn run(o: &Options) -> Result<i32, String> {
         ));
     }
     let worker_cpus = o.placement.cpus(o.cpu, &allowed)?;
+    let sqpoll_cpu = worker_cpus.first().copied().unwrap_or(o.cpu);
     affinity::pin_to(o.cpu).map_err(|e| format!("cannot pin to CPU {}: {e}", o.cpu))?;
     let targets = Targets::open(&o.file).map_err(|e| format!("cannot open the targets: {e}"))?;
     let per_call = [targets.getpid(), targets.write(), targets.pwrite64()];
     let batched = [targets.getpid(), targets.write()];
 
-    let (d_pc, d_bt) = measure(&mut Direct, o, &per_call, &batched)?;
+    let direct = measure(&mut Direct, o, &per_call, &batched)?;
     let mut rc = 0;
-    let (flexsc, f) = if o.direct_only {
-        (Err("--direct-only".to_string()), None)
+    let mut measured: Vec<(Path, Result<Results, String>)> = Vec::new();
+    if o.direct_only {
+        for p in &Path::ALL[1..] {
+            measured.push((*p, Err("--direct-only".to_string())));
+        }
     } else {
-        match fx::register(o, &worker_cpus) {
+        let flexsc = match fx::register(o, &worker_cpus) {
             Ok(flexsc) => {
                 let mut b = fx::FlexScBackend::new(&flexsc, o.npages);
                 let r = measure(&mut b, o, &per_call, &batched);
@@ -91,20 +99,49 @@ fn run(o: &Options) -> Result<i32, String> {
                 // Unmap the region (waits for calls in flight) while the
                 // call buffers in `targets` are still live.
                 flexsc.shutdown(std::time::Duration::from_secs(1));
-                match r {
-                    Ok(r) => (Ok(()), Some(r)),
-                    Err(e) => {
-                        rc = 1;
-                        (Err(e), None)
-                    }
-                }
+                r
             }
-            Err(e) => {
-                rc = 1;
-                (Err(e), None)
-            }
+            Err(e) => Err(e),
+        };
+        if flexsc.is_err() {
+            rc = 1;
         }
-    };
+        measured.push((Path::FlexSc, flexsc));
+        let entries = o.batches.iter().copied().max().unwrap_or(1) as u32;
+        for (path, sqpoll) in [
+            (Path::Uring, None),
+            (
+                Path::UringSqpoll,
+                Some(uring::Sqpoll {
+                    idle_ms: o.sqpoll_idle_ms,
+                    cpu: Some(sqpoll_cpu as u32),
+                }),
+            ),
+        ] {
+            if o.uring == UringMode::Off {
+                measured.push((path, Err("--uring=off".to_string())));
+                continue;
+            }
+            // The ring (and its polling thread) goes before `targets`,
+            // whose buffers its entries point to: every entry is reaped
+            // before a call or batch returns.
+            let r = match UringBackend::new(&targets, entries, sqpoll) {
+                Ok(mut b) => measure(&mut b, o, &per_call, &batched),
+                Err(e) => {
+                    let why = format!("io_uring_setup failed: {e}");
+                    if o.uring == UringMode::Require {
+                        rc = 1;
+                    }
+                    measured.push((path, Err(why)));
+                    continue;
+                }
+            };
+            if r.is_err() {
+                rc = 1;
+            }
+            measured.push((path, r));
+        }
+    }
     drop(targets);
     let _ = std::fs::remove_file(&o.file);
 
@@ -118,20 +155,31 @@ fn run(o: &Options) -> Result<i32, String> {
             workers: o.workers,
             npages: o.npages,
             poll_us: fx::poll_us(o),
+            sqpoll_cpu,
+            sqpoll_idle_ms: o.sqpoll_idle_ms,
             iters: o.iters,
             warmup: o.warmup,
             repeats: o.repeats,
             batch_calls: o.batch_calls,
         },
-        flexsc,
+        paths: measured
+            .iter()
+            .map(|(p, r)| (*p, r.as_ref().map(|_| ()).map_err(Clone::clone)))
+            .collect(),
         per_call: Vec::new(),
         batched: Vec::new(),
     };
+    let ok: Vec<(Path, &Results)> = std::iter::once((Path::Direct, &direct))
+        .chain(
+            measured
+                .iter()
+                .filter_map(|(p, r)| r.as_ref().ok().map(|r| (*p, r))),
+        )
+        .collect();
     for (i, c) in per_call.iter().enumerate() {
         report.per_call.push(PerCall {
             call: c.name.to_string(),
-            direct: d_pc[i],
-            flexsc: f.as_ref().map(|f| f.0[i]),
+            results: ok.iter().map(|(p, r)| (*p, r.0[i])).collect(),
         });
     }
     let mut k = 0;
@@ -140,8 +188,7 @@ fn run(o: &Options) -> Result<i32, String> {
             report.batched.push(Batched {
                 call: c.name.to_string(),
                 batch: n,
-                direct: d_bt[k],
-                flexsc: f.as_ref().map(|f| f.1[k]),
+                results: ok.iter().map(|(p, r)| (*p, r.1[k])).collect(),
             });
             k += 1;
         }
@@ -154,9 +201,16 @@ fn run(o: &Options) -> Result<i32, String> {
         std::fs::write(path, format!("{json}\n"))
             .map_err(|e| format!("cannot write {path}: {e}"))?;
     }
-    if let Err(e) = &report.flexsc {
-        if rc != 0 {
-            eprintln!("flexsc-bench: FlexSC: {e}");
+    if rc != 0 {
+        for (path, status) in &report.paths {
+            if let Err(e) = status {
+                if !(matches!(path, Path::Uring | Path::UringSqpoll)
+                    && o.uring == UringMode::Auto
+                    && e.starts_with("io_uring_setup"))
+                {
+                    eprintln!("flexsc-bench: {}: {e}", path.label(false));
+                }
+            }
         }
     }
     Ok(rc)

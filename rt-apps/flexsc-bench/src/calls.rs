@@ -2,7 +2,7 @@
 //! with the direct backend, and the measuring loops.
 
 use crate::stats::Stats;
-use rt_utils::sys::now_ns;
+use rt_utils::sys::{now_ns, thread_cpu_ns};
 
 /// Bytes of the `write`/`pwrite64` calls.
 pub const WRITE_SIZE: usize = 64;
@@ -21,9 +21,9 @@ pub struct Call {
 /// The buffers and descriptors the calls use; they must outlive every
 /// [`Call`] built from them (the calls hold raw pointers into `data`).
 pub struct Targets {
-    data: Box<[u8; WRITE_SIZE]>,
-    devnull: std::fs::File,
-    file: std::fs::File,
+    pub(crate) data: Box<[u8; WRITE_SIZE]>,
+    pub(crate) devnull: std::fs::File,
+    pub(crate) file: std::fs::File,
 }
 
 impl Targets {
@@ -91,8 +91,15 @@ impl Targets {
 
 /// How a call reaches the kernel.
 pub trait Backend {
-    /// Path name in the report (`direct`, `flexsc`).
+    /// Path name in the report (`direct`, `flexsc`, `io_uring`, ...).
     fn name(&self) -> &'static str;
+
+    /// The result every run of `c` on this path must return: `c.expect`,
+    /// except where the path stands in another operation for the call
+    /// (io_uring's `IORING_OP_NOP` for `getpid` returns 0).
+    fn expect(&self, c: &Call) -> i64 {
+        c.expect
+    }
 
     /// Runs `c` and returns its result (`-errno` on failure).
     ///
@@ -110,7 +117,7 @@ pub trait Backend {
         for _ in 0..n {
             // SAFETY: the caller's guarantee for `c` covers every call.
             let r = unsafe { self.call(c) }?;
-            check(c, r)?;
+            check_on(self, c, r)?;
         }
         Ok(())
     }
@@ -118,11 +125,31 @@ pub trait Backend {
 
 /// Checks a result against what the call must return.
 pub fn check(c: &Call, r: i64) -> Result<(), String> {
-    if r == c.expect {
+    check_value(c, r, c.expect)
+}
+
+/// Checks a result of `c` on `b` against what `b` must return for it.
+pub fn check_on<B: Backend + ?Sized>(b: &B, c: &Call, r: i64) -> Result<(), String> {
+    check_value(c, r, b.expect(c))
+}
+
+fn check_value(c: &Call, r: i64, expect: i64) -> Result<(), String> {
+    if r == expect {
         Ok(())
     } else {
-        Err(format!("{} returned {r}, expected {}", c.name, c.expect))
+        Err(format!("{} returned {r}, expected {expect}", c.name))
     }
+}
+
+/// One measurement: the wall-clock figure of the loop (ns per call or
+/// calls per second) and the calling thread's own CPU time per call
+/// (`CLOCK_THREAD_CPUTIME_ID` read around the same loop), each over the
+/// repeats.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Measured {
+    pub wall: Stats,
+    /// Caller CPU ns per call.
+    pub cpu: Stats,
 }
 
 /// Direct system calls (`svc #0` through glibc's `syscall()`).
@@ -144,8 +171,9 @@ impl Backend for Direct {
     }
 }
 
-/// Nanoseconds per call of `c` on `b`: `warmup` untimed calls, then
-/// `repeats` timed runs of `iters` calls. Every result is checked.
+/// Nanoseconds per call of `c` on `b` (wall clock, and the calling
+/// thread's CPU time): `warmup` untimed calls, then `repeats` timed runs of
+/// `iters` calls. Every result is checked.
 ///
 /// # Safety
 /// `c` must be valid to run (see [`Backend::call`]).
@@ -155,28 +183,38 @@ pub unsafe fn cost_per_call<B: Backend>(
     warmup: u32,
     iters: u32,
     repeats: u32,
-) -> Result<Stats, String> {
+) -> Result<Measured, String> {
     for _ in 0..warmup {
         // SAFETY: forwarded from the caller.
-        check(c, unsafe { b.call(c) }?)?;
+        let r = unsafe { b.call(c) }?;
+        check_on(b, c, r)?;
     }
     let mut per_call = Vec::with_capacity(repeats as usize);
+    let mut cpu = Vec::with_capacity(repeats as usize);
     for _ in 0..repeats {
-        let t0 = now_ns();
+        let (t0, c0) = (now_ns(), thread_cpu_ns());
         for _ in 0..iters {
             // SAFETY: forwarded from the caller.
             let r = unsafe { b.call(c) }?;
-            check(c, r)?;
+            check_on(b, c, r)?;
         }
-        let t1 = now_ns();
+        let (c1, t1) = (thread_cpu_ns(), now_ns());
         per_call.push((t1 - t0) as f64 / iters as f64);
+        cpu.push((c1 - c0) as f64 / iters as f64);
     }
-    Stats::of(&per_call).ok_or_else(|| "no repeats".to_string())
+    measured(&per_call, &cpu)
 }
 
-/// Calls per second of `c` in batches of `batch` on `b`: one untimed
-/// batch, then `repeats` timed runs of at least `calls` calls (whole
-/// batches).
+fn measured(wall: &[f64], cpu: &[f64]) -> Result<Measured, String> {
+    match (Stats::of(wall), Stats::of(cpu)) {
+        (Some(wall), Some(cpu)) => Ok(Measured { wall, cpu }),
+        _ => Err("no repeats".to_string()),
+    }
+}
+
+/// Calls per second of `c` in batches of `batch` on `b` (and the calling
+/// thread's CPU ns per call): one untimed batch, then `repeats` timed runs
+/// of at least `calls` calls (whole batches).
 ///
 /// # Safety
 /// `c` must be valid to run (see [`Backend::call`]).
@@ -186,22 +224,24 @@ pub unsafe fn throughput<B: Backend>(
     batch: usize,
     calls: u32,
     repeats: u32,
-) -> Result<Stats, String> {
+) -> Result<Measured, String> {
     // SAFETY: forwarded from the caller.
     unsafe { b.batch(c, batch) }?;
     let rounds = (calls as usize).div_ceil(batch).max(1);
     let mut rates = Vec::with_capacity(repeats as usize);
+    let mut cpu = Vec::with_capacity(repeats as usize);
     for _ in 0..repeats {
-        let t0 = now_ns();
+        let (t0, c0) = (now_ns(), thread_cpu_ns());
         for _ in 0..rounds {
             // SAFETY: forwarded from the caller.
             unsafe { b.batch(c, batch) }?;
         }
-        let t1 = now_ns();
+        let (c1, t1) = (thread_cpu_ns(), now_ns());
         let secs = (t1 - t0).max(1) as f64 / 1e9;
         rates.push((rounds * batch) as f64 / secs);
+        cpu.push((c1 - c0) as f64 / (rounds * batch) as f64);
     }
-    Stats::of(&rates).ok_or_else(|| "no repeats".to_string())
+    measured(&rates, &cpu)
 }
 
 #[cfg(test)]
@@ -238,13 +278,22 @@ mod tests {
         let (t, path) = targets("loops");
         let c = t.getpid();
         // SAFETY: `t` lives until the end of the test.
-        let s = unsafe { cost_per_call(&mut Direct, &c, 2, 20, 3) }.unwrap();
+        let m = unsafe { cost_per_call(&mut Direct, &c, 2, 20, 3) }.unwrap();
+        let s = m.wall;
         assert_eq!(s.n, 3);
         assert!(s.min > 0.0 && s.min <= s.median && s.median <= s.max);
+        // The thread's CPU time of a loop of direct calls: at most its wall
+        // time (the clocks' granularity aside), and some of it.
+        assert_eq!(m.cpu.n, 3);
+        assert!(
+            m.cpu.median >= 0.0 && m.cpu.median <= 1.5 * s.max + 1000.0,
+            "{m:?}"
+        );
         // SAFETY: as above.
-        let s = unsafe { throughput(&mut Direct, &t.write(), 8, 30, 2) }.unwrap();
-        assert_eq!(s.n, 2);
-        assert!(s.min > 0.0);
+        let m = unsafe { throughput(&mut Direct, &t.write(), 8, 30, 2) }.unwrap();
+        assert_eq!(m.wall.n, 2);
+        assert!(m.wall.min > 0.0);
+        assert_eq!(m.cpu.n, 2);
         // A wrong expectation is reported, not ignored.
         let bad = Call { expect: -1, ..c };
         // SAFETY: as above.

@@ -24,4 +24,5 @@ pub mod calls;
 pub mod fx;
 pub mod options;
 pub mod report;
+pub mod ring;
 pub mod stats;

@@ -68,6 +68,20 @@ pub fn cpu_mask(cpus: &[usize]) -> u64 {
         .fold(0u64, |m, &c| m | (1u64 << c))
 }
 
+/// Whether to measure the io_uring paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UringMode {
+    /// When the kernel has io_uring; else the report says why not.
+    Auto,
+    /// Fail (exit 1) when io_uring cannot be set up.
+    Require,
+    /// Not at all.
+    Off,
+}
+
+/// Longest SQPOLL idle time accepted (ms).
+pub const MAX_SQPOLL_IDLE_MS: u32 = 10_000;
+
 /// A resolved command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -95,8 +109,13 @@ pub struct Options {
     pub file: String,
     /// Also write the JSON line here (`-` = only stdout).
     pub json: Option<String>,
-    /// Measure only the direct calls (no FlexSC registration).
+    /// Measure only the direct calls (no FlexSC registration, no io_uring).
     pub direct_only: bool,
+    /// The io_uring paths.
+    pub uring: UringMode,
+    /// Idle time of the io_uring SQPOLL thread before it sleeps (ms, at
+    /// least 1: the kernel's unit).
+    pub sqpoll_idle_ms: u32,
 }
 
 impl Default for Options {
@@ -115,6 +134,8 @@ impl Default for Options {
             file: "/tmp/flexsc-bench.dat".into(),
             json: None,
             direct_only: false,
+            uring: UringMode::Auto,
+            sqpoll_idle_ms: 1,
         }
     }
 }
@@ -138,15 +159,19 @@ pub enum Parsed {
 /// The `--help` text.
 pub const HELP: &str = "\
 flexsc-bench: direct system calls vs FlexSC exception-less system calls
+and io_uring
 
 Usage: flexsc-bench [OPTIONS]
 
-Measures, with CLOCK_MONOTONIC on the bench thread:
+Measures, with CLOCK_MONOTONIC and the bench thread's own CPU time
+(CLOCK_THREAD_CPUTIME_ID, the \"caller CPU\" columns):
   cost per call   getpid, write(64 B, /dev/null), pwrite64(64 B, --file):
                   direct vs FlexSC synchronous (post one entry, wait for it)
+                  vs io_uring (one entry, io_uring_enter waits for it;
+                  getpid is IORING_OP_NOP) plain and with SQPOLL
   throughput      batches of B getpid / write calls: post B, wait for all
                   (direct: the same B calls one after the other), calls/s
-Prints a Markdown table and one JSON line ({\"flexsc_bench\":...}).
+Prints Markdown tables and one JSON line ({\"flexsc_bench\":...}).
 
 Options:
   --iters=N          calls per repeat, cost per call (default 2000)
@@ -163,11 +188,17 @@ Options:
                      0..10000 (default: the flexsc library's, 50)
   --file=PATH        target of the pwrite64 test (default /tmp/flexsc-bench.dat)
   --json=FILE        also write the JSON line to FILE
-  --direct-only      skip FlexSC (e.g. on a kernel without it)
+  --uring=MODE       io_uring rows: auto (when the kernel has io_uring,
+                     default), require (fail without it), off
+  --sqpoll-idle-ms=N idle time of the SQPOLL thread before it sleeps,
+                     1..10000 ms (default 1; io_uring counts in ms); it runs
+                     on the first CPU of --workers-on
+  --direct-only      skip FlexSC and io_uring (e.g. on a kernel without them)
   --help             this text
 
-Exit status: 0 ok, 1 a call failed or FlexSC is not available (the direct
-results are still printed), 2 usage error.
+Exit status: 0 ok, 1 a call failed, FlexSC is not available, or io_uring is
+not with --uring=require (the other results are still printed), 2 usage
+error.
 ";
 
 fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
@@ -244,6 +275,20 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 o.batches = b;
             }
             "cpu" => o.cpu = num(name, &value(&mut p, name)?)?,
+            "uring" => {
+                o.uring = match value(&mut p, name)?.as_str() {
+                    "auto" => UringMode::Auto,
+                    "require" => UringMode::Require,
+                    "off" => UringMode::Off,
+                    v => return Err(format!("--uring: '{v}' is not auto, require or off")),
+                }
+            }
+            "sqpoll-idle-ms" => {
+                o.sqpoll_idle_ms = positive(name, &value(&mut p, name)?)?;
+                if o.sqpoll_idle_ms > MAX_SQPOLL_IDLE_MS {
+                    return Err(format!("--sqpoll-idle-ms: at most {MAX_SQPOLL_IDLE_MS}"));
+                }
+            }
             "workers-on" => {
                 o.placement = match value(&mut p, name)?.as_str() {
                     "same" => Placement::Same,
@@ -338,6 +383,7 @@ mod tests {
         assert_eq!(o.batches, vec![1, 8, 32, 64]);
         assert_eq!(o.placement, Placement::Same);
         assert!(!o.direct_only);
+        assert_eq!((o.uring, o.sqpoll_idle_ms), (UringMode::Auto, 1));
     }
 
     #[test]
@@ -360,6 +406,9 @@ mod tests {
         );
         assert!(o.direct_only);
         assert_eq!(run("--json=-").json, None);
+        let o = run("--uring=require --sqpoll-idle-ms 20");
+        assert_eq!((o.uring, o.sqpoll_idle_ms), (UringMode::Require, 20));
+        assert_eq!(run("--uring=off").uring, UringMode::Off);
         assert_eq!(run("--workers-on=all").placement, Placement::All);
         assert_eq!(
             run("--workers-on=0,2-3").placement,
@@ -389,6 +438,9 @@ mod tests {
         assert!(fails("--bogus=1").contains("unknown option"));
         assert!(fails("stray").contains("unexpected argument"));
         assert!(fails("--file=").contains("empty path"));
+        assert!(fails("--uring=maybe").contains("not auto, require or off"));
+        assert!(fails("--sqpoll-idle-ms=0").contains("at least 1"));
+        assert!(fails("--sqpoll-idle-ms=10001").contains("at most 10000"));
         // 64 entries per page: 64 fits one page.
         assert_eq!(run("--batches=64 --npages=1").batches, vec![64]);
     }

@@ -1,5 +1,6 @@
 //! The results: a Markdown table for people and one JSON line for tools.
 
+use crate::calls::Measured;
 use crate::stats::Stats;
 
 /// How the run was set up.
@@ -14,53 +15,96 @@ pub struct Setup {
     pub workers: u32,
     pub npages: u32,
     pub poll_us: u32,
+    /// CPU of the io_uring SQPOLL thread (`SQ_AFF`).
+    pub sqpoll_cpu: usize,
+    /// Idle time of the SQPOLL thread before it sleeps (ms).
+    pub sqpoll_idle_ms: u32,
     pub iters: u32,
     pub warmup: u32,
     pub repeats: u32,
     pub batch_calls: u32,
 }
 
-/// Cost per call of one system call (ns).
+/// A way of making the calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// `svc #0` through glibc's `syscall()`.
+    Direct,
+    /// Post one FlexSC entry, wait for it (a batch: post B, wait for B).
+    FlexSc,
+    /// io_uring, one `io_uring_enter` per call or batch (issues inline).
+    Uring,
+    /// io_uring with a kernel polling thread.
+    UringSqpoll,
+}
+
+impl Path {
+    /// Every path, in the order of the table rows.
+    pub const ALL: [Path; 4] = [Path::Direct, Path::FlexSc, Path::Uring, Path::UringSqpoll];
+
+    /// Key in the JSON line.
+    pub fn key(self) -> &'static str {
+        match self {
+            Path::Direct => "direct",
+            Path::FlexSc => "flexsc",
+            Path::Uring => "io_uring",
+            Path::UringSqpoll => "io_uring_sqpoll",
+        }
+    }
+
+    /// Name in the tables.
+    pub fn label(self, batched: bool) -> &'static str {
+        match (self, batched) {
+            (Path::Direct, _) => "direct",
+            (Path::FlexSc, false) => "FlexSC sync",
+            (Path::FlexSc, true) => "FlexSC",
+            (Path::Uring, _) => "io_uring",
+            (Path::UringSqpoll, _) => "io_uring SQPOLL",
+        }
+    }
+}
+
+/// Cost per call of one system call on each path measured: ns per call
+/// (wall) and the caller's CPU ns per call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PerCall {
     pub call: String,
-    pub direct: Stats,
-    /// `None` when FlexSC was not measured.
-    pub flexsc: Option<Stats>,
+    /// The direct path first.
+    pub results: Vec<(Path, Measured)>,
 }
 
-/// Throughput of one system call in batches (calls/s).
+/// Throughput of one system call in batches: calls/s (wall) and the
+/// caller's CPU ns per call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batched {
     pub call: String,
     pub batch: usize,
-    pub direct: Stats,
-    pub flexsc: Option<Stats>,
+    /// The direct path first.
+    pub results: Vec<(Path, Measured)>,
 }
 
 /// Everything flexsc-bench measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub setup: Setup,
-    /// `Ok` when FlexSC was measured, else why not.
-    pub flexsc: Result<(), String>,
+    /// Every path other than direct: `Ok` when it was measured, else why
+    /// not.
+    pub paths: Vec<(Path, Result<(), String>)>,
     pub per_call: Vec<PerCall>,
     pub batched: Vec<Batched>,
 }
 
-fn ratio(flexsc: Option<&Stats>, direct: &Stats) -> String {
-    match flexsc {
-        Some(f) if direct.median > 0.0 => format!("{:.2}", f.median / direct.median),
-        _ => "n/a".into(),
+fn ratio(v: f64, direct: f64) -> String {
+    if direct > 0.0 && v.is_finite() {
+        format!("{:.2}", v / direct)
+    } else {
+        "n/a".into()
     }
 }
 
 /// `median (min-max)` with `digits` decimals.
-fn cell(s: Option<&Stats>, digits: usize) -> String {
-    match s {
-        Some(s) => format!("{:.d$} ({:.d$}-{:.d$})", s.median, s.min, s.max, d = digits),
-        None => "n/a".into(),
-    }
+fn cell(s: &Stats, digits: usize) -> String {
+    format!("{:.d$} ({:.d$}-{:.d$})", s.median, s.min, s.max, d = digits)
 }
 
 fn cpus(list: &[usize]) -> String {
@@ -70,7 +114,26 @@ fn cpus(list: &[usize]) -> String {
         .join(",")
 }
 
+fn direct_of(results: &[(Path, Measured)]) -> Option<&Measured> {
+    results
+        .iter()
+        .find(|(p, _)| *p == Path::Direct)
+        .map(|(_, m)| m)
+}
+
 impl Report {
+    /// The status of `path` (direct is always measured).
+    pub fn status(&self, path: Path) -> Result<(), String> {
+        if path == Path::Direct {
+            return Ok(());
+        }
+        self.paths
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| Err("not run".into()))
+    }
+
     /// The Markdown section: a header paragraph and two tables.
     pub fn markdown(&self) -> String {
         let s = &self.setup;
@@ -86,9 +149,14 @@ impl Report {
         ));
         out.push_str(&format!(
             "Linux {}, {} CPU(s) online; bench thread on CPU {}; FlexSC: {} syscall thread(s) \
-             on CPU(s) {} ({}), {} syscall page(s), poll {} us. Median (min-max) of {} repeats; \
-             cost per call: {} calls per repeat after {} warm-up calls; throughput: {} calls per \
-             repeat.\n\n",
+             on CPU(s) {} ({}), {} syscall page(s), poll {} us; io_uring SQPOLL: polling thread \
+             on CPU {}, idle {} ms (io_uring's unit; FlexSC's poll is in us). Median (min-max) \
+             of {} repeats; cost per call: {} calls per repeat after {} warm-up calls; \
+             throughput: {} calls per repeat. \"caller CPU\" is the bench thread's own CPU \
+             time (CLOCK_THREAD_CPUTIME_ID) per call, read around the same loops: what the \
+             posting thread pays, without the syscall or polling threads' work. io_uring's \
+             getpid rows are IORING_OP_NOP (the floor of a call through the ring). \
+             Every result is checked (pid, 0 for a NOP, 64 bytes written).\n\n",
             s.release,
             s.online_cpus,
             s.bench_cpu,
@@ -97,48 +165,70 @@ impl Report {
             s.placement,
             s.npages,
             s.poll_us,
+            s.sqpoll_cpu,
+            s.sqpoll_idle_ms,
             s.repeats,
             s.iters,
             s.warmup,
             s.batch_calls
         ));
-        if let Err(why) = &self.flexsc {
-            out.push_str(&format!("FlexSC not measured: {why}\n\n"));
+        for (path, status) in &self.paths {
+            if let Err(why) = status {
+                out.push_str(&format!("{} not measured: {why}\n\n", path.label(false)));
+            }
         }
-        out.push_str("| call | direct ns/call | FlexSC sync ns/call | FlexSC/direct |\n");
-        out.push_str("|---|---:|---:|---:|\n");
+        out.push_str(
+            "| call | path | ns/call | caller CPU ns/call | ns/call / direct | caller CPU / direct |\n",
+        );
+        out.push_str("|---|---|---:|---:|---:|---:|\n");
         for p in &self.per_call {
-            out.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                p.call,
-                cell(Some(&p.direct), 0),
-                cell(p.flexsc.as_ref(), 0),
-                ratio(p.flexsc.as_ref(), &p.direct)
-            ));
+            let d = direct_of(&p.results);
+            for (path, m) in &p.results {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    p.call,
+                    path.label(false),
+                    cell(&m.wall, 0),
+                    cell(&m.cpu, 0),
+                    d.map_or("n/a".into(), |d| ratio(m.wall.median, d.wall.median)),
+                    d.map_or("n/a".into(), |d| ratio(m.cpu.median, d.cpu.median)),
+                ));
+            }
         }
         out.push('\n');
-        out.push_str("| call | batch | direct calls/s | FlexSC calls/s | FlexSC/direct |\n");
-        out.push_str("|---|---:|---:|---:|---:|\n");
+        out.push_str(
+            "| call | batch | path | calls/s | caller CPU ns/call | calls/s / direct | caller CPU / direct |\n",
+        );
+        out.push_str("|---|---:|---|---:|---:|---:|---:|\n");
         for b in &self.batched {
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
-                b.call,
-                b.batch,
-                cell(Some(&b.direct), 0),
-                cell(b.flexsc.as_ref(), 0),
-                ratio(b.flexsc.as_ref(), &b.direct)
-            ));
+            let d = direct_of(&b.results);
+            for (path, m) in &b.results {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} |\n",
+                    b.call,
+                    b.batch,
+                    path.label(true),
+                    cell(&m.wall, 0),
+                    cell(&m.cpu, 0),
+                    d.map_or("n/a".into(), |d| ratio(m.wall.median, d.wall.median)),
+                    d.map_or("n/a".into(), |d| ratio(m.cpu.median, d.cpu.median)),
+                ));
+            }
         }
         out
     }
 
     /// One line of JSON (no trailing newline), starting `{"flexsc_bench":1,`.
+    /// Per path (`direct`, `flexsc`, `io_uring`, `io_uring_sqpoll`): the
+    /// wall figure, and under `caller_cpu_ns` the caller's CPU ns per call;
+    /// `null` for a path not measured, whose top-level key says why.
     pub fn json(&self) -> String {
         let s = &self.setup;
         let mut o = String::from("{\"flexsc_bench\":1");
         o.push_str(&format!(
             ",\"release\":{},\"online_cpus\":{},\"bench_cpu\":{},\"placement\":{},\
-             \"worker_cpus\":[{}],\"workers\":{},\"npages\":{},\"poll_us\":{},\"iters\":{},\
+             \"worker_cpus\":[{}],\"workers\":{},\"npages\":{},\"poll_us\":{},\
+             \"sqpoll_cpu\":{},\"sqpoll_idle_ms\":{},\"iters\":{},\
              \"warmup\":{},\"repeats\":{},\"batch_calls\":{}",
             string(&s.release),
             s.online_cpus,
@@ -148,26 +238,49 @@ impl Report {
             s.workers,
             s.npages,
             s.poll_us,
+            s.sqpoll_cpu,
+            s.sqpoll_idle_ms,
             s.iters,
             s.warmup,
             s.repeats,
             s.batch_calls
         ));
-        o.push_str(",\"flexsc\":");
-        match &self.flexsc {
-            Ok(()) => o.push_str("\"ok\""),
-            Err(why) => o.push_str(&string(why)),
+        for path in &Path::ALL[1..] {
+            o.push_str(&format!(",{}:", string(path.key())));
+            match self.status(*path) {
+                Ok(()) => o.push_str("\"ok\""),
+                Err(why) => o.push_str(&string(&why)),
+            }
         }
+        let paths = |results: &[(Path, Measured)]| {
+            let get = |path: Path| results.iter().find(|(p, _)| *p == path).map(|(_, m)| m);
+            let mut wall = String::new();
+            let mut cpu = String::new();
+            for (i, path) in Path::ALL.iter().enumerate() {
+                let m = get(*path);
+                let sep = if i > 0 { "," } else { "" };
+                wall.push_str(&format!(
+                    ",{}:{}",
+                    string(path.key()),
+                    stats(m.map(|m| &m.wall))
+                ));
+                cpu.push_str(&format!(
+                    "{sep}{}:{}",
+                    string(path.key()),
+                    stats(m.map(|m| &m.cpu))
+                ));
+            }
+            format!("{wall},\"caller_cpu_ns\":{{{cpu}}}")
+        };
         o.push_str(",\"per_call_ns\":[");
         for (i, p) in self.per_call.iter().enumerate() {
             if i > 0 {
                 o.push(',');
             }
             o.push_str(&format!(
-                "{{\"call\":{},\"direct\":{},\"flexsc\":{}}}",
+                "{{\"call\":{}{}}}",
                 string(&p.call),
-                stats(Some(&p.direct)),
-                stats(p.flexsc.as_ref())
+                paths(&p.results)
             ));
         }
         o.push_str("],\"batched_calls_per_s\":[");
@@ -176,11 +289,10 @@ impl Report {
                 o.push(',');
             }
             o.push_str(&format!(
-                "{{\"call\":{},\"batch\":{},\"direct\":{},\"flexsc\":{}}}",
+                "{{\"call\":{},\"batch\":{}{}}}",
                 string(&b.call),
                 b.batch,
-                stats(Some(&b.direct)),
-                stats(b.flexsc.as_ref())
+                paths(&b.results)
             ));
         }
         o.push_str("]}");
@@ -242,7 +354,30 @@ mod tests {
         }
     }
 
-    fn report(flexsc: bool) -> Report {
+    fn m(wall: Stats, cpu: Stats) -> Measured {
+        Measured { wall, cpu }
+    }
+
+    fn report(others: bool) -> Report {
+        let mut pc = vec![(
+            Path::Direct,
+            m(st(900.0, 1000.4, 1100.0), st(800.0, 900.0, 1000.0)),
+        )];
+        let mut bt = vec![(
+            Path::Direct,
+            m(st(400000.0, 500000.0, 510000.0), st(1.0, 2000.0, 3.0)),
+        )];
+        if others {
+            pc.push((
+                Path::FlexSc,
+                m(st(20000.0, 25000.0, 26000.0), st(400.0, 450.0, 500.0)),
+            ));
+            pc.push((Path::UringSqpoll, m(st(1.0, 2.0, 3.0), st(1.0, 1.0, 1.0))));
+            bt.push((
+                Path::FlexSc,
+                m(st(100.0, 250000.0, f64::INFINITY), st(1.0, 1000.0, 3.0)),
+            ));
+        }
         Report {
             setup: Setup {
                 release: "7.2.13-rt \"x\"".into(),
@@ -253,26 +388,34 @@ mod tests {
                 workers: 1,
                 npages: 2,
                 poll_us: 0,
+                sqpoll_cpu: 1,
+                sqpoll_idle_ms: 1,
                 iters: 2000,
                 warmup: 200,
                 repeats: 5,
                 batch_calls: 2048,
             },
-            flexsc: if flexsc {
-                Ok(())
+            paths: if others {
+                vec![
+                    (Path::FlexSc, Ok(())),
+                    (Path::Uring, Err("io_uring_setup: ENOSYS".into())),
+                    (Path::UringSqpoll, Ok(())),
+                ]
             } else {
-                Err("kernel without FlexSC".into())
+                vec![
+                    (Path::FlexSc, Err("kernel without FlexSC".into())),
+                    (Path::Uring, Err("--uring=off".into())),
+                    (Path::UringSqpoll, Err("--uring=off".into())),
+                ]
             },
             per_call: vec![PerCall {
                 call: "getpid".into(),
-                direct: st(900.0, 1000.4, 1100.0),
-                flexsc: flexsc.then(|| st(20000.0, 25000.0, 26000.0)),
+                results: pc,
             }],
             batched: vec![Batched {
                 call: "write".into(),
                 batch: 64,
-                direct: st(400000.0, 500000.0, 510000.0),
-                flexsc: flexsc.then(|| st(100.0, 250000.0, f64::INFINITY)),
+                results: bt,
             }],
         }
     }
@@ -282,12 +425,27 @@ mod tests {
         let md = report(true).markdown();
         assert!(md.starts_with("#### flexsc-bench: syscall threads on the other CPU\n"));
         assert!(md.contains("on CPU(s) 1 (other)"), "{md}");
+        assert!(md.contains("polling thread on CPU 1, idle 1 ms"), "{md}");
         assert!(
-            md.contains("| getpid | 1000 (900-1100) | 25000 (20000-26000) | 24.99 |\n"),
+            md.contains("io_uring not measured: io_uring_setup: ENOSYS\n"),
             "{md}"
         );
         assert!(
-            md.contains("| write | 64 | 500000 (400000-510000) | 250000 (100-inf) | 0.50 |\n"),
+            md.contains("| getpid | direct | 1000 (900-1100) | 900 (800-1000) | 1.00 | 1.00 |\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| getpid | FlexSC sync | 25000 (20000-26000) | 450 (400-500) | 24.99 | 0.50 |\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| getpid | io_uring SQPOLL | 2 (1-3) | 1 (1-1) | 0.00 | 0.00 |\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| write | 64 | FlexSC | 250000 (100-inf) | 1000 (1-3) | 0.50 | 0.50 |\n"),
             "{md}"
         );
         // Every table row has the header's number of columns.
@@ -296,26 +454,38 @@ mod tests {
             assert!(cols.iter().all(|&c| c == cols[0]), "{table}");
         }
         let md = report(false).markdown();
-        assert!(md.contains("FlexSC not measured: kernel without FlexSC"));
-        assert!(
-            md.contains("| getpid | 1000 (900-1100) | n/a | n/a |"),
-            "{md}"
-        );
+        assert!(md.contains("FlexSC sync not measured: kernel without FlexSC"));
+        assert!(md.contains("io_uring SQPOLL not measured: --uring=off"));
+        assert!(!md.contains("| getpid | FlexSC"), "{md}");
+        assert_eq!(md.matches("| getpid | ").count(), 1, "{md}");
     }
 
     #[test]
     fn json_line_parses_and_has_the_numbers() {
-        for flexsc in [true, false] {
-            let j = report(flexsc).json();
+        for others in [true, false] {
+            let j = report(others).json();
             assert!(!j.contains('\n'));
             assert!(j.starts_with("{\"flexsc_bench\":1,"));
             let v: serde_json::Value =
                 serde_json::from_str(&j).unwrap_or_else(|e| panic!("{e}: {j}"));
             assert_eq!(v["release"], "7.2.13-rt \"x\"");
             assert_eq!(v["worker_cpus"], serde_json::json!([1]));
+            assert_eq!(v["sqpoll_idle_ms"], 1);
             assert_eq!(v["per_call_ns"][0]["direct"]["median"], 1000.4);
-            if flexsc {
+            assert_eq!(
+                v["per_call_ns"][0]["caller_cpu_ns"]["direct"]["median"],
+                900.0
+            );
+            if others {
                 assert_eq!(v["flexsc"], "ok");
+                assert_eq!(v["io_uring"], "io_uring_setup: ENOSYS");
+                assert_eq!(v["io_uring_sqpoll"], "ok");
+                assert!(v["per_call_ns"][0]["io_uring"].is_null());
+                assert_eq!(v["per_call_ns"][0]["io_uring_sqpoll"]["max"], 3.0);
+                assert_eq!(
+                    v["per_call_ns"][0]["caller_cpu_ns"]["flexsc"]["median"],
+                    450.0
+                );
                 assert_eq!(
                     v["batched_calls_per_s"][0]["flexsc"]["max"],
                     serde_json::Value::Null
@@ -324,6 +494,7 @@ mod tests {
             } else {
                 assert_eq!(v["flexsc"], "kernel without FlexSC");
                 assert!(v["per_call_ns"][0]["flexsc"].is_null());
+                assert!(v["per_call_ns"][0]["caller_cpu_ns"]["flexsc"].is_null());
             }
         }
         assert_eq!(string("a\u{1}\t"), "\"a\\u0001\\t\"");

@@ -60,13 +60,29 @@ fn direct_only_prints_table_and_json() {
     let out = bench(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("| call | direct ns/call | FlexSC sync ns/call | FlexSC/direct |"));
+    assert!(stdout.contains(
+        "| call | path | ns/call | caller CPU ns/call | ns/call / direct | caller CPU / direct |"
+    ));
     for call in ["getpid", "write", "pwrite64"] {
-        assert!(stdout.contains(&format!("| {call} | ")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("| {call} | direct | ")),
+            "{stdout}"
+        );
     }
-    assert!(stdout.contains("| write | 8 | "), "{stdout}");
+    assert!(stdout.contains("| write | 8 | direct | "), "{stdout}");
+    assert!(!stdout.contains("| FlexSC"), "{stdout}");
     let v = json_line(&stdout);
     assert_eq!(v["flexsc"], "--direct-only");
+    assert_eq!(v["io_uring"], "--direct-only");
+    assert_eq!(v["io_uring_sqpoll"], "--direct-only");
+    // The caller's CPU time per call: present, and at most the wall time
+    // of the same loop (a little slack for the two clocks' granularity).
+    for row in v["per_call_ns"].as_array().unwrap() {
+        let cpu = row["caller_cpu_ns"]["direct"]["median"].as_f64().unwrap();
+        let wall = row["direct"]["max"].as_f64().unwrap();
+        assert!(cpu >= 0.0 && cpu <= wall * 1.2 + 1000.0, "{row}");
+        assert!(row["caller_cpu_ns"]["flexsc"].is_null());
+    }
     assert_eq!(v["per_call_ns"].as_array().unwrap().len(), 3);
     assert_eq!(v["batched_calls_per_s"].as_array().unwrap().len(), 4);
     assert!(v["per_call_ns"][0]["direct"]["median"].as_f64().unwrap() > 0.0);
@@ -97,11 +113,33 @@ fn without_flexsc_direct_results_and_exit_1() {
         "{}",
         text(&out.stderr)
     );
+    // qemu-user has no io_uring either: with --uring=auto (the default)
+    // the report says so, and that alone is no error.
+    assert!(
+        !text(&out.stderr).contains("io_uring"),
+        "{}",
+        text(&out.stderr)
+    );
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("FlexSC not measured:"), "{stdout}");
+    assert!(stdout.contains("FlexSC sync not measured:"), "{stdout}");
+    assert!(
+        stdout.contains("io_uring not measured: io_uring_setup failed"),
+        "{stdout}"
+    );
     let v = json_line(&stdout);
     assert!(v["per_call_ns"][0]["flexsc"].is_null());
+    assert!(v["per_call_ns"][0]["io_uring_sqpoll"].is_null());
     assert!(v["per_call_ns"][0]["direct"]["median"].as_f64().unwrap() > 0.0);
+    // --uring=require: its absence is an error, named.
+    let mut args = SMALL.to_vec();
+    args.extend([fa.as_str(), "--uring=require"]);
+    let out = bench(&args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("flexsc-bench: io_uring: io_uring_setup failed"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
