@@ -20,6 +20,16 @@ def latency_rows(report_json):
         raise ValueError(f"not a latency report: {e!r}") from e
 
 
+def own_cpu(report_json):
+    """{thread: own CPU us per cycle} of an rtlat --own-cpu-time --json
+    report (None for a thread without the key, e.g. cyclictest's)."""
+    try:
+        threads = json.loads(report_json)["thread"]
+        return {int(tid): t.get("own_cpu_us_per_cycle") for tid, t in threads.items()}
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return {}
+
+
 def run_failures(results):
     """Runs that did not end with status 0."""
     out = []
@@ -145,10 +155,12 @@ def bench_report(results, machine, smp):
             "### rtlat: wake-up latency with one write per cycle",
             "",
             f"`rtlat {' '.join(common)}` plus the I/O options of each row (64-byte records; "
-            "`--io-file` is on tmpfs; FlexSC: one SCHED_OTHER syscall thread).",
+            "`--io-file` is on tmpfs; FlexSC: one SCHED_OTHER syscall thread). "
+            "own CPU: the measuring thread's own CPU time per cycle (`--own-cpu-time`; "
+            "n/a without it): sleep, wake-up, sample and the I/O it does or posts.",
             "",
-            "| I/O options | thread | cycles | min us | avg us | max us |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| I/O options | thread | cycles | min us | avg us | max us | own CPU us/cycle |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for run in rtlat:
             extra = [w for w in _without(run.command[1:], common) if not w.startswith("--json")]
@@ -156,11 +168,14 @@ def bench_report(results, machine, smp):
             try:
                 rows = latency_rows(results.files.get(f"{run.name}.json", ""))
             except ValueError as e:
-                out.append(f"| `{label}` | failed: {last_line(output(run), str(e))} | | | | |")
+                out.append(f"| `{label}` | failed: {last_line(output(run), str(e))} | | | | | |")
                 failures.append(f"{run.name}: no usable JSON report")
                 continue
+            cpu = own_cpu(results.files.get(f"{run.name}.json", ""))
             for tid, cycles, mn, avg, mx in rows:
-                out.append(f"| `{label}` | {tid} | {cycles} | {mn} | {avg:.2f} | {mx} |")
+                c = cpu.get(tid)
+                c = "n/a" if c is None else f"{c:.2f}"
+                out.append(f"| `{label}` | {tid} | {cycles} | {mn} | {avg:.2f} | {mx} | {c} |")
         out.append("")
 
     # Runs of a program this report has no section for: their output.

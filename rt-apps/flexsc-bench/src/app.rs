@@ -107,7 +107,7 @@ fn run(o: &Options) -> Result<i32, String> {
             rc = 1;
         }
         measured.push((Path::FlexSc, flexsc));
-        let entries = o.batches.iter().copied().max().unwrap_or(1) as u32;
+        let batch = o.batches.iter().copied().max().unwrap_or(1) as u32;
         for (path, sqpoll) in [
             (Path::Uring, None),
             (
@@ -125,7 +125,7 @@ fn run(o: &Options) -> Result<i32, String> {
             // The ring (and its polling thread) goes before `targets`,
             // whose buffers its entries point to: every entry is reaped
             // before a call or batch returns.
-            let r = match UringBackend::new(&targets, entries, sqpoll) {
+            let r = match UringBackend::new(&targets, batch, sqpoll) {
                 Ok(mut b) => measure(&mut b, o, &per_call, &batched),
                 Err(e) => {
                     let why = format!("io_uring_setup failed: {e}");

@@ -32,24 +32,26 @@ pub struct UringBackend<'a> {
     /// `res` of the completions of a batch (reused: no allocation while
     /// measuring).
     results: Vec<i32>,
+    /// Largest batch.
+    batch: u32,
 }
 
 impl<'a> UringBackend<'a> {
-    /// A ring of at least `entries` submission entries for the calls of
-    /// `targets`; with `sqpoll`, a polling kernel thread.
-    pub fn new(
-        targets: &'a Targets,
-        entries: u32,
-        sqpoll: Option<Sqpoll>,
-    ) -> std::io::Result<Self> {
-        let ring = Uring::with_sqpoll(entries.next_power_of_two().max(1), sqpoll)?;
+    /// A ring for batches of up to `batch` calls of `targets`; with
+    /// `sqpoll`, a polling kernel thread. Twice the batch: an SQPOLL
+    /// thread moves the SQ head past a batch only after posting its
+    /// completions (`Uring::sq_space`).
+    pub fn new(targets: &'a Targets, batch: u32, sqpoll: Option<Sqpoll>) -> std::io::Result<Self> {
+        let ring = Uring::with_sqpoll((2 * batch.max(1)).next_power_of_two(), sqpoll)?;
+        let batch = batch.max(1);
         Ok(UringBackend {
             ring,
             targets,
             getpid: libc::SYS_getpid as u32,
             write: libc::SYS_write as u32,
             pwrite64: libc::SYS_pwrite64 as u32,
-            results: Vec::with_capacity(entries as usize),
+            results: Vec::with_capacity(batch as usize),
+            batch,
         })
     }
 
@@ -110,11 +112,10 @@ impl Backend for UringBackend<'_> {
 
     unsafe fn batch(&mut self, c: &Call, n: usize) -> Result<(), String> {
         let sqe = self.sqe(c)?;
-        if n > self.ring.sq_entries() as usize {
+        if n > self.batch as usize {
             return Err(format!(
-                "{}: a batch of {n} does not fit the io_uring's {} entries",
-                c.name,
-                self.ring.sq_entries()
+                "{}: a batch of {n} does not fit the io_uring's batches of {}",
+                c.name, self.batch
             ));
         }
         for _ in 0..n {

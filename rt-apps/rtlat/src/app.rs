@@ -396,6 +396,13 @@ pub fn run(cfg: &Config, cpus: &CpuInfo, cmdline: &str, start_time: String) -> i
                 -1
             },
             histogram: outcome.histogram,
+            own_cpu_us_per_cycle: cfg.own_cpu_time.then(|| {
+                if outcome.summary.cycles == 0 {
+                    f64::NAN
+                } else {
+                    outcome.cpu_ns as f64 / 1000.0 / outcome.summary.cycles as f64
+                }
+            }),
         });
         finals.push(t.live);
     }
@@ -430,6 +437,7 @@ pub fn run(cfg: &Config, cpus: &CpuInfo, cmdline: &str, start_time: String) -> i
                 &r.summary,
                 cfg.nsecs,
             ));
+            text.push_str(&output::own_cpu_suffix(r.own_cpu_us_per_cycle));
             text.push('\n');
         }
     }
@@ -469,6 +477,7 @@ pub fn run(cfg: &Config, cpus: &CpuInfo, cmdline: &str, start_time: String) -> i
                 &r.summary,
                 cfg.nsecs,
             ));
+            text.push_str(&output::own_cpu_suffix(r.own_cpu_us_per_cycle));
             text.push('\n');
         }
     }

@@ -83,6 +83,9 @@ pub struct ThreadOutcome {
     pub summary: Summary,
     pub histogram: Option<Histogram>,
     pub error: Option<ThreadError>,
+    /// The thread's own CPU time over its measuring loop (ns,
+    /// `CLOCK_THREAD_CPUTIME_ID`), per-cycle action included.
+    pub cpu_ns: u64,
 }
 
 /// Start gate: measuring threads finish their set-up, then wait here until
@@ -127,6 +130,8 @@ pub struct Measurement<'a, A: CycleAction> {
     hist: Option<Histogram>,
     summary: Summary,
     action: A,
+    /// CPU time of the thread over `run_loop` (ns).
+    cpu_ns: u64,
 }
 
 impl<'a, A: CycleAction> Measurement<'a, A> {
@@ -150,6 +155,7 @@ impl<'a, A: CycleAction> Measurement<'a, A> {
             hist,
             summary: Summary::new(),
             action,
+            cpu_ns: 0,
         }
     }
 
@@ -161,7 +167,23 @@ impl<'a, A: CycleAction> Measurement<'a, A> {
     /// The measuring loop: sleep until `next`, read the clock, record
     /// `now - next`, advance `next` by the interval (skipping missed periods
     /// like cyclictest), until the loop count, the duration or [`rt::STOP`].
+    /// The thread's CPU time is read once before and once after the loop
+    /// (not per cycle: on boards without a vDSO clock each read is a system
+    /// call).
     pub fn run_loop(&mut self) -> Result<(), ThreadError> {
+        let c0 = rt_utils::sys::thread_cpu_ns();
+        let r = self.cycles();
+        self.cpu_ns = rt_utils::sys::thread_cpu_ns() - c0;
+        r
+    }
+
+    /// The thread's own CPU time over the last `run_loop` (ns): sleeping,
+    /// waking, the clock reads, the bookkeeping and the per-cycle action.
+    pub fn cpu_ns(&self) -> u64 {
+        self.cpu_ns
+    }
+
+    fn cycles(&mut self) -> Result<(), ThreadError> {
         let mut now = rt::clock_gettime(self.clock).map_err(ThreadError::Clock)?;
         let mut next = now + self.interval;
         let stop_at = Ts::new(now.sec.saturating_add(self.duration_s as i64), now.nsec);
@@ -247,6 +269,7 @@ pub fn thread_main<A: CycleAction>(
             summary: Summary::new(),
             histogram: None,
             error: Some(error),
+            cpu_ns: 0,
         }
     };
     if let Err(err) = rt::set_scheduler(spec.policy, spec.priority) {
@@ -267,6 +290,7 @@ pub fn thread_main<A: CycleAction>(
     gate.wait();
     live.set_state(ThreadState::Running);
     let mut error = m.run_loop().err();
+    let cpu_ns = m.cpu_ns();
     if let Err(e) = m.action_mut().finish() {
         error.get_or_insert(ThreadError::Action(e));
     }
@@ -281,6 +305,7 @@ pub fn thread_main<A: CycleAction>(
         summary,
         histogram,
         error,
+        cpu_ns,
     }
 }
 
@@ -309,7 +334,16 @@ mod tests {
         let live = LiveStats::new(0);
         let stop = AtomicBool::new(false);
         let mut m = Measurement::new(&spec(25, 100_000), &live, &stop, NoAction);
+        let w0 = rt_utils::sys::now_ns();
         m.run_loop().unwrap();
+        let wall = rt_utils::sys::now_ns() - w0;
+        // The loop's own CPU time: some, and not more than the loop's wall
+        // time (it sleeps most of it).
+        assert!(
+            m.cpu_ns() > 0 && m.cpu_ns() <= wall,
+            "{} of {wall} ns",
+            m.cpu_ns()
+        );
         let (s, h) = m.into_results();
         let h = h.unwrap();
         assert_eq!(s.cycles, 25);
@@ -382,6 +416,7 @@ mod tests {
         opener.join().unwrap();
         assert!(out.error.is_none());
         assert_eq!(out.summary.cycles, 5);
+        assert!(out.cpu_ns > 0);
         assert_eq!(live.state(), ThreadState::Done);
         assert_eq!(live.ring_sample(4), Some(out.summary.act));
     }

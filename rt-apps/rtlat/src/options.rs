@@ -128,6 +128,9 @@ pub struct Config {
     pub pm_qos: PmQos,
     /// Per-cycle action (extension point; no-op by default).
     pub action: ActionKind,
+    /// Report each measuring thread's own CPU time per cycle (an extra
+    /// JSON key and stat-line column; off: cyclictest's outputs exactly).
+    pub own_cpu_time: bool,
     /// Messages cyclictest would print while parsing (to stderr).
     pub notes: Vec<String>,
 }
@@ -182,6 +185,7 @@ const LONG: &[&str] = &[
     "mainaffinity",
     "mlockall",
     "nsecs",
+    "own-cpu-time",
     "priority",
     "policy",
     "priospread",
@@ -291,6 +295,7 @@ struct Raw {
     refresh: bool,
     unbuffered: bool,
     laptop: bool,
+    own_cpu_time: bool,
     default_system: bool,
     latency: i32,
     io_file: Option<String>,
@@ -398,6 +403,7 @@ pub fn parse(args: &[String], cpus: &CpuInfo) -> Result<Parsed, UsageError> {
                 })
             }
             Long("laptop") => raw.laptop = true,
+            Long("own-cpu-time") => raw.own_cpu_time = true,
             Long("latency") => {
                 // cyclictest clamps negative values to 0; accept a leading '-'.
                 let v = value(&mut p, name)?;
@@ -648,6 +654,7 @@ fn resolve(mut raw: Raw, cpus: &CpuInfo) -> Result<Config, UsageError> {
             PmQos::Set(raw.latency)
         },
         action,
+        own_cpu_time: raw.own_cpu_time,
         notes: raw.notes,
     })
 }
@@ -748,6 +755,11 @@ rtlat <options>
 -m       --mlockall        lock current and future memory allocations
 -M       --refresh_on_max  update the status display only when a maximum changes
 -N       --nsecs           print results in ns instead of us (default us)
+         --own-cpu-time    also report each thread's own CPU time per cycle in us
+                           (CLOCK_THREAD_CPUTIME_ID over the loop / cycles; with
+                           I/O, what the measuring thread pays for it): a
+                           CPU/cycle column after each summary line and an
+                           own_cpu_us_per_cycle key per thread in the JSON
 -p PRIO  --priority=PRIO   priority of the measuring threads (implies SCHED_FIFO)
          --policy=NAME     policy of the measuring threads: other, normal, batch,
                            idle, fifo or rr
@@ -1017,6 +1029,9 @@ mod tests {
     #[test]
     fn power_management_options() {
         assert_eq!(run("--laptop").pm_qos, PmQos::Laptop);
+        assert!(!run("").own_cpu_time);
+        assert!(run("--own-cpu-time").own_cpu_time);
+        assert!(run("--own").own_cpu_time);
         assert_eq!(run("--default-system").pm_qos, PmQos::DefaultSystem);
         assert_eq!(run("--latency=5").pm_qos, PmQos::Set(5));
         assert_eq!(run("--latency=-3").pm_qos, PmQos::Set(0));
@@ -1039,6 +1054,7 @@ mod tests {
             "--io-pipe",
             "--io-size=BYTES",
             "--io-via=HOW",
+            "--own-cpu-time",
         ] {
             assert!(h.contains(o), "{o} missing from help");
         }

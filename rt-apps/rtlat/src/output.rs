@@ -26,6 +26,18 @@ pub struct ThreadReport {
     /// NUMA node of that CPU, -1 without NUMA.
     pub node: i32,
     pub histogram: Option<Histogram>,
+    /// With `--own-cpu-time`: the thread's own CPU time per cycle (us,
+    /// `CLOCK_THREAD_CPUTIME_ID` over the loop / cycles); `None` keeps every
+    /// output exactly cyclictest's.
+    pub own_cpu_us_per_cycle: Option<f64>,
+}
+
+/// The `--own-cpu-time` addition to a [`stat_line`] (empty without it).
+pub fn own_cpu_suffix(us_per_cycle: Option<f64>) -> String {
+    match us_per_cycle {
+        Some(v) => format!(" CPU/cycle:{v:8.2}us"),
+        None => String::new(),
+    }
 }
 
 /// cyclictest's `print_stat()` line (without the newline).
@@ -223,11 +235,16 @@ pub fn write_json(w: &mut dyn Write, info: &JsonInfo, threads: &[ThreadReport]) 
         let s = &t.summary;
         let _ = write!(
             o,
-            "      }},\n      \"cycles\": {},\n      \"min\": {},\n      \"max\": {},\n      \"avg\": {:.2},\n      \"cpu\": {},\n      \"node\": {}\n    }}{}\n",
+            "      }},\n      \"cycles\": {},\n      \"min\": {},\n      \"max\": {},\n      \"avg\": {:.2},\n{}      \"cpu\": {},\n      \"node\": {}\n    }}{}\n",
             s.cycles,
             s.min_or_zero(),
             s.max,
             s.avg(),
+            match t.own_cpu_us_per_cycle {
+                Some(v) if v.is_finite() => format!("      \"own_cpu_us_per_cycle\": {v:.2},\n"),
+                Some(_) => "      \"own_cpu_us_per_cycle\": null,\n".to_string(),
+                None => String::new(),
+            },
             t.cpu,
             t.node,
             if i + 1 == threads.len() { "" } else { "," }
@@ -321,6 +338,7 @@ mod tests {
                     cpu: 0,
                     node: -1,
                     histogram: Some(hist),
+                    own_cpu_us_per_cycle: None,
                 }
             })
             .collect();
@@ -380,6 +398,7 @@ mod tests {
             cpu: 0,
             node: -1,
             histogram: Some(h),
+            own_cpu_us_per_cycle: None,
         };
         let text = histogram_text(&[r], false);
         let expected =
@@ -496,6 +515,7 @@ mod tests {
             cpu: i as i64,
             node: -1,
             histogram: hist,
+            own_cpu_us_per_cycle: None,
         }
     }
 
@@ -522,6 +542,29 @@ mod tests {
         let mut buf = Vec::new();
         write_json(&mut buf, info, threads).unwrap();
         String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn own_cpu_time_adds_one_key_and_a_stat_suffix_only_when_asked() {
+        let ct: Value = serde_json::from_str(CT_JSON_T2).unwrap();
+        let mut h = Histogram::new(300);
+        h.record(17, 0);
+        let mut r0 = report(0, Some(h.clone()), &[17]);
+        let mut r1 = report(1, Some(h), &[17]);
+        r0.own_cpu_us_per_cycle = Some(12.5);
+        r1.own_cpu_us_per_cycle = Some(f64::NAN);
+        let v: Value = serde_json::from_str(&to_string(&info("rtlat"), &[r0, r1])).unwrap();
+        assert_eq!(
+            v["thread"]["0"]["own_cpu_us_per_cycle"].as_f64(),
+            Some(12.5)
+        );
+        assert!(v["thread"]["1"]["own_cpu_us_per_cycle"].is_null());
+        let mut want = key_paths(&ct);
+        want.insert("$.thread.*.own_cpu_us_per_cycle: number".into());
+        want.insert("$.thread.*.own_cpu_us_per_cycle: null".into());
+        assert_eq!(key_paths(&v), want);
+        assert_eq!(own_cpu_suffix(None), "");
+        assert_eq!(own_cpu_suffix(Some(2.125)), " CPU/cycle:    2.12us");
     }
 
     #[test]
@@ -575,6 +618,7 @@ mod tests {
             cpu: t["cpu"].as_i64().unwrap(),
             node: t["node"].as_i64().unwrap() as i32,
             histogram: None,
+            own_cpu_us_per_cycle: None,
         };
         let s = |k: &str| ct[k].as_str().unwrap().to_string();
         let si = |k: &str| ct["sysinfo"][k].as_str().unwrap().to_string();

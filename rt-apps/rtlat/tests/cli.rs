@@ -155,6 +155,36 @@ fn quiet_summary_every_thread_runs_all_loops() {
 }
 
 #[test]
+fn own_cpu_time_only_when_asked() {
+    // Default: neither the column nor the key (cyclictest's outputs).
+    let (v, text) = rtlat_json(&["-l", "50", "-i", "500", "-q"], "nocpu.json");
+    assert!(!text.contains("CPU/cycle"), "{text}");
+    assert!(
+        v["thread"]["0"].get("own_cpu_us_per_cycle").is_none(),
+        "{v}"
+    );
+    // --own-cpu-time: a positive CPU time per cycle, below the period (the
+    // thread sleeps most of each cycle), the same in both places.
+    let (v, text) = rtlat_json(
+        &["-t", "2", "-l", "50", "-i", "500", "-q", "--own-cpu-time"],
+        "cpu.json",
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("T:")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (i, l) in lines.iter().enumerate() {
+        let (stat, cpu) = l.split_once(" CPU/cycle:").expect(l);
+        let max = v["thread"][i.to_string()]["max"].as_i64().unwrap();
+        assert!(stat.ends_with(&format!("Max:{max:>8}")), "{l}");
+        let us: f64 = cpu.trim().trim_end_matches("us").parse().expect(l);
+        let js = v["thread"][i.to_string()]["own_cpu_us_per_cycle"]
+            .as_f64()
+            .expect("key");
+        assert!((us - js).abs() < 0.01, "{us} vs {js}");
+        assert!(us > 0.0 && us < 500.0 * 2.0, "{l}");
+    }
+}
+
+#[test]
 fn histogram_to_file_has_cyclictest_layout() {
     let path = temp_path("hist.txt");
     let hf = format!("--histfile={}", path.display());

@@ -261,6 +261,18 @@ impl Uring {
         self.in_flight
     }
 
+    /// Free submission slots. On an SQPOLL ring this can be less than
+    /// `sq_entries - in_flight`: the polling thread posts an entry's
+    /// completion before it moves the SQ head past it, so a thread that
+    /// reaps every completion (and may have preempted the poller in
+    /// between) can still find the last entries' slots taken, until the
+    /// poller runs again. Size SQPOLL rings with room for that (twice the
+    /// largest batch).
+    pub fn sq_space(&self) -> u32 {
+        let head = self.sq_head().load(Ordering::Acquire);
+        self.sq_entries - self.tail.wrapping_sub(head).min(self.sq_entries)
+    }
+
     /// Queues `sqe`; false when the submission ring is full or as many
     /// entries are in flight as the completion ring holds (so it never
     /// overflows). Whatever memory the entry points to must stay live until

@@ -58,6 +58,17 @@ fn nops_complete_once_each_and_a_full_ring_refuses() {
         let n = r.sq_entries();
         assert!(n >= 8, "{n}");
         for round in 0..3u64 {
+            // An SQPOLL thread may not have moved the SQ head past the last
+            // round's entries yet (see sq_space); bounded wait.
+            let t0 = std::time::Instant::now();
+            while r.sq_space() < n {
+                assert!(
+                    t0.elapsed().as_secs() < 10,
+                    "{mode:?}: the SQ head never caught up"
+                );
+                std::thread::yield_now();
+            }
+            assert_eq!(r.sq_space(), n);
             for i in 0..u64::from(n) {
                 assert!(r.push(&nop(round * 100 + i)), "{mode:?} push {i}");
             }

@@ -2,6 +2,7 @@
 recorded bench and compare runs; the runs are learned from the stream."""
 
 import copy
+import json
 
 import pytest
 import recordings
@@ -40,13 +41,26 @@ def test_the_recorded_bench_report(bench):
     # rtlat: one row per run, labelled by the run's own I/O options.
     rows = [line for line in lines if line.startswith("| `")]
     assert rows == [
-        "| `(none)` | 0 | 5000 | 27 | 35.59 | 49 |",
-        "| `--io-pipe --io-via=direct` | 0 | 5000 | 27 | 35.55 | 326 |",
-        "| `--io-pipe --io-via=flexsc` | 0 | 5000 | 27 | 35.34 | 164 |",
-        "| `--io-file=/tmp/rtlat-io.dat --io-via=direct` | 0 | 5000 | 27 | 35.32 | 49 |",
-        "| `--io-file=/tmp/rtlat-io.dat --io-via=flexsc` | 0 | 5000 | 27 | 35.30 | 53 |",
+        "| `(none)` | 0 | 5000 | 27 | 35.59 | 49 | n/a |",
+        "| `--io-pipe --io-via=direct` | 0 | 5000 | 27 | 35.55 | 326 | n/a |",
+        "| `--io-pipe --io-via=flexsc` | 0 | 5000 | 27 | 35.34 | 164 | n/a |",
+        "| `--io-file=/tmp/rtlat-io.dat --io-via=direct` | 0 | 5000 | 27 | 35.32 | 49 | n/a |",
+        "| `--io-file=/tmp/rtlat-io.dat --io-via=flexsc` | 0 | 5000 | 27 | 35.30 | 53 | n/a |",
     ]
     assert "`rtlat -m -p 90 -i 1000 -l 5000 -h 400 -q -t 1 -a 0` plus the I/O options" in text
+
+
+def test_own_cpu_column_from_the_json(bench):
+    with_cpu = copy.deepcopy(bench)
+    doc = json.loads(with_cpu.files["rtlat-none.json"])
+    doc["thread"]["0"]["own_cpu_us_per_cycle"] = 21.5
+    with_cpu.files["rtlat-none.json"] = json.dumps(doc)
+    assert report.own_cpu(with_cpu.files["rtlat-none.json"]) == {0: 21.5}
+    assert report.own_cpu(bench.files["rtlat-none.json"]) == {0: None}
+    assert report.own_cpu("not json") == {}
+    text, failures = report.bench_report(with_cpu, "vexpress-a9", 1)
+    assert failures == []
+    assert "| `(none)` | 0 | 5000 | 27 | 35.59 | 49 | 21.50 |" in text.splitlines()
 
 
 def test_bench_failures_are_named(bench):
@@ -60,7 +74,7 @@ def test_bench_failures_are_named(bench):
     text, failures = report.bench_report(broken, "vexpress-a9", 1)
     assert failures == ["kml-bench-sys exited with 139", "kml-bench-sys: no table in its output",
                         "flexsc-bench-same: no JSON report", "rtlat-pipe-flexsc: no usable JSON report"]
-    assert "| `--io-pipe --io-via=flexsc` | failed: # Thread 0: | | | | |" in text
+    assert "| `--io-pipe --io-via=flexsc` | failed: # Thread 0: | | | | | |" in text
 
 
 def test_a_run_of_a_new_program_gets_its_own_section():
