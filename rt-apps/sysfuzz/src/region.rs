@@ -68,6 +68,10 @@ pub fn lock() -> MutexGuard<'static, ()> {
 
 /// Accesses to region memory in progress (see [`Access`]).
 static USERS: AtomicU32 = AtomicU32::new(0);
+/// Generation of the region being taken out of use: no new [`Access`] to
+/// it, but it stays the live region (for the fault handler) until it is
+/// unmapped.
+static CLOSING: AtomicU32 = AtomicU32::new(u32::MAX);
 
 /// Permission to touch the memory of one region: while one exists, this
 /// process does not unmap the region (it may still be zapped, made
@@ -81,20 +85,26 @@ impl Drop for Access {
     }
 }
 
-/// An [`Access`] to region `s`, if it is still the live region.
+/// An [`Access`] to region `s`, if it is still the live region and not
+/// being taken out of use.
 pub fn access(s: &Snap) -> Option<Access> {
-    // Counted before the check, and take_out_of_use() changes the region
+    // Counted before the check, and take_out_of_use() marks the region
     // before it reads the count (all sequentially consistent): either it
-    // sees this access, or this check sees the change.
+    // sees this access, or this check sees the mark.
     USERS.fetch_add(1, Ordering::SeqCst);
     let a = Access(());
-    (GEN.load(Ordering::SeqCst) == s.gen && ADDR.load(Ordering::SeqCst) == s.addr).then_some(a)
+    let gen = GEN.load(Ordering::SeqCst);
+    (gen == s.gen && ADDR.load(Ordering::SeqCst) == s.addr && CLOSING.load(Ordering::SeqCst) != gen)
+        .then_some(a)
 }
 
 /// Takes region `s` out of use (with [`LOCK`] held) before it is unmapped:
-/// no new [`Access`] to it, and the ones that began earlier have ended.
+/// no new [`Access`] to it, and the ones that began earlier have ended. It
+/// stays the live region until [`unmap_now`]: an access that began earlier
+/// may still fault on it (zapped, read-only), and the fault handler repairs
+/// that as for any live region.
 pub fn take_out_of_use(s: &Snap) {
-    clear(s.addr);
+    CLOSING.store(s.gen, Ordering::SeqCst);
     while USERS.load(Ordering::SeqCst) != 0 {
         std::thread::sleep(std::time::Duration::from_micros(100));
     }
@@ -777,8 +787,12 @@ mod tests {
             t.join().unwrap();
         });
         assert!(done.load(Ordering::SeqCst));
-        assert!(current().is_none());
+        // Live until unmapped (the fault handler repairs faults of the
+        // accesses that began before), but no new access.
+        assert_eq!(current(), Some(s));
+        assert!(access(&s).is_none());
         assert_eq!(unmap_now(&s), Ok(()));
+        assert!(current().is_none());
         // The range is kept: anonymous memory where the region was.
         s.ctrl_words()[0].store(1, Ordering::Relaxed);
         let logged: Vec<u32> = (0..NEXT_EVENT.load(Ordering::Acquire))
@@ -788,6 +802,35 @@ mod tests {
             logged.ends_with(&[What::Unmap as u32, What::Retire as u32]),
             "{logged:?}"
         );
+        // SAFETY: the anonymous memory retire() put there, no longer used.
+        unsafe { libc::munmap(s.addr as *mut libc::c_void, s.len) };
+    }
+
+    #[test]
+    fn a_region_being_unmapped_is_repaired_for_the_accesses_that_began_before() {
+        install_fault_handler();
+        let len = abi::region_len(1);
+        // SAFETY: a fresh anonymous mapping stands in for a region.
+        let addr = unsafe { map_anon(0, len, 0) };
+        assert_ne!(addr, libc::MAP_FAILED);
+        let _g = lock();
+        set(addr as usize, 1);
+        let s = current().expect("the region just set");
+        let a = access(&s).expect("an access to the live region");
+        // A fuzzing mprotect, as mm_op makes it.
+        // SAFETY: our stand-in region; nothing else uses it.
+        assert_eq!(unsafe { libc::mprotect(addr, len, libc::PROT_READ) }, 0);
+        std::thread::scope(|scope| {
+            let t = scope.spawn(|| take_out_of_use(&s));
+            std::thread::sleep(Duration::from_millis(50));
+            // The access that began before writes: the fault handler makes
+            // the region writable again (it is still the live region).
+            s.ctrl_words()[1].store(7, Ordering::Relaxed);
+            assert_eq!(s.ctrl_words()[1].load(Ordering::Relaxed), 7);
+            drop(a);
+            t.join().unwrap();
+        });
+        assert_eq!(unmap_now(&s), Ok(()));
         // SAFETY: the anonymous memory retire() put there, no longer used.
         unsafe { libc::munmap(s.addr as *mut libc::c_void, s.len) };
     }

@@ -708,18 +708,21 @@ fn post(cx: &mut Ctx) {
     };
     let deadline = Instant::now() + Duration::from_micros(cx.rng.between(500, 40_000) as u64);
     loop {
-        let mut open = 0;
-        let a = region::access(&s);
+        let mut open = recs[..n].iter().filter(|r| r.open).count() as u64;
+        let Some(a) = region::access(&s) else {
+            // Gone, or being unmapped.
+            stats::add_n(C::Abandoned, open);
+            break;
+        };
         for rec in recs[..n].iter_mut().filter(|r| r.open) {
-            if a.is_some() && s.entry(rec.idx).status.load(Ordering::Acquire) == DONE {
+            if s.entry(rec.idx).status.load(Ordering::Acquire) == DONE {
                 check_entry(&s, rec);
                 rec.open = false;
-            } else {
-                open += 1;
+                open -= 1;
             }
         }
         drop(a);
-        if open == 0 || Instant::now() > deadline || !s.is_current() {
+        if open == 0 || Instant::now() > deadline {
             stats::add_n(C::Abandoned, open);
             break;
         }
