@@ -109,6 +109,9 @@ help:
 	@echo "  bench         boot with 1 and 2 vCPUs: svc vs the KML trampoline (kml-bench),"
 	@echo "                FlexSC vs direct syscalls (flexsc-bench, rtlat with I/O per cycle);"
 	@echo "                report in build/$(BOARD)/bench/report.md"
+	@echo "  bench-control the control app (servo) at 1 kHz against plant-sim per --log-via,"
+	@echo "                idle, with an SD-card writer and with hackbench;"
+	@echo "                report in build/$(BOARD)/bench-control/report.md"
 	@echo "  fuzz          boot and run the system call fuzzer (472-474, FlexSC pages, the KML"
 	@echo "                entry) for FUZZ_SECONDS (default 600; FUZZ_SEED=<seed> repeats a run)"
 	@echo "  host-test     cargo test (armv7 binaries under qemu-user), unit tests of scripts/"
@@ -264,6 +267,21 @@ bench: image
 	{ echo "# Kernel Mode Linux and FlexSC benchmarks ($(BOARD))"; echo; \
 	  for n in $(BENCH_SMP); do cat $(B)/bench/report-smp$$n.md; done; } > $(B)/bench/report.md || rc=1; \
 	echo "[rtflex] benchmark report: $(B)/bench/report.md"; exit $$rc
+
+# The control-loop benchmark (docs/control-app-bench.md): servo at 1 kHz
+# against plant-sim for each --log-via, idle, with an SD-card writer and with
+# hackbench (guest script run-bench-control, kernel command line
+# rtflex.bench=control); report in build/$(BOARD)/bench-control/report.md.
+BENCH_CONTROL_SMP := 1
+.PHONY: bench-control
+bench-control: image
+	@rm -f $(B)/bench-control/bench/report*.md
+	rc=0; for n in $(BENCH_CONTROL_SMP); do $(RTFLEX) bench $(GUEST_ARGS) --build-dir $(B)/bench-control \
+		--smp $$n --append rtflex.bench=control --timeout 7200 || rc=1; done; \
+	{ echo "# Control-loop benchmark ($(BOARD))"; echo; \
+	  for n in $(BENCH_CONTROL_SMP); do cat $(B)/bench-control/bench/report-smp$$n.md; done; } \
+		> $(B)/bench-control/report.md || rc=1; \
+	echo "[rtflex] benchmark report: $(B)/bench-control/report.md"; exit $$rc
 
 # The system call fuzzer (rt-apps/sysfuzz) for FUZZ_SECONDS of guest time;
 # FUZZ_SEED=<seed printed by an earlier run> repeats its random choices.

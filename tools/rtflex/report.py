@@ -5,6 +5,7 @@ frames, commands and files); the guest scripts are the only list of them."""
 import json
 import os
 
+from . import control_report
 from .qemu import ICOUNT
 
 
@@ -147,6 +148,12 @@ def bench_report(results, machine, smp):
             out += body + [""]
             if f"{run.name}.json" not in results.files:
                 failures.append(f"{run.name}: no JSON report")
+
+    control = by_tool.pop(control_report.TOOL, [])
+    if control:
+        lines, control_failures = control_report.section(control, output)
+        out += lines
+        failures += control_failures
 
     rtlat = by_tool.pop("rtlat", [])
     if rtlat:

@@ -101,8 +101,9 @@ Options:
   --freeze-encoder-after=SECONDS
                       freeze the encoder lines after SECONDS
   --trace=FILE        CSV of every step that changed a line or the position:
-                      t_ns,enable,dir,duty,volts,position,speed_rad_s,
-                      encoder_frozen (t_ns: CLOCK_MONOTONIC)
+                      t_ns,position,speed_rad_s,encoder_frozen (the step),
+                      command_ns,enable,dir,duty,volts (the motor command,
+                      read at command_ns); times: CLOCK_MONOTONIC ns
   --json=FILE         summary as JSON at exit
   --remove            remove a chip left by a plant-sim that was killed
   --help              this text

@@ -231,7 +231,7 @@ pub fn run(
     if let Some(t) = trace.as_mut() {
         writeln!(
             t,
-            "t_ns,enable,dir,duty,volts,position,speed_rad_s,encoder_frozen"
+            "t_ns,position,speed_rad_s,encoder_frozen,command_ns,enable,dir,duty,volts"
         )
         .map_err(|e| format!("trace: {e}"))?;
     }
@@ -324,6 +324,7 @@ pub fn run(
         }
 
         let seen = io.command(command)?;
+        let command_ns = rt_utils::sys::now_ns();
         if seen != command {
             summary.command_changes += 1;
             command = seen;
@@ -344,13 +345,13 @@ pub fn run(
                 line.clear();
                 let _ = writeln!(
                     line,
-                    "{now},{},{},{},{volts:.3},{},{:.4},{}",
+                    "{now},{},{:.4},{},{command_ns},{},{},{},{volts:.3}",
+                    state.position_counts,
+                    state.speed_rad_s,
+                    u8::from(summary.encoder_frozen),
                     u8::from(command.enable),
                     u8::from(command.dir),
                     command.duty,
-                    state.position_counts,
-                    state.speed_rad_s,
-                    u8::from(summary.encoder_frozen)
                 );
                 t.write_all(line.as_bytes())
                     .map_err(|e| format!("trace: {e}"))?;
