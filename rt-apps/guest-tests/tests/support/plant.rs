@@ -64,7 +64,10 @@ pub fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
 /// One row of plant-sim's --trace (a step that changed something).
 #[derive(Clone, Copy, Debug)]
 pub struct PlantRow {
+    /// The step's time; `position` and `frozen` are the step's.
     pub t_ns: u64,
+    /// When the motor command (`enable`, `dir`, `duty`) was read.
+    pub command_ns: u64,
     pub enable: bool,
     pub dir: bool,
     pub duty: u8,
@@ -220,19 +223,20 @@ impl PlantSim {
         let mut rows = text.lines();
         assert_eq!(
             rows.next(),
-            Some("t_ns,enable,dir,duty,volts,position,speed_rad_s,encoder_frozen")
+            Some("t_ns,position,speed_rad_s,encoder_frozen,command_ns,enable,dir,duty,volts")
         );
         let trace = rows
             .map(|l| {
                 let f: Vec<&str> = l.split(',').collect();
-                assert_eq!(f.len(), 8, "trace row {l}");
+                assert_eq!(f.len(), 9, "trace row {l}");
                 PlantRow {
                     t_ns: f[0].parse().unwrap(),
-                    enable: f[1] == "1",
-                    dir: f[2] == "1",
-                    duty: f[3].parse().unwrap(),
-                    position: f[5].parse().unwrap(),
-                    frozen: f[7] == "1",
+                    position: f[1].parse().unwrap(),
+                    frozen: f[3] == "1",
+                    command_ns: f[4].parse().unwrap(),
+                    enable: f[5] == "1",
+                    dir: f[6] == "1",
+                    duty: f[7].parse().unwrap(),
                 }
             })
             .collect();
