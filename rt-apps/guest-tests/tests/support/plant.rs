@@ -64,7 +64,8 @@ pub fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
 /// One row of plant-sim's --trace (a step that changed something).
 #[derive(Clone, Copy, Debug)]
 pub struct PlantRow {
-    /// The step's time; `position` and `frozen` are the step's.
+    /// The step's time; `position` (the motor's), `encoder` (the count the
+    /// encoder lines show) and `frozen` are the step's.
     pub t_ns: u64,
     /// When the motor command (`enable`, `dir`, `duty`) was read.
     pub command_ns: u64,
@@ -72,6 +73,7 @@ pub struct PlantRow {
     pub dir: bool,
     pub duty: u8,
     pub position: i32,
+    pub encoder: i32,
     pub frozen: bool,
 }
 
@@ -89,10 +91,11 @@ impl PlantRun {
             .unwrap_or_else(|| panic!("plant-sim summary has no {key}: {}", self.summary))
     }
 
-    /// The motor position at time `t` (the last traced step at or before it).
-    pub fn position_at(&self, t: u64) -> Option<i32> {
+    /// The count the encoder lines showed at time `t` (the last traced step
+    /// at or before it).
+    pub fn encoder_at(&self, t: u64) -> Option<i32> {
         let i = self.trace.partition_point(|r| r.t_ns <= t);
-        i.checked_sub(1).map(|i| self.trace[i].position)
+        i.checked_sub(1).map(|i| self.trace[i].encoder)
     }
 }
 
@@ -223,20 +226,23 @@ impl PlantSim {
         let mut rows = text.lines();
         assert_eq!(
             rows.next(),
-            Some("t_ns,position,speed_rad_s,encoder_frozen,command_ns,enable,dir,duty,volts")
+            Some(
+                "t_ns,position,encoder,speed_rad_s,encoder_frozen,command_ns,enable,dir,duty,volts"
+            )
         );
         let trace = rows
             .map(|l| {
                 let f: Vec<&str> = l.split(',').collect();
-                assert_eq!(f.len(), 9, "trace row {l}");
+                assert_eq!(f.len(), 10, "trace row {l}");
                 PlantRow {
                     t_ns: f[0].parse().unwrap(),
                     position: f[1].parse().unwrap(),
-                    frozen: f[3] == "1",
-                    command_ns: f[4].parse().unwrap(),
-                    enable: f[5] == "1",
-                    dir: f[6] == "1",
-                    duty: f[7].parse().unwrap(),
+                    encoder: f[2].parse().unwrap(),
+                    frozen: f[4] == "1",
+                    command_ns: f[5].parse().unwrap(),
+                    enable: f[6] == "1",
+                    dir: f[7] == "1",
+                    duty: f[8].parse().unwrap(),
                 }
             })
             .collect();

@@ -101,7 +101,8 @@ Options:
   --freeze-encoder-after=SECONDS
                       freeze the encoder lines after SECONDS
   --trace=FILE        CSV of every step that changed a line or the position:
-                      t_ns,position,speed_rad_s,encoder_frozen (the step),
+                      t_ns,position,encoder,speed_rad_s,encoder_frozen (the
+                      step: the motor's position, the encoder lines' count),
                       command_ns,enable,dir,duty,volts (the motor command,
                       read at command_ns); times: CLOCK_MONOTONIC ns
   --json=FILE         summary as JSON at exit
@@ -279,7 +280,10 @@ mod tests {
             ("--rate=fast", "--rate: 'fast' is not a whole number"),
             ("--rate=20001", "--rate: must be 1..20000"),
             ("--priority=0", "--priority: must be 1..49"),
-            ("--priority=50", "--priority: must be 1..49, below the interrupt threads"),
+            (
+                "--priority=50",
+                "--priority: must be 1..49, below the interrupt threads",
+            ),
             ("--duration=0", "--duration: must be more than 0"),
             ("--duration=-1", "--duration: must be more than 0"),
             ("--duration=inf", "--duration: must be more than 0"),
