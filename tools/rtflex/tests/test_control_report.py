@@ -64,11 +64,11 @@ def test_one_row_per_run_with_the_ratio_to_the_no_log_run_of_its_load():
     assert failures == []
     rows = [line for line in text.splitlines() if line.startswith("| ") and "| cycles |" not in line]
     assert rows == [
-        "| none | none | 10000 | 27 | 37 | n/a | 60 | 1.00 | 28 | 70 | 150 | 0 | 0 | 0 |",
-        "| direct | none | 10000 | 27 | 37 | 40 | 90 | 1.50 | 28 | 70 | 150 | 2 | 0 | 0 |",
-        "| thread | none | 10000 | 27 | 37 | 40 | 63 | 1.05 | 28 | 70 | 150 | 0 | 0 | 0 |",
-        "| none | sd | 10000 | 27 | 37 | n/a | 80 | 1.00 | 28 | 70 | 150 | 0 | 0 | 0 |",
-        "| direct | sd | 10000 | 27 | 37 | 40 | 9800 | 122.50 | 28 | 70 | 150 | 40 | 0 | 0 |",
+        "| none | none | 10000 | 27 | 37 | n/a | 60 | 1.00 | 28 | 70 | 150 | 0 | 0 | 0 | run |",
+        "| direct | none | 10000 | 27 | 37 | 40 | 90 | 1.50 | 28 | 70 | 150 | 2 | 0 | 0 | run |",
+        "| thread | none | 10000 | 27 | 37 | 40 | 63 | 1.05 | 28 | 70 | 150 | 0 | 0 | 0 | run |",
+        "| none | sd | 10000 | 27 | 37 | n/a | 80 | 1.00 | 28 | 70 | 150 | 0 | 0 | 0 | run |",
+        "| direct | sd | 10000 | 27 | 37 | 40 | 9800 | 122.50 | 28 | 70 | 150 | 40 | 0 | 0 | run |",
     ]
     # Each distinct command once.
     assert "- `servo run -p 80 -a 0 -i 1000 -D 10 --dwell=200 --log=/var/tmp/bench-control.log " \
@@ -76,10 +76,13 @@ def test_one_row_per_run_with_the_ratio_to_the_no_log_run_of_its_load():
     assert text.count("--log-via=direct`") == 1
 
 
-def test_a_fault_or_a_missing_summary_is_a_failure():
-    res = stream([("thread", "none", numbers(60000, fault="encoder loss"))])
-    _, failures = report.bench_report(res, "vexpress-a9", 1)
-    assert failures == ["control-thread-none: servo ended in a fault (encoder loss)"]
+def test_a_fault_is_reported_and_a_missing_summary_is_a_failure():
+    res = stream([("direct", "sd", numbers(60000, fault="encoder loss"))])
+    text, failures = report.bench_report(res, "vexpress-a9", 1)
+    assert failures == []
+    assert [line for line in text.splitlines() if line.startswith("| direct | sd |")] == [
+        "| direct | sd | 10000 | 27 | 37 | 40 | 60 | n/a | 28 | 70 | 150 | 0 | 0 | 0 "
+        "| fault: encoder loss |"]
     res = protocol.parse("rtflex-guest: begin 7.2.13\nrtflex-guest: cpus 1\n"
                          "rtflex-guest: run control-direct-sd control_loop direct sd\n\n"
                          "rtflex-guest: exit control-direct-sd 1\n"
