@@ -52,11 +52,34 @@ pub fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
             return st;
         }
         if start.elapsed() > GENEROUS {
+            let where_ = stuck_where(child.id());
             let _ = child.kill();
-            panic!("{what} did not end within {GENEROUS:?}");
+            panic!("{what} did not end within {GENEROUS:?}: {where_}");
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Where a process that does not end is: its state, system call and
+/// kernel stack from /proc (a process stuck in the kernel cannot be
+/// killed, and a test must say so instead of waiting for it).
+pub fn stuck_where(pid: u32) -> String {
+    let read = |f: &str| {
+        fs::read_to_string(format!("/proc/{pid}/{f}"))
+            .map(|s| s.trim().replace('\n', " | "))
+            .unwrap_or_else(|e| format!("({e})"))
+    };
+    let state = read("stat")
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default();
+    format!(
+        "pid {pid}, state {state}, syscall {}, wchan {}, kernel stack: {}",
+        read("syscall"),
+        read("wchan"),
+        read("stack")
+    )
 }
 
 // ---- the plant --------------------------------------------------------------
@@ -171,6 +194,22 @@ impl PlantSim {
         }
     }
 
+    /// Waits until plant-sim has made a step (its first trace row, which
+    /// it writes out at once), bounded.
+    pub fn wait_stepped(&self) {
+        let path = self.dir.join("trace.csv");
+        let start = Instant::now();
+        while !fs::read_to_string(&path).is_ok_and(|t| t.lines().nth(1).is_some()) {
+            assert!(
+                start.elapsed() < GENEROUS,
+                "plant-sim made no step within {GENEROUS:?} (no row in {}): {}",
+                path.display(),
+                stuck_where(self.child.id())
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub fn chip_path(&self) -> String {
         format!("/dev/{}", self.chip.chip_name)
     }
@@ -256,11 +295,29 @@ impl PlantSim {
 
 impl Drop for PlantSim {
     fn drop(&mut self) {
-        // A failed test: do not leave the chip for the next one.
-        if let Ok(None) = self.child.try_wait() {
-            signal(self.child.id(), libc::SIGTERM);
-            let _ = self.child.wait();
+        // A failed test: do not leave the chip for the next one, but do
+        // not wait without end either (a plant-sim stuck in the kernel
+        // while it removes the chip ignores every signal).
+        let pid = self.child.id();
+        for (sig, patience) in [(libc::SIGTERM, 10), (libc::SIGKILL, 2)] {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            // SAFETY: kill() takes plain integers and touches no memory of
+            // ours; `pid` is our child, not reaped yet (try_wait above).
+            unsafe { libc::kill(pid as libc::pid_t, sig) };
+            let until = Instant::now() + Duration::from_secs(patience);
+            while Instant::now() < until {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
         }
+        eprintln!(
+            "plant-sim does not end even after SIGKILL, left behind: {}",
+            stuck_where(pid)
+        );
     }
 }
 

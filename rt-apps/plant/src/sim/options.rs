@@ -104,7 +104,8 @@ Options:
                       t_ns,position,encoder,speed_rad_s,encoder_frozen (the
                       step: the motor's position, the encoder lines' count),
                       command_ns,enable,dir,duty,volts (the motor command,
-                      read at command_ns); times: CLOCK_MONOTONIC ns
+                      read at command_ns); times: CLOCK_MONOTONIC ns. The
+                      first step's row is written out at once.
   --json=FILE         summary as JSON at exit
   --remove            remove a chip left by a plant-sim that was killed
   --help              this text

@@ -364,6 +364,12 @@ pub fn run(
                 );
                 t.write_all(line.as_bytes())
                     .map_err(|e| format!("trace: {e}"))?;
+                // The first step always makes a row (nothing was traced
+                // yet): written out at once, it shows a reader of the
+                // trace that the plant has stepped.
+                if summary.steps == 1 {
+                    t.flush().map_err(|e| format!("trace: {e}"))?;
+                }
             }
         }
         let work = rt_utils::sys::now_ns().saturating_sub(now);
