@@ -121,6 +121,7 @@ help:
 	@echo "                board, guest-test on every other board QEMU boots"
 	@echo "  check-patches checkpatch and commit-message checks of kernel/patches/linux"
 	@echo "  check-uapi    rt-apps/rtflex-uapi against the patched kernel's headers and syscall table"
+	@echo "  check-kml-lockdown  Kconfig: the lockdown LSM turns Kernel Mode Linux off"
 	@echo "  kernel-clippy the kernel's Rust (kernel crates, FlexSC, kernel/modules) built with CLIPPY=1"
 	@echo "  lint          cargo clippy -D warnings: armv7 with the test features, and the build host"
 	@echo "  check-buildroot BUILDROOT=<dir>  Buildroot's checks of buildroot-external/"
@@ -313,6 +314,15 @@ CHECK_PATCHES := scripts/check-patches.sh --src $(LINUX_SRC) --patch-dir $(TOP)/
 check-patches: $(LINUX_SRC)/.rtflex-stamp
 	$(CHECK_PATCHES)
 
+# Kernel Mode Linux's threat model says it cannot be built with the lockdown
+# LSM: the image's kernel configuration, in a temporary directory, with and
+# without the lockdown LSM (Kconfig only: seconds, no kernel build).
+CHECK_KML_LOCKDOWN := scripts/check-kml-lockdown.sh --src $(LINUX_SRC) --defconfig $(LINUX_DEFCONFIG) \
+	--llvm-suffix $(LINUX_LLVM_SUFFIX) $(addprefix --fragment ,$(LINUX_FRAGMENTS))
+.PHONY: check-kml-lockdown
+check-kml-lockdown: $(LINUX_SRC)/.rtflex-stamp
+	$(CHECK_KML_LOCKDOWN)
+
 # rt-apps/rtflex-uapi against the patched kernel: UAPI headers, system call
 # table and FlexSC allow-list (seconds; no kernel build needed).
 CHECK_UAPI := rt-apps/rtflex-uapi/check-kernel-headers.py --linux-src $(LINUX_SRC)
@@ -358,6 +368,7 @@ test: image
 		$(CHECK_SHELL) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_PATCHES) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_UAPI) >> $(HOST_LOG) 2>&1 || rc=1; \
+		$(CHECK_KML_LOCKDOWN) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(KERNEL_CLIPPY) >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(MAKE) --no-print-directory lint >> $(HOST_LOG) 2>&1 || rc=1; \
 		$(CHECK_IMAGE) >> $(HOST_LOG) 2>&1 || rc=1; \
