@@ -8,7 +8,7 @@ import sys
 from . import guest, image, qemu, uboot
 from .board import BoardError, load_board
 
-GUEST_COMMANDS = ("test", "compare", "bench", "fuzz", "shell")
+GUEST_COMMANDS = ("test", "compare", "bench", "fuzz", "lab", "shell")
 
 
 def positive(kind):
@@ -44,6 +44,7 @@ def parser():
         "compare": "boot, run cyclictest and rtlat alike, print the comparison",
         "bench": "boot with --smp N vCPUs, run the benchmarks, write the report",
         "fuzz": "boot, run the system call fuzzer for --seconds",
+        "lab": "boot, run the latency lab's matrix, fetch its result bundle",
         "shell": "boot with an interactive console (Ctrl-a x quits)",
         "summary": "no boot: the closing line of the host tests alone",
     }
@@ -73,6 +74,15 @@ def parser():
             c.add_argument("--stall", type=positive(int), default=180,
                            help="host seconds without output after which the guest counts as hung "
                                 "(default 180)")
+        if name == "lab":
+            c.add_argument("--variant", required=True, metavar="NAME",
+                           help="what this kernel is in the comparison (rt, rt-nofeatures, nonrt, rt-tuned)")
+            c.add_argument("--tune", action="store_true",
+                           help="boot with the RT tuning profile (rtflex.tune and its boot parameters)")
+            c.add_argument("--duration", type=positive(int), help="seconds per cell (default: the runner's quick mode)")
+            c.add_argument("--loops", type=positive(int), help="cycles per cell instead of --duration")
+            c.add_argument("--loads", help="comma-separated loads (default: all)")
+            c.add_argument("--tools", help="comma-separated tools (default: all)")
         if name == "shell":
             c.add_argument("--no-icount", action="store_true", help="run at full speed")
 

@@ -29,7 +29,14 @@ from .problems import ConsoleProblems
 from .report import latency_rows
 
 FORMAT = "rtflex-result-bundle"
-VERSION = 1
+# The current version, and the kinds each known version may hold: version 2
+# added the latency lab's bundles (kind lab); a smoke bundle is the same in
+# both, and rtflex-smoke writes 1.
+VERSION = 2
+KINDS = {1: ("smoke",), 2: ("smoke", "lab")}
+# The file the host adds to a bundle it fetched from QEMU (make lab): the
+# variant and the QEMU command line. Not part of what the guest writes.
+HOST_FILE = "host.json"
 
 # The fields of header.json and result.json (the specification's tables)
 # and the JSON types each may have.
@@ -51,6 +58,16 @@ RESULT_FIELDS = {
 }
 RUN_FIELDS = {"name": (STR,), "tool": (STR,), "command": (STR,), "exit_status": (INT,),
               "json": (STR,), "histogram": (STR,), "output": (STR,)}
+# Kind lab (version 2): the runner's options, the verdict and the matrix;
+# each run also names its cell, and a skipped one only says why.
+LAB_OPTION_FIELDS = {"label": (STR,), "duration_s": (INT, NULL), "loops": (INT, NULL),
+                     "interval_us": (INT,), "latency_args": (STR,), "loads": (OBJ,), "tools": (OBJ,),
+                     "tuning": (STR, NULL)}
+LAB_RESULT_FIELDS = {"status": (STR,), "end_date": (STR,), "failures": (LIST,), "latency": (OBJ,)}
+LAB_RUN_FIELDS = dict(RUN_FIELDS, load=(STR,), io=(STR,), status=(STR,), load_alive=(BOOL,))
+LAB_SKIPPED_RUN_FIELDS = {"name": (STR,), "load": (STR,), "tool": (STR,), "io": (STR,), "status": (STR,),
+                          "reason": (STR,)}
+RUN_STATUSES = ("ran", "failed", "skipped")
 TEST_FIELDS = {"log": (STR,), "skip": (STR,), "runner_exit_status": (INT,), "passed": (INT,),
                "failed": (INT,), "skipped": (INT,), "failures": (LIST,)}
 # The probes each kind of bundle has.
@@ -154,14 +171,24 @@ class Bundle:
         if self.header.get("format") != FORMAT:
             raise BundleError(f"{source}: header.json: format {self.header.get('format')!r}, "
                               f"not {FORMAT!r}")
-        if self.header.get("version") != VERSION:
-            raise BundleError(f"{source}: bundle version {self.header.get('version')!r}: this reader "
-                              f"knows version {VERSION} (docs/result-bundle.md)")
+        version = self.header.get("version")
+        if version not in KINDS:
+            raise BundleError(f"{source}: bundle version {version!r}: this reader "
+                              f"knows versions {', '.join(map(str, KINDS))} (docs/result-bundle.md)")
+        if self.header.get("kind") not in KINDS[version]:
+            raise BundleError(f"{source}: header.json: kind {self.header.get('kind')!r}: version {version} "
+                              f"bundles are of kind {' or '.join(KINDS[version])}")
+        self.kind = self.header["kind"]
+        host = self.files.get(HOST_FILE)
+        self.host = self._json(HOST_FILE) if host is not None else None
         self.runs = []
         runs = self.result.get("latency", {}).get("runs", []) if isinstance(self.result.get("latency"), dict) else []
         for entry in runs if isinstance(runs, list) else []:
             if not isinstance(entry, dict):
                 self.problems.append(f"result.json: latency run {entry!r} is not an object")
+                continue
+            if entry.get("status") == "skipped":
+                self.runs.append(LatencyRun(entry, None, None, None))
                 continue
             report = self._json(entry.get("json")) if isinstance(entry.get("json"), str) else None
             hist = None
@@ -176,8 +203,18 @@ class Bundle:
             output = self.text(entry.get("output")) if isinstance(entry.get("output"), str) else None
             self.runs.append(LatencyRun(entry, report, hist, output))
         tests = self.result.get("tests") if isinstance(self.result.get("tests"), dict) else {}
-        log = self.text(tests.get("log", "tests/results.log"))
+        log = self.text(tests.get("log", "tests/results.log")) if self.kind == "smoke" else None
         self.tests = protocol.parse(log) if log is not None else None
+
+    def label(self):
+        """What this bundle is in a comparison: the lab's label (the kernel
+        variant), else the kernel release."""
+        options = self.header.get("options") if isinstance(self.header.get("options"), dict) else {}
+        return options.get("label") or str(self.header.get("kernel_release"))
+
+    def run(self, name):
+        """The run called NAME, or None."""
+        return next((r for r in self.runs if r.name == name), None)
 
     def text(self, name):
         """A file's content as text (UTF-8, invalid bytes replaced), or
@@ -291,12 +328,13 @@ def check(b):
     counts that are not what the stream says."""
     out = list(b.problems)
     h, r = b.header, b.result
+    lab = b.kind == "lab"
     _check_fields("header.json", h, HEADER_FIELDS, out)
     if isinstance(h.get("isolation"), dict):
         out += [f"header.json: isolation has no {k!r}" for k in ISOLATION_FIELDS if k not in h["isolation"]]
     if isinstance(h.get("options"), dict):
-        _check_fields("header.json options", h["options"], OPTION_FIELDS, out)
-    _check_fields("result.json", r, RESULT_FIELDS, out)
+        _check_fields("header.json options", h["options"], LAB_OPTION_FIELDS if lab else OPTION_FIELDS, out)
+    _check_fields("result.json", r, LAB_RESULT_FIELDS if lab else RESULT_FIELDS, out)
     for where, date in (("header.json date", h.get("date")), ("result.json end_date", r.get("end_date"))):
         if isinstance(date, str) and not DATE.match(date):
             out.append(f"{where}: {date!r} is not YYYY-MM-DDTHH:MM:SSZ")
@@ -324,17 +362,36 @@ def check(b):
     # samples asked for are there.
     options = h.get("options") if isinstance(h.get("options"), dict) else {}
     duration = options.get("duration_s")
+    loops = options.get("loops") if lab else None
     interval = _interval_us(options.get("latency_args") or "")
     latency = r.get("latency") if isinstance(r.get("latency"), dict) else {}
     if not isinstance(latency.get("runs"), list) or not latency.get("runs"):
         out.append("result.json: latency.runs: no runs")
+    if lab:
+        out += _check_matrix(b, options)
     for run in b.runs:
-        _check_fields(f"result.json run {run.name}", run.entry, RUN_FIELDS, out)
         where = f"run {run.name}"
+        if lab:
+            status = run.entry.get("status")
+            skipped = status == "skipped"
+            _check_fields(f"result.json run {run.name}", run.entry,
+                          LAB_SKIPPED_RUN_FIELDS if skipped else LAB_RUN_FIELDS, out)
+            if status not in RUN_STATUSES:
+                out.append(f"{where}: status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+            if skipped:
+                continue
+            if status == "failed":
+                if not any(isinstance(f, str) and f.startswith(f"{run.name}: ") for f in failures):
+                    out.append(f"{where}: failed but is not among the failures")
+            elif run.exit_status != 0 or run.entry.get("load_alive") is False:
+                out.append(f"{where}: status ran, but exit status {run.exit_status} and load alive "
+                           f"{run.entry.get('load_alive')}")
+        else:
+            _check_fields(f"result.json run {run.name}", run.entry, RUN_FIELDS, out)
         if run.output is None:
             out.append(f"{where}: output {run.entry.get('output')!r} missing")
         if run.exit_status != 0:
-            if not any(isinstance(f, str) and f.startswith(f"latency: {run.tool}") for f in failures):
+            if not lab and not any(isinstance(f, str) and f.startswith(f"latency: {run.tool}") for f in failures):
                 out.append(f"{where}: exit status {run.exit_status} but no latency failure")
             continue
         if run.report is None or run.hist is None:
@@ -346,7 +403,7 @@ def check(b):
             continue
         if run.report.get("num_threads") != len(stats):
             out.append(f"{where}: num_threads {run.report.get('num_threads')}, {len(stats)} threads reported")
-        if h.get("kind") == "smoke" and len(stats) != h.get("cpus_online"):
+        if len(stats) != h.get("cpus_online"):
             out.append(f"{where}: {len(stats)} threads, not one per online CPU ({h.get('cpus_online')})")
         totals = run.hist.summary.get("Total", [])
         if len(run.hist.buckets) != len(stats) or len(totals) != len(stats):
@@ -364,6 +421,8 @@ def check(b):
             if in_file + run.hist.overflows(t)[0] != s["cycles"]:
                 out.append(f"{where} thread {t}: histogram buckets {in_file} + overflows "
                            f"{run.hist.overflows(t)[0]} != {s['cycles']} cycles")
+            if isinstance(loops, int) and s["cycles"] != loops:
+                out.append(f"{where} thread {t}: {s['cycles']} samples, the run asked for {loops} loops")
             if isinstance(duration, int) and interval:
                 # A cycle lasts one period, or up to its latency more when
                 # the wake-up came after the next deadline (which is then
@@ -374,6 +433,8 @@ def check(b):
                     out.append(f"{where} thread {t}: {s['cycles']} samples in {duration} s at {interval} us "
                                f"with a {s['max']} us maximum (expected {least}..{most})")
 
+    if lab:
+        return out
     # The guest tests: the stream is complete and says what result.json says.
     tests = r.get("tests") if isinstance(r.get("tests"), dict) else {}
     _check_fields("result.json tests", tests, TEST_FIELDS, out)
@@ -389,6 +450,29 @@ def check(b):
             out.append(f"result.json tests: passed/failed/skipped {said}, the stream says {counts}")
         if counts[1] and r.get("status") != "failed":
             out.append(f"{counts[1]} guest test(s) failed but the status is {r.get('status')}")
+    return out
+
+
+def _check_matrix(b, options):
+    """A lab bundle holds one run per load and tool of its options, named
+    LOAD-TOOL, with its files (a skipped run: none)."""
+    out = []
+    loads = options.get("loads") if isinstance(options.get("loads"), dict) else {}
+    tools = options.get("tools") if isinstance(options.get("tools"), dict) else {}
+    names = [run.name for run in b.runs]
+    for load in loads:
+        for tool in tools:
+            name = f"{load}-{tool}"
+            if name not in names:
+                out.append(f"run {name} (load {load}, tool {tool}) missing from result.json")
+            elif names.count(name) > 1:
+                out.append(f"run {name} appears {names.count(name)} times in result.json")
+    for run in b.runs:
+        if run.entry.get("load") not in loads or run.entry.get("tool") not in tools:
+            out.append(f"run {run.name}: load {run.entry.get('load')!r} or tool {run.entry.get('tool')!r} "
+                       "is not among the header's options")
+        elif run.name != f"{run.entry['load']}-{run.entry['tool']}":
+            out.append(f"run {run.name}: not named after its load and tool")
     return out
 
 
@@ -416,8 +500,12 @@ def summary(b):
             pct = ", ".join(f"{k} {'beyond' if s[k] is None else s[k]}" for k in ("p50", "p99", "p99.9"))
             lines.append(f"  {run.name} thread {s['thread']}: {s['cycles']} samples, min {s['min']}, "
                          f"avg {s['avg']:g}, max {s['max']} us; {pct} us")
-    t = r.get("tests") or {}
-    lines.append(f"  guest tests: {t.get('passed')} passed, {t.get('failed')} failed, {t.get('skipped')} skipped")
+    for run in b.runs:
+        if run.entry.get("status") == "skipped":
+            lines.append(f"  {run.name}: skipped: {run.entry.get('reason')}")
+    if b.kind == "smoke":
+        t = r.get("tests") or {}
+        lines.append(f"  guest tests: {t.get('passed')} passed, {t.get('failed')} failed, {t.get('skipped')} skipped")
     lines += [f"  failure: {f}" for f in r.get("failures") or []]
     return lines
 

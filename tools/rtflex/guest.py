@@ -11,13 +11,18 @@
            I/O; writes BUILD_DIR/bench/report-smp<N>.md
   fuzz     the system call fuzzer for --seconds N (--seed S repeats a run);
            non-zero on a fuzzer failure, a kernel problem or a hang
+  lab      the latency lab's matrix (loads x tools) for one kernel variant;
+           the guest's result bundle goes to BUILD_DIR/<bundle name>/
+           (docs/latency-lab.md); non-zero if a cell or the bundle failed
   shell    an interactive console (Ctrl-a x quits)
   summary  no boot: the closing line of --host-log alone (boards without a
            QEMU model)
 """
 
+import json
 import os
 import shlex
+import shutil
 
 from . import qemu, report, runner, uboot
 from .runner import log
@@ -48,7 +53,7 @@ def boot(args, mode, name=None, stall=None, timeout=None):
             os.remove(monitor)
         on_stall = lambda: runner.cpu_state(monitor, system_map(args.kernel))  # noqa: E731
     options = dict(skip=args.skip or (), append=args.append or (), fuzz_seconds=getattr(args, "seconds", None),
-                   fuzz_seed=getattr(args, "seed", None))
+                   fuzz_seed=getattr(args, "seed", None), lab=getattr(args, "lab_options", None))
     sdcard, card_cmdline, want = uboot_card(args, qemu.kernel_cmdline(args.board, mode, **options))
     dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir) if args.dtb else None
     cmd = qemu.qemu_command(args.board, args.kernel, dtb, sdcard, mode=mode, results=results_path,
@@ -58,6 +63,7 @@ def boot(args, mode, name=None, stall=None, timeout=None):
         log(f"guest timeout {timeout:.0f} s ({args.timeout} s x {args.timeout_factor:g})")
     b = runner.boot(cmd, results_path, os.path.join(args.build_dir, f"{name}-console.log"),
                     timeout, stall=stall, on_stall=on_stall, verbose=args.verbose)
+    b.command = cmd
     # Boards QEMU boots through U-Boot: what the console shows of the boot chain.
     b.boot_checks = []
     if want:
@@ -208,6 +214,75 @@ def cmd_fuzz(args):
         log(f"results: {b.results_path}, console: {b.console_path}")
         return 1
     log(f"fuzz passed: {args.seconds} s of fuzzing (same random choices again: {replay})")
+    return 0
+
+
+def lab_cmdline(smp, tune):
+    """The kernel command line words of a lab variant: TUNE adds the
+    tuning profile's boot parameters (what `rtflex-tune cmdline` prints in
+    the guest: rtflex.tune and quiet; on SMP the last CPU isolated, the
+    interrupts on the others)."""
+    if not tune:
+        return []
+    words = ["rtflex.tune", "quiet"]
+    if smp > 1:
+        words += [f"isolcpus={smp - 1}", f"irqaffinity=0-{smp - 2}" if smp > 2 else "irqaffinity=0"]
+    return words
+
+
+def cmd_lab(args):
+    from . import bundle
+    board_smp = [a for a, b in zip(args.board.qemu_args, args.board.qemu_args[1:]) if b and a == "-smp"]
+    smp = args.smp or (int(args.board.qemu_args[args.board.qemu_args.index("-smp") + 1]) if board_smp else 1)
+    args.smp = smp
+    args.append = list(args.append or []) + lab_cmdline(smp, args.tune)
+    args.lab_options = {"label": args.variant, "duration": args.duration, "loops": args.loops,
+                        "loads": args.loads, "tools": args.tools}
+    cells = len((args.loads or "x,x,x,x,x,x").split(",")) * len((args.tools or "x,x,x,x").split(","))
+    per_cell = (args.loops / 1000 if args.loops else (args.duration or 5)) + 4
+    # Guest time runs slower than host time when the guest is busy (loads):
+    # a generous bound, only for "it ends at all".
+    timeout = max(args.timeout, int(cells * per_cell * 6) + 300)
+    b = boot(args, "lab", f"lab-{args.variant}", timeout=timeout)
+    failures = boot_failures(b.results, b.problems, b.why) + boot_check_failures(b)
+    run = b.results.run("lab") if b.results else None
+    if run is not None:
+        print(run.output.rstrip())
+    # The bundle's files, back into a directory per bundle.
+    names = sorted({n.split("/", 1)[0] for n in b.results.files if "/" in n})
+    out = os.path.join(args.build_dir, "bundles")
+    if os.path.isdir(out):
+        for old in os.listdir(out):
+            shutil.rmtree(os.path.join(out, old))
+    os.makedirs(out, exist_ok=True)
+    for path, content in b.results.files.items():
+        parts = path.split("/")
+        if len(parts) < 2 or any(p in ("", ".", "..") for p in parts):
+            failures.append(f"the guest sent a file outside a bundle: {path!r}")
+            continue
+        full = os.path.join(out, *parts)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write(content)
+    if not names:
+        failures.append("the guest sent no bundle")
+    for name in names:
+        with open(os.path.join(out, name, bundle.HOST_FILE), "w") as f:
+            json.dump({"variant": args.variant, "board": args.board.name,
+                       "qemu_machine": args.board.qemu_machine, "smp": smp,
+                       "qemu_command": b.command}, f, indent=2)
+        try:
+            bd = bundle.load(os.path.join(out, name))
+        except bundle.BundleError as e:
+            failures.append(str(e))
+            continue
+        failures += [f"{name}: {p}" for p in bundle.check(bd)]
+        failures += [f"{name}: {f}" for f in bd.result.get("failures") or []]
+        log(f"bundle: {os.path.join(out, name)}")
+    if failures:
+        log("lab failed: " + "; ".join(failures[:10]))
+        log(f"results: {b.results_path}, console: {b.console_path}")
+        return 1
     return 0
 
 

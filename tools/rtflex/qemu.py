@@ -11,7 +11,7 @@ ICOUNT = "shift=3,sleep=off"
 
 # Modes of the guest (rtflex.mode= on the kernel command line; rcS runs the
 # matching /usr/libexec/rtflex/run-* script). "shell" boots to a console.
-MODES = ("test", "compare", "bench", "fuzz", "shell")
+MODES = ("test", "compare", "bench", "fuzz", "lab", "shell")
 
 
 def with_smp(qemu_args, smp):
@@ -42,10 +42,11 @@ def sd_card(board, sdcard):
     return ["-drive", f"if=sd,format=raw,file={sdcard}"]
 
 
-def kernel_cmdline(board, mode="shell", skip=(), fuzz_seconds=None, fuzz_seed=None, append=()):
+def kernel_cmdline(board, mode="shell", skip=(), fuzz_seconds=None, fuzz_seed=None, append=(), lab=None):
     """The kernel command line of a boot in MODE: the board's own, then
     rtflex.mode, the results port and the mode's parameters (the guest
-    scripts read them from /proc/cmdline), then APPEND."""
+    scripts read them from /proc/cmdline; LAB: the lab runner's options,
+    name -> value, as rtflex.lab_NAME=VALUE for run-lab), then APPEND."""
     words = list(board.kernel_cmdline)
     if mode != "shell":
         words += [f"rtflex.mode={mode}", f"rtflex.results={board.results_tty}"]
@@ -58,6 +59,12 @@ def kernel_cmdline(board, mode="shell", skip=(), fuzz_seconds=None, fuzz_seed=No
             words.append(f"rtflex.fuzz_seconds={fuzz_seconds}")
             if fuzz_seed is not None:
                 words.append(f"rtflex.fuzz_seed={fuzz_seed}")
+        if mode == "lab":
+            for name, value in (lab or {}).items():
+                if value is not None and value != "":
+                    if any(c.isspace() for c in str(value)):
+                        raise ValueError(f"lab option {name}: {value!r} has white space")
+                    words.append(f"rtflex.lab_{name}={value}")
     return words + list(append)
 
 
@@ -74,7 +81,8 @@ def results_port(board, results):
 
 
 def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=None, icount=True,
-                 monitor=None, skip=(), append=(), fuzz_seconds=None, fuzz_seed=None, card_cmdline=None):
+                 monitor=None, skip=(), append=(), fuzz_seconds=None, fuzz_seed=None, card_cmdline=None,
+                 lab=None):
     """The qemu-system-arm command (a list) that boots BOARD with KERNEL,
     DTB and the SD card image SDCARD.
 
@@ -95,7 +103,7 @@ def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=Non
         raise ValueError(f"unknown mode {mode!r} (modes: {', '.join(MODES)})")
     if not board.has_qemu:
         raise ValueError(f"board {board.name} has no QEMU model")
-    cmdline = kernel_cmdline(board, mode, skip, fuzz_seconds, fuzz_seed, append)
+    cmdline = kernel_cmdline(board, mode, skip, fuzz_seconds, fuzz_seed, append, lab)
     cmd = ["qemu-system-arm"] + with_smp(board.qemu_args, smp)
     if board.qemu_uboot:
         carried = list(board.kernel_cmdline if card_cmdline is None else card_cmdline)
