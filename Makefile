@@ -22,6 +22,7 @@ endif
 BOARD_DIR := $(TOP)/board/$(BOARD)
 include $(BOARD_DIR)/board.mk
 include $(TOP)/kernel/kernel.mk
+include $(TOP)/kernel/lab-variants.mk
 
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 SHELL := /bin/bash
@@ -112,6 +113,11 @@ help:
 	@echo "  bench-control the control app (servo) at 1 kHz against plant-sim per --log-via,"
 	@echo "                idle, with an SD-card writer and with hackbench;"
 	@echo "                report in build/$(BOARD)/bench-control/report.md"
+	@echo "  lab           the latency lab (docs/latency-lab.md): per kernel variant (LAB_VARIANTS,"
+	@echo "                default rt rt-nofeatures nonrt rt-tuned) boot under -icount and run every"
+	@echo "                load x tool cell (LAB_LOADS, LAB_TOOLS; LAB_DURATION=s or LAB_LOOPS=n per"
+	@echo "                cell, LAB_SMP=n vCPUs); bundles and report in build/$(BOARD)/lab/"
+	@echo "  lab-report    BUNDLE='bundle or directory ...': the lab report (Markdown, HTML, plots)"
 	@echo "  fuzz          boot and run the system call fuzzer (472-474, FlexSC pages, the KML"
 	@echo "                entry) for FUZZ_SECONDS (default 600; FUZZ_SEED=<seed> repeats a run)"
 	@echo "  host-test     cargo test (armv7 binaries under qemu-user), unit tests of scripts/"
@@ -283,6 +289,51 @@ bench-control: image
 	  for n in $(BENCH_CONTROL_SMP); do cat $(B)/bench-control/bench/report-smp$$n.md; done; } \
 		> $(B)/bench-control/report.md || rc=1; \
 	echo "[rtflex] benchmark report: $(B)/bench-control/report.md"; exit $$rc
+
+# The latency lab (docs/latency-lab.md): each variant of LAB_VARIANTS booted
+# under -icount runs the lab's runner (/usr/libexec/rtflex/lab) in the
+# image; its result bundle lands in $(LAB_DIR)/<variant>/bundles/, the
+# report of them all in $(LAB_DIR)/report/. Variants: rt (the image's
+# kernel), rt-tuned (the same with the tuning profile, rtflex.tune),
+# rt-nofeatures and nonrt (kernel variants of kernel/kernel.mk, each built
+# here if needed, booted with the image's SD card). Every variant runs; the
+# target fails afterwards if one did.
+LAB_VARIANTS ?= rt rt-nofeatures nonrt rt-tuned
+LAB_DURATION ?=
+LAB_LOOPS ?=
+LAB_LOADS ?=
+LAB_TOOLS ?=
+LAB_SMP ?=
+LAB_DIR := $(BUILD)/$(BOARD)/lab
+LAB_REPORT_DIR ?= $(LAB_DIR)/report
+LAB_ARGS := $(if $(LAB_DURATION),--duration $(LAB_DURATION)) $(if $(LAB_LOOPS),--loops $(LAB_LOOPS)) \
+	$(if $(LAB_LOADS),--loads $(LAB_LOADS)) $(if $(LAB_TOOLS),--tools $(LAB_TOOLS)) $(if $(LAB_SMP),--smp $(LAB_SMP))
+# The report's plots need Debian's python3 and its python3-matplotlib.
+LAB_PYTHON := PYTHONPATH=$(TOP)/tools /usr/bin/python3
+.PHONY: lab
+lab: image
+	@[ -z "$(KERNEL_VARIANT)" ] || { echo "make lab: no KERNEL_VARIANT; choose kernels with LAB_VARIANTS" >&2; exit 2; }
+	@for v in $(LAB_VARIANTS); do case $$v in rt | rt-tuned | rt-nofeatures | nonrt) ;; \
+		*) echo "make lab: unknown variant '$$v' in LAB_VARIANTS (rt rt-tuned rt-nofeatures nonrt)" >&2; exit 2 ;; \
+		esac; done
+	rc=0; for v in $(LAB_VARIANTS); do \
+		case $$v in rt | rt-tuned) kv= ;; *) kv=$$v ;; esac; \
+		if [ -n "$$kv" ]; then $(MAKE) --no-print-directory KERNEL_VARIANT=$$kv kernel || { rc=1; continue; }; fi; \
+		obj=$(BUILD)/kernel$${kv:+-$$kv}; \
+		$(RTFLEX) lab --board $(BOARD) --build-dir $(LAB_DIR)/$$v --kernel $$obj/arch/arm/boot/zImage \
+			$(if $(BOARD_DTB),--dtb $$obj/arch/arm/boot/dts/$(BOARD_DTB)) --sdcard $(SDCARD) \
+			--variant $$v $$([ $$v = rt-tuned ] && echo --tune) $(LAB_ARGS) || rc=1; \
+	done; \
+	$(LAB_PYTHON) -m rtflex.lab_report --out $(LAB_REPORT_DIR) \
+		$(foreach v,$(LAB_VARIANTS),$(LAB_DIR)/$(v)/bundles) || rc=1; \
+	exit $$rc
+
+# The report of any lab bundles (from make lab or a board): BUNDLE is a
+# bundle (directory or .tar.gz) or a directory holding bundles, or several.
+BUNDLE ?= $(LAB_DIR)
+.PHONY: lab-report
+lab-report: | $(DEPS_STAMP)
+	$(LAB_PYTHON) -m rtflex.lab_report --out $(LAB_REPORT_DIR) $(BUNDLE)
 
 # The system call fuzzer (rt-apps/sysfuzz) for FUZZ_SECONDS of guest time;
 # FUZZ_SEED=<seed printed by an earlier run> repeats its random choices.

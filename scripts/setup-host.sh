@@ -25,6 +25,8 @@ APT_PACKAGES=(
 	qemu-system-arm device-tree-compiler
 	# tests of the host tool (tools/rtflex/tests, run with pytest-3)
 	python3-pytest
+	# the latency lab's report (make lab-report: histograms with matplotlib)
+	python3-matplotlib
 )
 
 # install_missing WHAT PACKAGE...: install the packages not installed yet

@@ -277,6 +277,12 @@ def cmd_lab(args):
             failures.append(str(e))
             continue
         failures += [f"{name}: {p}" for p in bundle.check(bd)]
+        # The kernel that ran is the variant's (a board QEMU boots through
+        # U-Boot boots the card's kernel, whatever --kernel says).
+        rt = "PREEMPT_RT" in bd.header.get("kernel_version", "")
+        if rt != (args.variant != "nonrt"):
+            failures.append(f"{name}: variant {args.variant}, but the kernel that ran says "
+                            f"'{bd.header.get('kernel_version')}'")
         failures += [f"{name}: {f}" for f in bd.result.get("failures") or []]
         log(f"bundle: {os.path.join(out, name)}")
     if failures:
