@@ -6,6 +6,8 @@
 #                                             programs (rt-apps/kml/static-bins)
 #   STAGING/usr/lib/rtflex/tests/<test>       guest test executables
 #                                             (rt-apps/guest-tests, --features guest)
+#   STAGING/etc/rtflex/plant.conf             plant-sim's parameters: the plant
+#                                             crate's own file (rt-apps/plant/plant.conf)
 #
 #   build-rt-apps.sh --target TRIPLE --staging DIR [--linux-version VERSION]
 #
@@ -89,4 +91,5 @@ while read -r name exe; do
 	install -m 0755 "$exe" "$staging/usr/lib/rtflex/tests/$name"
 done < <(executables test <"$staging.tests.json")
 rm -f "$staging.bins.json" "$staging.tests.json"
+install -D -m 0644 "$(dirname "$here")/rt-apps/plant/plant.conf" "$staging/etc/rtflex/plant.conf"
 rtflex_log "rt-apps: $(cd "$staging/usr/bin" && echo *) | tests: $(cd "$staging/usr/lib/rtflex/tests" && echo *)"

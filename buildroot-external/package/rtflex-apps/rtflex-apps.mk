@@ -129,9 +129,12 @@ endef
 # their dynamic builds there and go to /usr/lib/rtflex/kml/ too, never to
 # /trusted (the image keeps no program there; its owner and mode come from
 # ../rootfs/permissions.txt, a BR2_ROOTFS_DEVICE_TABLE of the defconfigs).
+# plant-sim's parameters are the plant crate's own file (as in
+# scripts/build-rt-apps.sh).
 define RTFLEX_APPS_INSTALL_TARGET_CMDS
 	find $(RTFLEX_APPS_OUT) -maxdepth 1 -type f -perm -u+x \
 		-exec $(INSTALL) -D -m 0755 -t $(TARGET_DIR)/usr/bin {} +
+	$(INSTALL) -D -m 0644 $(@D)/rt-apps/plant/plant.conf $(TARGET_DIR)/etc/rtflex/plant.conf
 	$(foreach b,$(RTFLEX_APPS_STATIC_BINS),
 		$(INSTALL) -D -m 0755 $(RTFLEX_APPS_STATIC_OUT)/$(b) $(TARGET_DIR)/usr/bin/$(b)
 		$(INSTALL) -D -m 0755 $(RTFLEX_APPS_STATIC_OUT)/$(b) $(TARGET_DIR)/usr/lib/rtflex/kml/$(b))
