@@ -20,6 +20,18 @@ pub const MAX_PRIORITY: i32 = 49;
 /// Highest step rate accepted.
 pub const MAX_RATE_HZ: u32 = 20_000;
 
+/// Least time between two encoder edges by default (us). gpio-sim raises
+/// the interrupts of all its lines through one IRQ work item, which handles
+/// the lines pending at that time in offset order (encoder-a before
+/// encoder-b), not in the order they changed. On a uniprocessor ARM kernel
+/// (QEMU's vexpress-a9 and SABRE Lite with one vCPU) that work runs at the
+/// next timer tick, up to 1 ms (HZ=1000) after the write: two edges of A
+/// and B written within one tick could reach the controller swapped, two
+/// counts the wrong way (a count error of 4, with no gap in the event
+/// sequence numbers). 1.5 ms leaves a tick between two edges with room to
+/// spare and still allows 666 edges/s, more than the default motor's 510.
+pub const DEFAULT_EDGE_GAP_US: u32 = 1500;
+
 /// What to do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Parsed {
@@ -48,6 +60,8 @@ pub struct Options {
     pub duration_s: Option<f64>,
     /// Freeze the encoder lines after this many seconds.
     pub freeze_encoder_s: Option<f64>,
+    /// Least time between two encoder edges (us; 0: one a step).
+    pub edge_gap_us: u32,
     /// CSV trace of every step that changed something.
     pub trace: Option<String>,
     /// JSON summary at exit.
@@ -64,6 +78,7 @@ impl Default for Options {
             cpu: None,
             duration_s: None,
             freeze_encoder_s: None,
+            edge_gap_us: DEFAULT_EDGE_GAP_US,
             trace: None,
             json: None,
         }
@@ -83,8 +98,9 @@ Creates the gpio-sim chip `rtflex-plant` through configfs
 outputs), encoder-a, encoder-b, home (the plant's outputs). In real time it
 steps a DC motor model (parameters: --params), reads the motor command
 from the lines' sysfs `value` and drives the encoder and home lines through
-their sysfs `pull`, one encoder edge at a time, so a program that requests
-them gets real edge events from the GPIO subsystem. When the chip is live
+their sysfs `pull`, one encoder edge at a time (at most one a step and
+--edge-gap-us apart), so a program that requests them gets real edge events
+from the GPIO subsystem, in order. When the chip is live
 it prints `plant-sim: ready ...` on stdout. SIGINT or SIGTERM ends it: the
 chip is removed and a summary printed. SIGUSR1 freezes the encoder lines
 (a lost encoder: the motor keeps turning, the lines stop changing).
@@ -100,6 +116,13 @@ Options:
   --duration=SECONDS  stop after SECONDS (default: at SIGINT/SIGTERM)
   --freeze-encoder-after=SECONDS
                       freeze the encoder lines after SECONDS
+  --edge-gap-us=US    least time between two encoder edges (default 1500;
+                      0: one a step). gpio-sim's line interrupts are raised
+                      by one IRQ work that runs at the next tick on a
+                      uniprocessor ARM kernel and takes pending lines in
+                      offset order: edges closer than a tick could reach the
+                      controller swapped. A motor faster than this falls
+                      behind on its encoder lines and catches up.
   --trace=FILE        CSV of every step that changed a line or the position:
                       t_ns,position,encoder,speed_rad_s,encoder_frozen (the
                       step: the motor's position, the encoder lines' count),
@@ -122,6 +145,7 @@ const NAMES: &[&str] = &[
     "cpu",
     "duration",
     "freeze-encoder-after",
+    "edge-gap-us",
     "trace",
     "json",
     "remove",
@@ -213,6 +237,13 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "cpu" => o.cpu = Some(number(name, &v, "a CPU number")?),
             "duration" => o.duration_s = Some(seconds(name, &v)?),
             "freeze-encoder-after" => o.freeze_encoder_s = Some(seconds(name, &v)?),
+            "edge-gap-us" => {
+                let us: u32 = number(name, &v, "a whole number of microseconds")?;
+                if us > 1_000_000 {
+                    return Err("--edge-gap-us: must be 0..1000000".into());
+                }
+                o.edge_gap_us = us;
+            }
             "trace" => o.trace = Some(path(name, v)?),
             "json" => o.json = Some(path(name, v)?),
             _ => unreachable!("every name of NAMES is handled"),
@@ -253,7 +284,8 @@ mod tests {
     fn defaults_and_every_option() {
         assert_eq!(run(""), Options::default());
         let o = run("--params=/p --rate 5000 --start=-40 --priority=40 --cpu=1 \
-             --duration=2.5 --freeze-encoder-after 1 --trace=/t.csv --json /s.json");
+             --duration=2.5 --freeze-encoder-after 1 --edge-gap-us=2000 --trace=/t.csv \
+             --json /s.json");
         assert_eq!(
             o,
             Options {
@@ -264,6 +296,7 @@ mod tests {
                 cpu: Some(1),
                 duration_s: Some(2.5),
                 freeze_encoder_s: Some(1.0),
+                edge_gap_us: 2000,
                 trace: Some("/t.csv".into()),
                 json: Some("/s.json".into()),
             }
@@ -278,6 +311,8 @@ mod tests {
     fn bad_arguments_say_what_is_wrong() {
         for (line, msg) in [
             ("--rate=0", "--rate: must be 1..20000"),
+            ("--edge-gap-us=-1", "--edge-gap-us: '-1' is not a whole number"),
+            ("--edge-gap-us=1000001", "--edge-gap-us: must be 0..1000000"),
             ("--rate=fast", "--rate: 'fast' is not a whole number"),
             ("--rate=20001", "--rate: must be 1..20000"),
             ("--priority=0", "--priority: must be 1..49"),

@@ -270,6 +270,9 @@ pub fn run(
     let mut next = began + period_ns;
     let mut line = String::with_capacity(128);
     let mut traced: Option<(Command, i32, i32)> = None;
+    let edge_gap_ns = u64::from(o.edge_gap_us) * 1000;
+    // When the last encoder edge was written (after its pull).
+    let mut last_edge_ns: Option<u64> = None;
     loop {
         let rc = rt::clock_nanosleep_abs(libc::CLOCK_MONOTONIC, &ts_of_ns(next));
         if rt::STOP.load(Ordering::SeqCst) {
@@ -304,15 +307,19 @@ pub fn run(
         {
             summary.encoder_frozen = true;
         }
-        // At most one encoder edge a step, the sleep to the next step
-        // between two edges: gpio-sim raises a line's interrupt through one
-        // irq_work for the whole chip, and two edges pending at once are
-        // handled in line-offset order, not in the order they happened, so
-        // two edges written back to back (A then B, or B then A) could reach
-        // the controller swapped and decode as two counts the wrong way. A
-        // late plant's encoder lags its motor for a few steps instead (at
-        // 2 kHz, four times the default motor's top speed in counts).
-        if !summary.encoder_frozen && shown != state.position_counts {
+        // At most one encoder edge a step, and the edges --edge-gap-us
+        // apart: gpio-sim raises a line's interrupt through one IRQ work
+        // item for the whole chip, and two edges pending at once are handled
+        // in line-offset order, not in the order they happened, so two edges
+        // written within one run of that work (A then B, or B then A) could
+        // reach the controller swapped and decode as two counts the wrong
+        // way. On a uniprocessor ARM kernel the work runs at the next tick,
+        // not at once (DEFAULT_EDGE_GAP_US). A late plant's encoder lags its
+        // motor for a while instead.
+        if !summary.encoder_frozen
+            && shown != state.position_counts
+            && last_edge_ns.is_none_or(|t| now.saturating_sub(t) >= edge_gap_ns)
+        {
             let up = state.position_counts > shown;
             let (channel, level) = encoder_edge(shown, up);
             match channel {
@@ -321,6 +328,7 @@ pub fn run(
             }
             shown = if up { shown + 1 } else { shown - 1 };
             summary.edges += 1;
+            last_edge_ns = Some(rt_utils::sys::now_ns());
         }
         let lag = state.position_counts.abs_diff(shown);
         if !summary.encoder_frozen {

@@ -252,6 +252,7 @@ pub fn run_loop<R: Rig, L: LogPath>(
                 return (st, Err(LoopError::Hw(e)));
             }
         };
+        crate::linux::panic_safe::test_panic_point(cycle);
         let computed = rt_utils::sys::now_ns();
         if step.drive {
             flags |= FLAG_DRIVEN;
@@ -563,6 +564,10 @@ fn summary(st: &LoopStats, out: &Outcome, state: State, o: &RunOptions) -> Strin
 
 /// `servo run`.
 pub fn run(o: &RunOptions) -> i32 {
+    if let Err(e) = crate::linux::panic_safe::read_test_switch() {
+        eprintln!("servo: {e}");
+        return EXIT_USAGE;
+    }
     let cfg = match o.controller_config() {
         Ok(c) => c,
         Err(e) => {
@@ -613,6 +618,22 @@ pub fn run(o: &RunOptions) -> i32 {
                         .find(|b| b.chip() == l.chip)
                         .expect("a bank per output chip")
                 };
+                // A panic from here on (any thread) drives the outputs
+                // safe: the bank with motor-enable first.
+                let mut targets: Vec<_> = banks.iter().map(OutputBank::safe_target).collect();
+                if let Some(i) = banks.iter().position(|b| b.chip() == dev.found[0].chip) {
+                    targets.swap(0, i);
+                }
+                let armed = match crate::linux::panic_safe::arm(
+                    &targets,
+                    dev.pwm.as_ref().map(SysfsPwm::duty_fd),
+                ) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("servo: {e}");
+                        return EXIT_ERROR;
+                    }
+                };
                 let magn = match dev.pwm {
                     Some(p) => Magn::Pwm(p),
                     None => {
@@ -631,7 +652,10 @@ pub fn run(o: &RunOptions) -> i32 {
                     home: dev.home,
                     controller,
                 };
-                run_rig(&mut servo, o)
+                let code = run_rig(&mut servo, o);
+                // Disarmed before the requests and the PWM are closed.
+                drop(armed);
+                code
             }
             Err(e) => {
                 eprintln!("servo: {e}");

@@ -234,6 +234,13 @@ impl OutputBank {
         })
     }
 
+    /// The request's descriptor and the mask of all its lines (what
+    /// [`super::panic_safe::arm`] takes).
+    pub fn safe_target(&self) -> (std::os::fd::RawFd, u64) {
+        let n = self.req.config().lines().len();
+        (self.req.as_raw_fd(), u64::MAX >> (64 - n.clamp(1, 64)))
+    }
+
     /// Reads back the output levels (bit N: the request's line N).
     pub fn get(&self) -> Result<u64, Error> {
         let mut lv = LineValues {
@@ -373,8 +380,15 @@ impl EventLines {
         Ok(lv.bits)
     }
 
-    /// Reads every queued event; `each(bit of its line, rising)`. Returns
-    /// false if events were lost (a gap in the kernel's sequence numbers).
+    /// Reads every queued event; `each(bit of its line, rising)`, in the
+    /// order of the request's sequence numbers. Returns false if events
+    /// were lost or came late (a gap in the sequence numbers).
+    ///
+    /// The sequence number is given when the kernel takes the edge (with
+    /// its timestamp); each line has its own interrupt thread that then
+    /// queues the event, so events of two lines could reach the queue in
+    /// the other order. Within one read they are put back in sequence; an
+    /// event that comes after a later one was read already is a gap.
     #[inline]
     fn drain(&mut self, mut each: impl FnMut(u64, bool)) -> Result<bool, Error> {
         let words = self.event_words;
@@ -396,18 +410,29 @@ impl EventLines {
                     })
                 }
             };
+            // (seqno, offset, rising, timestamp) of each event read.
+            let mut batch: heapless::Vec<(u32, Offset, bool, u64), READ_EVENTS> =
+                heapless::Vec::new();
             for ev in self.buf[..n].chunks_exact(words) {
                 let Ok(ev) = LineEdgeEvent::from_slice(ev) else {
                     continue;
                 };
-                if ev.seqno != self.next_seqno {
+                let rising = ev.kind == LineEdgeEventKind::RisingEdge as u32;
+                // At most READ_EVENTS fit in the buffer: never full.
+                let _ = batch.push((ev.seqno, ev.offset, rising, ev.timestamp_ns));
+            }
+            // Sequence numbers wrap: sort by the distance from the one due.
+            let due = self.next_seqno;
+            batch.sort_unstable_by_key(|e| e.0.wrapping_sub(due));
+            for &(seqno, offset, rising, timestamp_ns) in batch.iter() {
+                if seqno != self.next_seqno {
                     complete = false;
                 }
-                self.next_seqno = ev.seqno.wrapping_add(1);
-                self.last_event_ns = ev.timestamp_ns;
+                self.next_seqno = seqno.wrapping_add(1);
+                self.last_event_ns = timestamp_ns;
                 self.events += 1;
-                if let Some(&(_, bit)) = self.bits.iter().find(|(o, _)| *o == ev.offset) {
-                    each(bit, ev.kind == LineEdgeEventKind::RisingEdge as u32);
+                if let Some(&(_, bit)) = self.bits.iter().find(|(o, _)| *o == offset) {
+                    each(bit, rising);
                 }
             }
             if n < self.buf.len() {

@@ -8,12 +8,15 @@
 //! * [`pwm`]: the magnitude as a sysfs PWM channel (the only user-space
 //!   PWM ABI), for boards.
 //! * [`spi`]: spidev through linux-embedded-hal's `SpidevDevice`.
+//! * [`panic_safe`]: the outputs driven safe by a panic hook (the release
+//!   build aborts on a panic: no destructor runs).
 //!
 //! Every device call in the control loop is one system call on a file
 //! opened before the loop, into buffers allocated before it: no
 //! allocation, no other system call.
 
 pub mod gpio;
+pub mod panic_safe;
 pub mod pwm;
 pub mod spi;
 

@@ -68,6 +68,13 @@ impl SysfsPwm {
     }
 }
 
+impl SysfsPwm {
+    /// The `duty_cycle` file's descriptor (for [`super::panic_safe::arm`]).
+    pub fn duty_fd(&self) -> std::os::fd::RawFd {
+        self.duty.as_raw_fd()
+    }
+}
+
 impl Drop for SysfsPwm {
     fn drop(&mut self) {
         let _ = write_attr(&self.dir, "duty_cycle", "0");
