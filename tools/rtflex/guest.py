@@ -55,7 +55,7 @@ def boot(args, mode, name=None, stall=None, timeout=None):
     options = dict(skip=args.skip or (), append=args.append or (), fuzz_seconds=getattr(args, "seconds", None),
                    fuzz_seed=getattr(args, "seed", None), lab=getattr(args, "lab_options", None))
     sdcard, card_cmdline, want = uboot_card(args, qemu.kernel_cmdline(args.board, mode, **options))
-    dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir) if args.dtb else None
+    dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir, args.smp) if args.dtb else None
     cmd = qemu.qemu_command(args.board, args.kernel, dtb, sdcard, mode=mode, results=results_path,
                             smp=args.smp, monitor=monitor, card_cmdline=card_cmdline, **options)
     timeout = (timeout or args.timeout) * args.timeout_factor
@@ -240,9 +240,10 @@ def cmd_lab(args):
                         "loads": args.loads, "tools": args.tools}
     cells = len((args.loads or "x,x,x,x,x,x").split(",")) * len((args.tools or "x,x,x,x").split(","))
     per_cell = (args.loops / 1000 if args.loops else (args.duration or 5)) + 4
-    # Guest time runs slower than host time when the guest is busy (loads):
-    # a generous bound, only for "it ends at all".
-    timeout = max(args.timeout, int(cells * per_cell * 6) + 300)
+    # A busy guest's second takes several host seconds (measured: a 5 s
+    # cell with a load, about 34 s on 2 loaded host cores): a generous
+    # bound, only for "it ends at all".
+    timeout = max(args.timeout, int(cells * per_cell * 10) + 300)
     b = boot(args, "lab", f"lab-{args.variant}", timeout=timeout)
     failures = boot_failures(b.results, b.problems, b.why) + boot_check_failures(b)
     run = b.results.run("lab") if b.results else None
@@ -295,7 +296,7 @@ def cmd_lab(args):
 def cmd_shell(args):
     # Through U-Boot: the card itself (writable), or with --append a copy.
     sdcard, card_cmdline, _ = uboot_card(args, qemu.kernel_cmdline(args.board, "shell", append=args.append or ()))
-    dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir) if args.dtb else None
+    dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir, args.smp) if args.dtb else None
     cmd = qemu.qemu_command(args.board, args.kernel, dtb, sdcard, mode="shell", smp=args.smp,
                             icount=not args.no_icount, append=args.append or (), card_cmdline=card_cmdline)
     log(shlex.join(cmd))

@@ -132,9 +132,9 @@ def _ratio(a, b):
     return f"{a / b:.2f}" if b else "-"
 
 
-def build(bundles, reference=None):
+def build(bundles, reference=None, plot_tools=None):
     """The report: (markdown lines, plots), plots a list of (name, title,
-    figure-making function)."""
+    series) (PLOT_TOOLS: the tools to draw, default all)."""
     labels = [b.label() for b in bundles]
     if reference is None:
         reference = "rt" if "rt" in labels else labels[0]
@@ -251,7 +251,13 @@ def build(bundles, reference=None):
                                   _per_cpu_series(run)))
 
     # Histograms: per tool and load, one curve per variant.
-    for tool in tools:
+    if plot_tools is not None:
+        unknown = [t for t in plot_tools if t not in tools]
+        if unknown:
+            raise ReportError(f"--plot-tools: {', '.join(unknown)}: not among the runs' tools ({', '.join(tools)})")
+        plots = [p for p in plots if any(p[0] == f"{b.label()}-{load}-{t}-cpus"
+                                         for b in bundles for load in loads for t in plot_tools)]
+    for tool in (tools if plot_tools is None else [t for t in tools if t in plot_tools]):
         for load in loads:
             series = []
             for b in bundles:
@@ -368,10 +374,10 @@ def to_html(md, images):
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def write(bundles, out_dir, reference=None):
+def write(bundles, out_dir, reference=None, plot_tools=None):
     """Write report.md, report.html and plots/ into OUT_DIR; return the
     paths of the Markdown and HTML files."""
-    md, plots = build(bundles, reference)
+    md, plots = build(bundles, reference, plot_tools)
     _pyplot()
     os.makedirs(os.path.join(out_dir, "plots"), exist_ok=True)
     for old in os.listdir(os.path.join(out_dir, "plots")):
@@ -395,10 +401,12 @@ def main(argv=None):
     p.add_argument("bundles", nargs="+", metavar="BUNDLE")
     p.add_argument("--out", default="lab-report", metavar="DIR", help="where the report goes (default lab-report)")
     p.add_argument("--reference", metavar="LABEL", help="the variant ratios are against (default rt)")
+    p.add_argument("--plot-tools", metavar="LIST", help="draw histograms of these tools only (comma-separated)")
     args = p.parse_args(argv)
     try:
         bundles = load_all(args.bundles)
-        md_path, html_path = write(bundles, args.out, args.reference)
+        md_path, html_path = write(bundles, args.out, args.reference,
+                                   args.plot_tools.split(",") if args.plot_tools else None)
     except ReportError as e:
         print(f"rtflex.lab_report: error: {e}", file=sys.stderr)
         return 1 if "not a valid lab bundle" in str(e) else 2

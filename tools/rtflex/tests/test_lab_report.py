@@ -104,6 +104,10 @@ def test_the_report_says_what_the_reports_say():
     # A histogram per tool and load, a curve per variant.
     assert sorted(p[0] for p in plots) == sorted(f"{t}-{load}" for t in TOOLS for load in LOADS)
     assert all([s[0] for s in series] == ["rt", "rt-tuned"] for _, _, series in plots)
+    _, plots = lab_report.build(bundles, plot_tools=["cyclictest"])
+    assert sorted(p[0] for p in plots) == sorted(f"cyclictest-{load}" for load in LOADS)
+    with pytest.raises(lab_report.ReportError, match="--plot-tools: oslat: not among the runs' tools"):
+        lab_report.build(bundles, plot_tools=["oslat"])
 
 
 def test_the_report_files(tmp_path):
