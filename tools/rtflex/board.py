@@ -81,6 +81,9 @@ _BOARD_FACTS = {
     # serial port after the console, the default) or "virtio-console" (a
     # virtio console, for machines with one UART)
     "BOARD_QEMU_RESULTS_PORT": ("qemu_results_port", "str", False),
+    # "yes": QEMU boots a copy of BOARD_DTB that describes only the CPUs
+    # QEMU has (/cpus/cpu@N nodes beyond the run's vCPU count removed)
+    "BOARD_QEMU_DT_CPUS_FROM_SMP": ("qemu_dt_cpus_from_smp", "str", False),
     # U-Boot as QEMU's firmware (-bios FILE, an absolute path on the host)
     # and the Debian package of the host that has it (make deps installs
     # it): U-Boot boots the card, so QEMU gets no kernel, DTB or command
@@ -120,6 +123,7 @@ class Board:
     qemu_console_serial: int = 1
     qemu_serial_no_dma: list = dataclasses.field(default_factory=list)
     qemu_results_port: str = "serial"
+    qemu_dt_cpus_from_smp: str = ""
     qemu_uboot: str = ""
     qemu_uboot_package: str = ""
     guest_test_skip: list = dataclasses.field(default_factory=list)
@@ -276,6 +280,11 @@ def board_from_values(name, board_dir, values):
     if board.qemu_results_port not in QEMU_RESULTS_PORTS:
         raise BoardError(f"{where}: BOARD_QEMU_RESULTS_PORT must be one of {', '.join(QEMU_RESULTS_PORTS)}, "
                          f"not {board.qemu_results_port}")
+    if board.qemu_dt_cpus_from_smp not in ("", "yes"):
+        raise BoardError(f"{where}: BOARD_QEMU_DT_CPUS_FROM_SMP must be yes or empty, "
+                         f"not {board.qemu_dt_cpus_from_smp}")
+    if board.qemu_dt_cpus_from_smp and board.qemu_uboot:
+        raise BoardError(f"{where}: BOARD_QEMU_DT_CPUS_FROM_SMP with BOARD_QEMU_UBOOT: QEMU boots no DTB of ours")
     if board.qemu_console_serial not in (1, 2):
         raise BoardError(f"{where}: BOARD_QEMU_CONSOLE_SERIAL must be 1 or 2, not {board.qemu_console_serial}")
     machine = [a for a in board.qemu_extra_args if a in ("-M", "-machine") or a.startswith(("-M=", "-machine="))]

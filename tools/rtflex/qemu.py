@@ -33,6 +33,22 @@ def with_smp(qemu_args, smp):
     return out + ["-smp", str(smp)]
 
 
+def vcpus(qemu_args):
+    """The vCPU count that QEMU_ARGS give (-smp N or -smp N,...; 1 without
+    -smp, QEMU's default)."""
+    count = 1
+    for i, a in enumerate(qemu_args):
+        value = None
+        if a == "-smp" and i + 1 < len(qemu_args):
+            value = qemu_args[i + 1]
+        elif a.startswith("-smp="):
+            value = a[len("-smp="):]
+        if value is not None:
+            first = value.split(",")[0]
+            count = int(first.split("=")[1] if first.startswith("cpus=") else first)
+    return count
+
+
 def sd_card(board, sdcard):
     """QEMU options that put SDCARD in the board's SD slot: if=sd, or the
     sd-card device the board names (machines that wire no if=sd drive)."""
@@ -134,14 +150,19 @@ def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=Non
     return cmd
 
 
-def dtb_for_qemu(board, dtb, out_dir):
-    """The DTB to boot under QEMU: DTB itself, or for boards whose serial
-    ports (DT aliases) QEMU cannot do DMA on a copy in OUT_DIR without
-    DMA on those ports: QEMU has no model of the i.MX6 SDMA engine, so the
-    kernel's DMA transmits on a non-console i.MX UART never complete. Only
-    the results port is affected (the console never uses DMA); the image's
-    own DTB is left as it is. Needs fdtget/fdtput (device-tree-compiler)."""
-    if not board.qemu_serial_no_dma:
+def dtb_for_qemu(board, dtb, out_dir, smp=None):
+    """The DTB to boot under QEMU: DTB itself, or a copy in OUT_DIR that
+    the board's facts change for QEMU (the image's own DTB is left as it
+    is; needs fdtget/fdtput from device-tree-compiler):
+
+    - BOARD_QEMU_SERIAL_NO_DMA: no DMA on those serial ports (DT aliases).
+      QEMU has no model of the i.MX6 SDMA engine, so the kernel's DMA
+      transmits on a non-console i.MX UART never complete. Only the results
+      port is affected (the console never uses DMA).
+    - BOARD_QEMU_DT_CPUS_FROM_SMP: only the CPUs QEMU has, SMP (default:
+      the board's -smp), the others' /cpus/cpu@N nodes removed."""
+    cpus = vcpus(with_smp(board.qemu_args, smp)) if board.qemu_dt_cpus_from_smp else None
+    if not board.qemu_serial_no_dma and cpus is None:
         return dtb
     out = os.path.join(out_dir, "qemu-" + os.path.basename(dtb))
     os.makedirs(out_dir, exist_ok=True)
@@ -152,4 +173,16 @@ def dtb_for_qemu(board, dtb, out_dir):
                               capture_output=True, text=True).stdout.strip()
         for prop in ("dmas", "dma-names"):
             subprocess.run(["fdtput", "-d", out, node, prop], check=True)
+    if cpus is not None:
+        nodes = subprocess.run(["fdtget", "-l", out, "/cpus"], check=True, capture_output=True,
+                               text=True).stdout.split()
+        others = [n for n in nodes if not n.startswith("cpu@")]
+        if others:
+            raise ValueError(f"{dtb}: /cpus has {', '.join(others)}, which may name CPUs: "
+                             "cannot remove CPUs from it")
+        described = sorted(nodes, key=lambda n: int(n.split("@")[1], 16))
+        if cpus > len(described):
+            raise ValueError(f"{dtb} describes {len(described)} CPUs, QEMU is given {cpus}")
+        for node in described[cpus:]:
+            subprocess.run(["fdtput", "-r", out, f"/cpus/{node}"], check=True)
     return out

@@ -198,3 +198,47 @@ def test_qemu_command_refuses_a_dtb_or_append_for_a_u_boot_board():
         cli.main(["qemu-command", "--board", "qemu-virt", "--kernel", "k", "--sdcard", "s", "--append", "x"])
     with pytest.raises(SystemExit, match="needs --dtb"):
         cli.main(["qemu-command", "--board", "qemu-vexpress-a9", "--kernel", "k", "--sdcard", "s"])
+
+
+def _cpus_dtb(tmp_path, n, extra=""):
+    cpus = "".join(f"cpu@{i} {{ device_type = \"cpu\"; reg = <{i}>; }};" for i in range(n))
+    dts = tmp_path / "t.dts"
+    dts.write_text(f"""/dts-v1/;
+/ {{ cpus {{ #address-cells = <1>; #size-cells = <0>; {cpus} {extra} }}; }};
+""")
+    dtb = tmp_path / "vexpress-v2p-ca15-tc1.dtb"
+    subprocess.run(["dtc", "-I", "dts", "-O", "dtb", "-o", str(dtb), str(dts)], check=True)
+    return dtb
+
+
+def _dt_cpus(dtb):
+    return subprocess.run(["fdtget", "-l", dtb, "/cpus"], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+@pytest.mark.skipif(not shutil.which("dtc"), reason="dtc missing (device-tree-compiler)")
+def test_the_qemu_dtb_of_vexpress_a15_describes_the_vcpus_qemu_has(tmp_path):
+    board = load_board("qemu-vexpress-a15")
+    assert board.qemu_dt_cpus_from_smp == "yes"
+    dtb = _cpus_dtb(tmp_path, 2)
+    original = dtb.read_bytes()
+    # The board's -smp (1), then an explicit count.
+    out = qemu.dtb_for_qemu(board, str(dtb), str(tmp_path / "b1"))
+    assert out == str(tmp_path / "b1" / "qemu-vexpress-v2p-ca15-tc1.dtb") and _dt_cpus(out) == ["cpu@0"]
+    assert _dt_cpus(qemu.dtb_for_qemu(board, str(dtb), str(tmp_path / "b2"), 2)) == ["cpu@0", "cpu@1"]
+    assert dtb.read_bytes() == original
+    with pytest.raises(ValueError, match="describes 2 CPUs, QEMU is given 3"):
+        qemu.dtb_for_qemu(board, str(dtb), str(tmp_path / "b3"), 3)
+    # A /cpus with more than CPU nodes (a cpu-map names CPUs): refused.
+    with pytest.raises(ValueError, match="cpu-map"):
+        qemu.dtb_for_qemu(board, str(_cpus_dtb(tmp_path, 2, "cpu-map { };")), str(tmp_path / "b4"))
+    # The other boards boot their DT's CPUs as they are.
+    assert qemu.dtb_for_qemu(load_board("qemu-vexpress-a9"), str(dtb), str(tmp_path)) == str(dtb)
+
+
+@pytest.mark.parametrize("args,count", [
+    ([], 1), (["-smp", "2"], 2), (["-smp", "1", "-m", "1G", "-smp", "4"], 4),
+    (["-smp=3"], 3), (["-smp", "cpus=2,cores=2"], 2), (["-smp", "4,sockets=1"], 4),
+])
+def test_vcpus(args, count):
+    assert qemu.vcpus(args) == count
