@@ -136,9 +136,9 @@ fn plant_sim_edges_reach_a_line_request_and_decode_to_the_plant_position() {
     drop(outputs);
     // Stopped (braked, then held by friction): the events are all in.
     // Driven at 63 % for 0.4 s, the motor turned tens of counts: no event
-    // at all means the kernel did not deliver gpio-sim's interrupts (on
-    // QEMU's vexpress-a15 with one vCPU its IRQ work never ran: then
-    // removing the chip hangs in the kernel too).
+    // at all means the kernel did not deliver gpio-sim's interrupts (seen
+    // on QEMU's vexpress-a15 with one vCPU and a two-CPU device tree: its
+    // IRQ work never ran, and removing the chip then hung in the kernel).
     let now = (
         level(offset(lines::ENCODER_A)),
         level(offset(lines::ENCODER_B)),
