@@ -106,6 +106,9 @@ def parser():
     boot_options(c, needs_build_dir=False)
     c.add_argument("--icount", action="store_true",
                    help=f"guest time from the instruction count (-icount {qemu.ICOUNT})")
+    c.add_argument("--dtb-dir", metavar="DIR",
+                   help="for boards whose facts change the DTB for QEMU (e.g. only the CPUs QEMU has): "
+                        "write that copy of --dtb into DIR and boot it (what `make qemu` does)")
     return p
 
 
@@ -137,7 +140,12 @@ def main(argv=None):
             sys.exit(f"rtflex: error: board {args.board.name} boots through U-Boot, which takes the kernel "
                      "command line from the card's extlinux.conf: no --append here (`rtflex shell "
                      "--append ...` boots a copy of the card that has it)")
-        print(shlex.join(qemu.qemu_command(args.board, args.kernel, args.dtb, args.sdcard, smp=args.smp,
+        dtb = args.dtb
+        if dtb and args.dtb_dir:
+            if not os.path.exists(dtb):
+                sys.exit(f"rtflex: error: {dtb} missing")
+            dtb = qemu.dtb_for_qemu(args.board, dtb, args.dtb_dir, args.smp)
+        print(shlex.join(qemu.qemu_command(args.board, args.kernel, dtb, args.sdcard, smp=args.smp,
                                            icount=args.icount, append=args.append or ())))
         return 0
     missing = [f for f in (args.kernel, args.dtb, args.sdcard) if f and not os.path.exists(f)]

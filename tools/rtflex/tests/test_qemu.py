@@ -217,7 +217,7 @@ def _dt_cpus(dtb):
 
 
 @pytest.mark.skipif(not shutil.which("dtc"), reason="dtc missing (device-tree-compiler)")
-def test_the_qemu_dtb_of_vexpress_a15_describes_the_vcpus_qemu_has(tmp_path):
+def test_the_qemu_dtb_of_vexpress_a15_describes_the_vcpus_qemu_has(tmp_path, capsys, monkeypatch):
     board = load_board("qemu-vexpress-a15")
     assert board.qemu_dt_cpus_from_smp == "yes"
     dtb = _cpus_dtb(tmp_path, 2)
@@ -231,9 +231,20 @@ def test_the_qemu_dtb_of_vexpress_a15_describes_the_vcpus_qemu_has(tmp_path):
         qemu.dtb_for_qemu(board, str(dtb), str(tmp_path / "b3"), 3)
     # A /cpus with more than CPU nodes (a cpu-map names CPUs): refused.
     with pytest.raises(ValueError, match="cpu-map"):
-        qemu.dtb_for_qemu(board, str(_cpus_dtb(tmp_path, 2, "cpu-map { };")), str(tmp_path / "b4"))
+        (tmp_path / "m").mkdir()
+        qemu.dtb_for_qemu(board, str(_cpus_dtb(tmp_path / "m", 2, "cpu-map { };")), str(tmp_path / "b4"))
     # The other boards boot their DT's CPUs as they are.
     assert qemu.dtb_for_qemu(load_board("qemu-vexpress-a9"), str(dtb), str(tmp_path)) == str(dtb)
+    # The printed command (Buildroot's start-qemu.sh): --dtb-dir writes the
+    # copy there and names it; without --dtb-dir the DTB as given.
+    monkeypatch.chdir(tmp_path)
+    argv = ["qemu-command", "--board", "qemu-vexpress-a15", "--kernel", "zImage", "--sdcard", "sd.img",
+            "--dtb", dtb.name]
+    assert cli.main(argv + ["--dtb-dir", "."]) == 0
+    assert option(shlex.split(capsys.readouterr().out), "-dtb") == ["./qemu-vexpress-v2p-ca15-tc1.dtb"]
+    assert _dt_cpus(tmp_path / "qemu-vexpress-v2p-ca15-tc1.dtb") == ["cpu@0"]
+    assert cli.main(argv) == 0
+    assert option(shlex.split(capsys.readouterr().out), "-dtb") == [dtb.name]
 
 
 @pytest.mark.parametrize("args,count", [

@@ -93,13 +93,16 @@ echo "rtflex post-image: $img ($((pow >> 20)) MiB) for $board"
 # QEMU boards: a start script next to the images, as Buildroot's own QEMU
 # defconfigs have (with the system's qemu-system-arm). The command line is
 # the host tool's (`rtflex qemu-command`, what `make qemu` runs), with the
-# files named relative to the images directory.
+# files named relative to the images directory; boards whose facts change
+# the DTB for QEMU (e.g. vexpress-a15: only the CPUs QEMU has) get that
+# copy next to the images (qemu-<dtb>).
 # A board QEMU boots through U-Boot (BOARD_QEMU_UBOOT) has no DTB for QEMU:
 # U-Boot, QEMU's firmware, boots sdcard.img and hands on QEMU's device tree.
 if [ "$(board_fact has_qemu)" = True ]; then
 	dtb=$(board_fact dtb)
-	qemu=$(rtflex_tool rtflex qemu-command --board "$board" --kernel zImage ${dtb:+--dtb "${dtb##*/}"} \
-		--sdcard sdcard.img) || die "cannot make the QEMU command line of $board"
+	qemu=$(cd "$binaries" && rtflex_tool rtflex qemu-command --board "$board" --kernel zImage \
+		${dtb:+--dtb "${dtb##*/}" --dtb-dir .} --sdcard sdcard.img) ||
+		die "cannot make the QEMU command line of $board"
 	firmware=$(board_fact qemu_uboot)
 	[ -z "$firmware" ] || firmware="
 # U-Boot, QEMU's firmware, boots sdcard.img: $firmware from the host's
