@@ -1823,17 +1823,20 @@ fn a_tracer_sees_the_registration_but_not_the_calls() {
     assert_all_ok(&[r]);
 }
 
-/// "Registration": the region cannot be moved. `mremap()` refuses the move,
-/// but the region is dead afterwards: its syscall threads are gone and no
-/// call completes (seen on the kernel of 2026-12-05, patches 0001-0006).
-/// mremap copies the VMA to the new address, the region's `.mremap` hook
-/// refuses, mremap unmaps the copy, and the copy's `.close`
-/// (flexsc_vma_close() in kernel/flexsc/glue.c, patch 0002) stops the
-/// context the copy shares with the region. The process only hurts itself
-/// (and gets EBUSY from a new registration until it unmaps the dead
-/// region), but the call that was refused must change nothing.
+/// "Registration": the region cannot be moved, and the refused move changes
+/// nothing. mremap() copies the VMA to the new address, the region's
+/// `.mremap` hook refuses, mremap moves the page tables back and unmaps the
+/// copy. The old kernel (patch 0002 before 2026-12-05) stopped the region
+/// there: the copy's `.close` (flexsc_vma_close() in kernel/flexsc/glue.c)
+/// stopped the context it shares with the region, so the syscall threads
+/// were gone and no call completed afterwards (the process only hurt
+/// itself, and got EBUSY from a new registration until it unmapped the dead
+/// region). Now only the close of the region's own VMA stops it: after the
+/// refused move the maps line, the syscall threads and a getpid through the
+/// region are as before, and a real munmap() of the region still stops the
+/// threads at once (the oracle: /proc/self/maps and the threads' /proc
+/// entries).
 #[test]
-#[ignore = "fails: a refused mremap move stops the region (patch 0002, flexsc_vma_close of the copy)"]
 fn a_refused_move_leaves_the_region_working() {
     let r = in_child("moving the region", 3 * BOUND, || {
         let mut v = Verdict::default();
@@ -1843,6 +1846,16 @@ fn a_refused_move_leaves_the_region_working() {
         })?;
         let maps = flexsc_maps_lines();
         refused_change_leaves_the_region_working(&mut v, &fx, RESHAPES.len() - 1, &maps)?;
+        // No call in flight: shutdown unmaps the whole region at once.
+        fx.shutdown(Duration::ZERO);
+        if let Err(e) = workers_gone("munmap after the refused move") {
+            v.fail(e);
+        }
+        v.expect(
+            "the region's maps line after munmap",
+            flexsc_maps_lines(),
+            Vec::<String>::new(),
+        );
         v.into_result()
     });
     assert_all_ok(&[r]);
