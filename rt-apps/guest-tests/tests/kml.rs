@@ -28,7 +28,11 @@
 //!   `ptrace_attach_racing_exec_never_gets_a_sys_mode_tracee`;
 //! - R6 mounts onto `/trusted`: `mount_onto_trusted_makes_nothing_trusted`;
 //! - USR mode cannot create SYS mode (sigreturn, PTRACE_SETREGS/POKEUSER):
-//!   `user_mode_cannot_create_sys_mode_by_sigreturn_or_ptrace`.
+//!   `user_mode_cannot_create_sys_mode_by_sigreturn_or_ptrace`;
+//! - the kernel runs little-endian and in a defined state whatever the
+//!   trusted program's E, IT and J bits (patch 0005):
+//!   `a_big_endian_program_enters_the_kernel_little_endian_and_stays_big_endian`,
+//!   `sigreturn_and_ptrace_give_sys_mode_no_it_or_j_bits_in_arm_state`.
 // ARM only: processor modes, CPSR and ARM register sets.
 #![cfg(all(feature = "guest", target_arch = "arm"))]
 
@@ -2067,4 +2071,208 @@ fn a_running_trusted_program_outlives_its_removal() {
     );
     let rest = w.finish();
     assert_eq!(get(&rest, "poke_after"), "0x12345678", "it ran to its end");
+}
+
+// ---------------------------------------------------------------------------
+// The execution state a trusted program enters the kernel with (kernel patch
+// 0005, "The exception-less system call").
+
+/// A trusted program may switch its data accesses to big-endian (`setend
+/// be`, allowed in every mode). An exception (`svc`) sets E from SCTLR.EE
+/// before the kernel runs, but the `[kml]` trampoline takes none: its entry
+/// ran the kernel big-endian (a fuzzer's jump there with E set wrote a
+/// byte-swapped SCTLR, turning the MMU off). The entry must run the kernel
+/// little-endian and, as `svc` does, give the program back its own E bit,
+/// flags and GE bits. `kml-probe endian` sets N, C, two GE bits and E,
+/// makes getpid and clock_gettime64 through each path and reads the CPSR
+/// right after, before its own `setend le`. Oracles: the pid libc reports, `svc` clock
+/// readings around the call (a big-endian kernel would write a byte-swapped
+/// timespec), `svc` from SYS mode and from USR mode (`/usr/bin/kml-probe`)
+/// as the reference, and the kernel log.
+#[test]
+fn a_big_endian_program_enters_the_kernel_little_endian_and_stays_big_endian() {
+    let _s = serial();
+    let p = Installed::probe("kml-probe-endian");
+    let log0 = kernel_log();
+    let taint0 = tainted();
+    let check = |kv: &Kv, via: &str, who: &str| {
+        let set = hex(kv, "set_psr") as u32;
+        assert_ne!(set & kml::psr::E_BIT, 0, "{who}: the probe sets E: {kv:?}");
+        assert_eq!(
+            get(kv, &format!("endian_{via}_getpid")),
+            get(kv, "getpid"),
+            "{who}, {via}: getpid with E set: {kv:?}"
+        );
+        assert_eq!(
+            get(kv, &format!("endian_{via}_clock")),
+            "ordered",
+            "{who}, {via}: the timespec the kernel wrote must be a little-endian one \
+             between two svc readings: {kv:?}"
+        );
+        for call in ["getpid", "clock"] {
+            assert_eq!(
+                hex(kv, &format!("endian_{via}_{call}_psr")) as u32,
+                set,
+                "{who}, {via}, {call}: flags, GE and E after the call must be the program's: {kv:?}"
+            );
+        }
+    };
+    let kv = probe(&p.path, &["endian"]);
+    assert_eq!(get(&kv, "mode"), "sys", "{kv:?}");
+    check(&kv, "svc", "SYS mode");
+    check(&kv, "trampoline", "SYS mode");
+    let kv = probe(UNTRUSTED, &["endian"]);
+    assert_eq!(get(&kv, "mode"), "usr", "{kv:?}");
+    assert_eq!(get(&kv, "endian_trampoline"), "none", "{kv:?}");
+    check(&kv, "svc", "USR mode");
+    let problems = new_kernel_problems(&log0, &kernel_log());
+    assert!(
+        problems.is_empty(),
+        "kernel problems after big-endian calls: {problems:#?}"
+    );
+    assert_eq!(tainted(), taint0, "taint flags changed");
+}
+
+/// The IT bits and the J bit cannot be cleared without an exception, and
+/// the trampoline entry runs kernel code in the state the program has: ARM
+/// state with IT bits (UNPREDICTABLE) or Jazelle state (J set, T clear)
+/// must never be given to a SYS-mode task. Hardware never saves them, so
+/// only sigreturn and ptrace could: a trusted program whose signal handler
+/// adds them to its saved CPSR dies at sigreturn with SIGSEGV (as for any
+/// invalid CPSR), and root's PTRACE_SETREGS/POKEUSR of them fails with
+/// EINVAL and leaves the registers as they were. The controls: an
+/// unchanged frame and unchanged registers are accepted, and so is a
+/// Thumb-state CPSR with IT bits (a signal taken inside an IT block); USR
+/// mode keeps the kernel's old rule (the IT bits are accepted there: the
+/// kernel never runs in that state). QEMU ignores IT bits in ARM state, so
+/// the test shows the kernel's decision, not what a CPU would do.
+#[test]
+fn sigreturn_and_ptrace_give_sys_mode_no_it_or_j_bits_in_arm_state() {
+    use kml::psr::{IT_MASK, J_BIT, MODE_MASK, T_BIT};
+    const SYS: u32 = 0x1f;
+    const CPSR_WORD: usize = 16; // uregs[16] (arch/arm/include/uapi/asm/ptrace.h)
+    let _s = serial();
+    let p = Installed::probe("kml-probe-state");
+
+    // The probe raises the signal from ARM code (exit 3 if the frame held
+    // Thumb state: then the IT bits would be valid and prove nothing).
+    let kv = probe(&p.path, &["sigreturn-state", "same", "it", "j"]);
+    assert_eq!(get(&kv, "mode"), "sys", "{kv:?}");
+    assert_eq!(get(&kv, "sigreturn_same"), "ok", "control: {kv:?}");
+    assert_eq!(
+        get(&kv, "sigreturn_it"),
+        "SIGSEGV",
+        "IT bits in ARM state: {kv:?}"
+    );
+    assert_eq!(get(&kv, "sigreturn_j"), "SIGSEGV", "Jazelle state: {kv:?}");
+    let kv = probe(UNTRUSTED, &["sigreturn-state", "same", "it"]);
+    assert_eq!(get(&kv, "mode"), "usr", "{kv:?}");
+    assert_eq!(get(&kv, "sigreturn_same"), "ok", "USR control: {kv:?}");
+    assert_eq!(
+        get(&kv, "sigreturn_it"),
+        "ok",
+        "USR mode, unchanged rule: {kv:?}"
+    );
+
+    let victim = Waiting::start(&path(&p.path), &["dumpable1-wait"], Setup::nobody_in_kml());
+    assert_eq!(get(&victim.kv, "mode"), "sys", "{:?}", victim.kv);
+    let pid = victim.pid();
+    let getregs = || {
+        // SAFETY: user_regs is plain integers (all zero is valid) and is
+        // what PTRACE_GETREGS fills for a stopped tracee of ours.
+        unsafe {
+            let mut regs: libc::user_regs = std::mem::zeroed();
+            let r = libc::ptrace(
+                libc::PTRACE_GETREGS,
+                pid,
+                0,
+                &mut regs as *mut libc::user_regs,
+            );
+            assert_eq!(r, 0, "PTRACE_GETREGS: {}", std::io::Error::last_os_error());
+            regs
+        }
+    };
+    let setregs = |regs: &libc::user_regs| {
+        // SAFETY: `regs` is a readable user_regs for PTRACE_SETREGS of our
+        // stopped tracee.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_SETREGS,
+                pid,
+                0,
+                regs as *const libc::user_regs as *mut libc::c_void,
+            )
+        };
+        (r, std::io::Error::last_os_error().raw_os_error())
+    };
+    // SAFETY: seize and stop the child this test started (root may).
+    unsafe {
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_SEIZE, pid, 0, 0),
+            0,
+            "root seizes a trusted program: {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0), 0);
+        let mut st = 0;
+        assert_eq!(libc::waitpid(pid, &mut st, libc::__WALL), pid);
+        assert!(libc::WIFSTOPPED(st), "{st:#x}");
+    }
+    let regs = getregs();
+    let cpsr: u32 = regs.arm_cpsr;
+    assert_eq!(
+        cpsr & MODE_MASK,
+        SYS,
+        "the tracee runs in SYS mode: {cpsr:#x}"
+    );
+    assert_eq!(cpsr & (IT_MASK | J_BIT), 0, "no IT or J bits: {cpsr:#x}");
+    // The tracee sleeps in the C library, which may be Thumb code: the
+    // states are set explicitly, and the original registers are set back
+    // before it goes on.
+    let state = |thumb: bool, bits: u32| {
+        let mut r = regs;
+        r.arm_cpsr = (cpsr & !T_BIT) | if thumb { T_BIT } else { 0 } | bits;
+        r
+    };
+    let it = 0b11_1010 << 10; // IT[7:0] = 0b1110_1000, "IT AL", one instruction
+    let results = [
+        ("unchanged", setregs(&regs)),
+        ("IT bits, ARM state", setregs(&state(false, it))),
+        ("J bit, ARM state", setregs(&state(false, J_BIT))),
+        ("IT bits, Thumb state", setregs(&state(true, it))),
+        ("back to the original", setregs(&regs)),
+    ];
+    // SAFETY: POKEUSR takes an offset and a value, no pointers.
+    let poke = unsafe {
+        libc::ptrace(
+            libc::PTRACE_POKEUSER,
+            pid,
+            CPSR_WORD * 4,
+            state(false, it).arm_cpsr as usize,
+        )
+    };
+    let after: u32 = getregs().arm_cpsr;
+    // SAFETY: detach from our tracee; it goes on where it was.
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) };
+    let rest = victim.finish();
+    assert_eq!(
+        get(&rest, "poke_after"),
+        "0x12345678",
+        "the tracee ran to its end"
+    );
+    let einval = (-1, Some(libc::EINVAL));
+    let ok = |r: (libc::c_long, Option<i32>)| r.0 == 0;
+    assert!(
+        ok(results[0].1),
+        "control: unchanged registers: {results:?}"
+    );
+    assert_eq!(results[1].1, einval, "IT bits in ARM state: {results:?}");
+    assert_eq!(results[2].1, einval, "Jazelle state: {results:?}");
+    assert!(
+        ok(results[3].1),
+        "control: Thumb state with IT bits: {results:?}"
+    );
+    assert!(ok(results[4].1), "{results:?}");
+    assert_eq!(poke, -1, "PTRACE_POKEUSR of IT bits in ARM state must fail");
+    assert_eq!(after, cpsr, "the tracee's CPSR is unchanged");
 }

@@ -32,6 +32,34 @@ use rtflex_uapi::nr;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Bits of the ARM program status register (the CPSR, and its saved copy in
+/// a signal frame or a tracer's `user_regs`) that decide the execution state
+/// a trusted program runs in and enters the kernel with, from
+/// `arch/arm/include/uapi/asm/ptrace.h`. The kernel returns to SYS mode only
+/// in Thumb state or in ARM state without IT and J bits (`sigreturn()` and
+/// `PTRACE_SETREGS` refuse the rest: the `[kml]` entry would run kernel code
+/// in that state), and its `[kml]` entry switches to little-endian data
+/// accesses whatever [`psr::E_BIT`] the program has set, and back after.
+pub mod psr {
+    /// `MODE_MASK`: the processor mode, `CPSR[4:0]` ([`Mode`](crate::Mode)).
+    pub const MODE_MASK: u32 = 0x1f;
+    /// `PSR_T_BIT`: Thumb state.
+    pub const T_BIT: u32 = 0x20;
+    /// `PSR_E_BIT`: big-endian data accesses (`setend be`).
+    pub const E_BIT: u32 = 0x200;
+    /// `PSR_J_BIT`: Jazelle state (with T clear).
+    pub const J_BIT: u32 = 0x0100_0000;
+    /// `PSR_IT_MASK`: the If-Then state of a Thumb IT block, `IT[7:0]` in
+    /// `CPSR[15:10]` and `CPSR[26:25]`.
+    pub const IT_MASK: u32 = 0x0600_fc00;
+    /// `PSR_f` without the IT and J bits: the condition flags N, Z, C, V
+    /// and Q, which a system call preserves.
+    pub const FLAGS: u32 = 0xf800_0000;
+    /// `CPSR[19:16]`, the SIMD greater-or-equal flags `GE[3:0]`, which a
+    /// system call preserves too.
+    pub const GE_MASK: u32 = 0x000f_0000;
+}
+
 /// ARM processor modes, `CPSR[4:0]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -46,7 +74,7 @@ pub enum Mode {
 impl Mode {
     /// The mode of a `CPSR[4:0]` value.
     pub fn from_bits(bits: u32) -> Mode {
-        match bits & 0x1f {
+        match bits & psr::MODE_MASK {
             0x10 => Mode::User,
             0x1f => Mode::System,
             other => Mode::Other(other),

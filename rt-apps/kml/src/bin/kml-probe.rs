@@ -41,6 +41,15 @@
 //!                           every tracee it got ran as
 //! kml-probe exit-mode MS    sleep MS ms, exit with the CPSR mode bits
 //!                           (16: USR, 31: SYS)
+//! kml-probe endian          getpid and clock_gettime64 made with big-endian
+//!                           data accesses (setend be) and flags N, C and
+//!                           two GE bits set, through svc and the
+//!                           trampoline: results, and the flags, GE bits and
+//!                           E bit the call gave back
+//! kml-probe sigreturn-state STATE...
+//!                           per STATE (same | it | j), a child whose SIGUSR1
+//!                           handler adds nothing, IT bits or the J bit to
+//!                           the saved CPSR (ARM state): how it ended
 //! ```
 
 use std::ffi::CString;
@@ -48,7 +57,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use kml::{Mode, Via};
+use kml::{psr, Mode, Via};
 use rt_utils::sys::errno;
 
 fn main() {
@@ -71,6 +80,8 @@ fn main() {
         "attack-child" => attack_child(&args[1..]),
         "race" => race(&args[1..]),
         "exit-mode" => exit_mode(args.get(1).map(String::as_str).unwrap_or("")),
+        "endian" => endian(),
+        "sigreturn-state" => sigreturn_state(&args[1..]),
         _ => {
             eprintln!("kml-probe: unknown command '{cmd}' (see the source's header for the list)");
             std::process::exit(2);
@@ -255,12 +266,19 @@ fn maps_has_kml() -> bool {
         .unwrap_or(false)
 }
 
-/// The kernel address the [kml] page jumps to (its literal word), if any.
+/// `bx lr`, the page's last instruction (ARM encoding).
+const BX_LR: u32 = 0xe12f_ff1e;
+
+/// The kernel address the [kml] page jumps to (its literal word, right
+/// after the code's final `bx lr`), if any.
 fn entry_target() -> Option<usize> {
     let page = kml::entry()?;
-    // SAFETY: the [kml] page is mapped readable in this process; the code
-    // is 4 instructions followed by the literal (the kernel's layout).
-    Some(unsafe { core::ptr::read_volatile((page + 16) as *const u32) } as usize)
+    // SAFETY: the [kml] page is mapped readable in this process (one page;
+    // the kernel's code is a few instructions at its start, then the literal,
+    // then udf filler): every word read here is inside it.
+    let word = |i: usize| unsafe { core::ptr::read_volatile((page + 4 * i) as *const u32) };
+    let ret = (0..64).find(|&i| word(i) == BX_LR)?;
+    Some(word(ret + 1) as usize)
 }
 
 fn status() {
@@ -735,6 +753,215 @@ fn seccomp() {
         "seccomp_getpid_ok={}",
         (kml::getpid() == std::process::id() as i32) as u8
     );
+}
+
+/// The flags `endian` sets before each call: N, C, GE[0] and GE[2].
+const PSR_SET: u32 = 0xa005_0000;
+
+/// System call `nr(a0, a1)` made with big-endian data accesses (`setend
+/// be`) and the flags [`PSR_SET`] set, through the `[kml]` page at `page` or,
+/// without one, `svc`: its result and the CPSR right after it, read before
+/// `setend le`. `None` off ARM.
+///
+/// # Safety
+///
+/// The arguments must be valid for the call, as for [`kml::syscall`].
+unsafe fn call_big_endian(
+    page: Option<usize>,
+    nr: u32,
+    a0: usize,
+    a1: usize,
+) -> Option<(isize, u32)> {
+    #[cfg(target_arch = "arm")]
+    {
+        let (ret, cpsr): (usize, u32);
+        match page {
+            // SAFETY: the [kml] page takes r0-r5 and r7 like `svc #0`,
+            // returns in r0 and clobbers ip and lr (the blx); the caller
+            // vouches for the arguments. Between `setend be` and `setend le`
+            // the block touches no memory (the kernel reads and writes the
+            // call's own buffers, in its own endianness), and nothing of
+            // Rust runs; a signal handler would run little-endian (the kernel
+            // clears E for it) and sigreturn restores E.
+            Some(page) => unsafe {
+                core::arch::asm!(
+                    "msr APSR_nzcvqg, {flags}",
+                    "setend be",
+                    "blx {page}",
+                    "mrs {cpsr}, cpsr",
+                    "setend le",
+                    flags = in(reg) PSR_SET,
+                    page = in(reg) page,
+                    cpsr = out(reg) cpsr,
+                    inlateout("r0") a0 => ret,
+                    in("r1") a1,
+                    in("r7") nr,
+                    out("r12") _,
+                    out("lr") _,
+                    options(nostack),
+                )
+            },
+            // SAFETY: `svc #0` with the EABI convention; as above, no memory
+            // access while E is set. The caller vouches for the arguments.
+            None => unsafe {
+                core::arch::asm!(
+                    "msr APSR_nzcvqg, {flags}",
+                    "setend be",
+                    "svc #0",
+                    "mrs {cpsr}, cpsr",
+                    "setend le",
+                    flags = in(reg) PSR_SET,
+                    cpsr = out(reg) cpsr,
+                    inlateout("r0") a0 => ret,
+                    in("r1") a1,
+                    in("r7") nr,
+                    options(nostack),
+                )
+            },
+        }
+        Some((ret as isize, cpsr))
+    }
+    #[cfg(not(target_arch = "arm"))]
+    {
+        let _ = (page, nr, a0, a1);
+        None
+    }
+}
+
+/// `endian`: a trusted program may switch its data accesses to big-endian;
+/// the kernel must still run little-endian, and give the program back its
+/// own E bit and flags, whether it enters through `svc` or the trampoline.
+fn endian() {
+    println!("mode={}", mode_name());
+    println!("getpid={}", std::process::id());
+    let kept = psr::FLAGS | psr::GE_MASK | psr::E_BIT;
+    // What each call starts with, of the bits it must give back.
+    println!("set_psr={:#x}", PSR_SET | psr::E_BIT);
+    for (name, page) in [("svc", None), ("trampoline", kml::entry())] {
+        if name == "trampoline" && page.is_none() {
+            println!("endian_trampoline=none");
+            continue;
+        }
+        // SAFETY: getpid takes no arguments.
+        match unsafe { call_big_endian(page, libc::SYS_getpid as u32, 0, 0) } {
+            Some((pid, cpsr)) => {
+                println!("endian_{name}_getpid={pid}");
+                println!("endian_{name}_getpid_psr={:#x}", cpsr & kept);
+            }
+            None => {
+                println!("endian=unsupported");
+                return;
+            }
+        }
+        // A call whose kernel writes user memory: the timespec must be the
+        // one a little-endian kernel writes, between two svc readings.
+        let ns = |(s, n): (i64, i64)| s as i128 * 1_000_000_000 + n as i128;
+        let before = kml::clock_gettime_via(Via::Svc, libc::CLOCK_MONOTONIC).map(ns);
+        let mut ts = [0i64; 2]; // struct __kernel_timespec: tv_sec, tv_nsec
+                                // SAFETY: `ts` is a writable, aligned __kernel_timespec.
+        let r = unsafe {
+            call_big_endian(
+                page,
+                rtflex_uapi::nr::CLOCK_GETTIME64,
+                libc::CLOCK_MONOTONIC as usize,
+                ts.as_mut_ptr() as usize,
+            )
+        };
+        let after = kml::clock_gettime_via(Via::Svc, libc::CLOCK_MONOTONIC).map(ns);
+        if let (Some((ret, cpsr)), Ok(before), Ok(after)) = (r, before, after) {
+            let t = ns((ts[0], ts[1]));
+            let ordered = ret == 0 && ts[1] < 1_000_000_000 && before <= t && t <= after;
+            println!(
+                "endian_{name}_clock={}",
+                if ordered {
+                    "ordered".to_string()
+                } else {
+                    format!("ret{ret}:{}.{:09}", ts[0], ts[1])
+                }
+            );
+            println!("endian_{name}_clock_psr={:#x}", cpsr & kept);
+        } else {
+            println!("endian_{name}_clock=svc-clock-failed");
+        }
+    }
+}
+
+/// CPSR bits the `sigreturn-state` handler adds to the saved CPSR.
+static SIGRETURN_ADD: AtomicU32 = AtomicU32::new(0);
+/// The saved CPSR the handler found.
+static SIGRETURN_SAVED: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn add_to_saved_cpsr(
+    _sig: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    uc: *mut libc::c_void,
+) {
+    #[cfg(target_arch = "arm")]
+    {
+        // SAFETY: for an SA_SIGINFO handler the kernel passes a pointer to
+        // the live ucontext_t of the signal frame; nothing else aliases it
+        // here.
+        let uc = unsafe { &mut *uc.cast::<libc::ucontext_t>() };
+        SIGRETURN_SAVED.store(uc.uc_mcontext.arm_cpsr, Ordering::SeqCst);
+        uc.uc_mcontext.arm_cpsr |= SIGRETURN_ADD.load(Ordering::SeqCst) as libc::c_ulong;
+    }
+    #[cfg(not(target_arch = "arm"))]
+    let _ = uc;
+}
+
+/// `sigreturn-state`: execution states sigreturn may restore. `same` (the
+/// frame as the kernel wrote it; the control), `it` (IT bits of "IT AL,
+/// one instruction", with T clear: ARM state) and `j` (the J bit with T
+/// clear: Jazelle state), each in a child whose handler adds them: `ok` if
+/// it went on and exited, else how it ended.
+fn sigreturn_state(states: &[String]) {
+    println!("mode={}", mode_name());
+    for state in states {
+        let add = match state.as_str() {
+            "same" => 0,
+            // IT[7:0] = 0b1110_1000: IT[7:2] in CPSR[15:10], IT[1:0] = 0.
+            "it" => 0b11_1010 << 10,
+            "j" => psr::J_BIT,
+            other => {
+                eprintln!("kml-probe sigreturn-state: unknown state '{other}' (same, it, j)");
+                std::process::exit(2);
+            }
+        };
+        debug_assert_eq!(add & !(psr::IT_MASK | psr::J_BIT), 0);
+        SIGRETURN_ADD.store(add, Ordering::SeqCst);
+        let outcome = in_child(|| {
+            // SAFETY: a zeroed sigaction is valid; the handler has the
+            // SA_SIGINFO signature and only edits its own frame; the child
+            // is single-threaded. SIGSEGV (a refused frame) keeps its
+            // default action, so that it ends the child.
+            unsafe {
+                libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+                let mut sa: libc::sigaction = core::mem::zeroed();
+                sa.sa_sigaction = add_to_saved_cpsr
+                    as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                    as usize;
+                sa.sa_flags = libc::SA_SIGINFO;
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(libc::SIGUSR1, &sa, core::ptr::null_mut());
+                // Not raise(): the C library is Thumb code, and the frame
+                // would hold Thumb state, where IT bits are valid. The
+                // crate's svc is ARM code: the signal arrives on its return.
+                kml::syscall(
+                    Via::Svc,
+                    libc::SYS_kill as u32,
+                    [libc::getpid() as usize, libc::SIGUSR1 as usize, 0, 0, 0, 0],
+                );
+            }
+            // Reached only if sigreturn accepted the frame.
+            let saved = SIGRETURN_SAVED.load(Ordering::SeqCst);
+            if saved & psr::T_BIT != 0 {
+                // SAFETY: ends the child; exit 3 says the frame held Thumb
+                // state, so the test proved nothing.
+                unsafe { libc::_exit(3) };
+            }
+        });
+        println!("sigreturn_{state}={outcome}");
+    }
 }
 
 fn spin() {
