@@ -764,9 +764,13 @@ pub fn kml_nr(rng: &mut Rng) -> u32 {
 /// kernel's entry code then loads its own variables byte-swapped, writes
 /// one of them to SCTLR and turns the MMU off: seed 13 (2026-12-05) hung
 /// the guest that way, the CPU in SVC mode running through the physical
-/// address space. The page itself reaches the entry through `ldr pc`,
-/// which loads the entry's address in the same byte order as the data: with
-/// E set the jump goes to the byte-swapped address, not into the entry.
+/// address space. Patch 0005 now makes the page and the entry switch to
+/// little-endian data (`setend le`) before any memory access, so that case
+/// is the kernel's to survive; the fuzzer still keeps the entry out of its
+/// jumps because the rest of a direct jump (any CPSR, any registers) is
+/// the trusted program running kernel code, out of scope. The page's own
+/// path with E set is the guest test
+/// `a_big_endian_program_enters_the_kernel_little_endian_and_stays_big_endian`.
 pub fn jump_reg(rng: &mut Rng, p: &Pools) -> u32 {
     match rng.below(12) {
         0 => 0,
