@@ -180,8 +180,13 @@ mod tests {
     fn thread_cpu_time_counts_this_threads_work_not_its_sleep() {
         // Busy work advances it; a sleep advances the wall clock but
         // hardly the thread's CPU time. The bounds are loose on purpose
-        // (a loaded host): only the direction is asserted.
-        let (c0, w0) = (thread_cpu_ns(), now_ns());
+        // (a loaded host): only the direction is asserted. The wall-clock
+        // interval encloses the CPU-time one (read first, read last): CPU
+        // spent between the two first reads (under qemu-user, translating
+        // the clock code on its first call) must not count for the CPU
+        // side only.
+        let w0 = now_ns();
+        let c0 = thread_cpu_ns();
         let mut x = 0u64;
         while thread_cpu_ns() - c0 < 5_000_000 {
             x = core::hint::black_box(x.wrapping_add(1));
