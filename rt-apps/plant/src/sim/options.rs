@@ -311,7 +311,10 @@ mod tests {
     fn bad_arguments_say_what_is_wrong() {
         for (line, msg) in [
             ("--rate=0", "--rate: must be 1..20000"),
-            ("--edge-gap-us=-1", "--edge-gap-us: '-1' is not a whole number"),
+            (
+                "--edge-gap-us=-1",
+                "--edge-gap-us: '-1' is not a whole number",
+            ),
             ("--edge-gap-us=1000001", "--edge-gap-us: must be 0..1000000"),
             ("--rate=fast", "--rate: 'fast' is not a whole number"),
             ("--rate=20001", "--rate: must be 1..20000"),
