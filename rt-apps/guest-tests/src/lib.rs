@@ -376,14 +376,14 @@ pub fn flexsc_workers_of(pid: u32) -> Vec<u32> {
     tids
 }
 
-/// A directory of its own under /tmp (tmpfs), `/tmp/flexsc-<tag>-<pid>`,
+/// A directory of its own under /tmp (tmpfs), `/tmp/rtflex-<tag>-<pid>`,
 /// removed on drop.
 pub struct TmpDir(String);
 
 impl TmpDir {
     /// Creates the directory (replacing a stale one), panicking on failure.
     pub fn new(tag: &str) -> TmpDir {
-        let p = format!("/tmp/flexsc-{tag}-{}", std::process::id());
+        let p = format!("/tmp/rtflex-{tag}-{}", std::process::id());
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
         TmpDir(p)
@@ -392,6 +392,11 @@ impl TmpDir {
     /// The path of `name` in the directory.
     pub fn path(&self, name: &str) -> String {
         format!("{}/{name}", self.0)
+    }
+
+    /// The directory itself.
+    pub fn dir(&self) -> &std::path::Path {
+        std::path::Path::new(&self.0)
     }
 }
 

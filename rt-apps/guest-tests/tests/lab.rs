@@ -11,6 +11,7 @@
 //! hackbench load to start and one to stop, each).
 #![cfg(feature = "guest")]
 
+use guest_tests::TmpDir;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,24 +24,6 @@ const TOOLS: [&str; 2] = ["cyclictest", "rtlat"];
 const SECONDS: u64 = 1;
 /// The runner's default period (us).
 const INTERVAL_US: u64 = 1000;
-
-/// A directory of its own under /tmp, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = PathBuf::from(format!("/tmp/lab-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -110,14 +93,14 @@ fn histogram(text: &str) -> (Columns, Summary) {
 
 #[test]
 fn the_runner_writes_a_bundle_of_its_matrix_and_stops_its_loads() {
-    let dir = Scratch::new("matrix");
+    let dir = TmpDir::new("lab-matrix");
     let out = Command::new(LAB)
         .args([
             &format!("--loads={}", LOADS.join(",")),
             &format!("--tools={}", TOOLS.join(",")),
             &format!("--duration={SECONDS}"),
             "--label=guest-test",
-            &format!("--output-dir={}", dir.0.display()),
+            &format!("--output-dir={}", dir.dir().display()),
         ])
         .output()
         .expect("run the lab");
@@ -136,7 +119,7 @@ fn the_runner_writes_a_bundle_of_its_matrix_and_stops_its_loads() {
     assert!(Path::new(tar).is_file(), "{tar} missing");
     let bundle = PathBuf::from(tar.strip_suffix(".tar.gz").expect(".tar.gz"));
     assert!(
-        bundle.starts_with(&dir.0)
+        bundle.starts_with(dir.dir())
             && bundle
                 .file_name()
                 .unwrap()
@@ -256,7 +239,7 @@ fn the_runner_writes_a_bundle_of_its_matrix_and_stops_its_loads() {
 
 #[test]
 fn bad_options_are_usage_errors_that_write_nothing() {
-    let dir = Scratch::new("usage");
+    let dir = TmpDir::new("lab-usage");
     for (args, message) in [
         (vec!["--loads=idle,nothing"], "unknown load 'nothing'"),
         (vec!["--tools=oslat"], "unknown tool 'oslat'"),
@@ -267,13 +250,13 @@ fn bad_options_are_usage_errors_that_write_nothing() {
     ] {
         let out = Command::new(LAB)
             .args(&args)
-            .arg(format!("--output-dir={}", dir.0.display()))
+            .arg(format!("--output-dir={}", dir.dir().display()))
             .output()
             .expect("run the lab");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(message), "{args:?}: {err}");
     }
-    let written: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+    let written: Vec<_> = std::fs::read_dir(dir.dir()).unwrap().collect();
     assert!(written.is_empty(), "a usage error wrote {written:?}");
 }

@@ -12,6 +12,7 @@
 //! lists the rest, this test among them).
 #![cfg(feature = "guest")]
 
+use guest_tests::TmpDir;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -26,24 +27,6 @@ const TRUSTED_DIR: &str = "/trusted";
 const BUNDLE_VERSION: u64 = 1;
 /// The guest test binary the smoke test's nested run runs here.
 const NESTED_TESTS: &str = "kernel";
-
-/// A directory of its own under /tmp, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = PathBuf::from(format!("/tmp/smoke-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -331,7 +314,7 @@ fn sha256_of_this_test_matches_the_standard_vectors() {
 
 #[test]
 fn smoke_test_bundle_agrees_with_the_system() {
-    let scratch = Scratch::new("bundle");
+    let scratch = TmpDir::new("smoke-bundle");
     let duration = 2u64;
     let trusted_before = trusted_listing();
     let t0 = now();
@@ -340,13 +323,13 @@ fn smoke_test_bundle_agrees_with_the_system() {
             &format!("--duration={duration}"),
             &format!("--tests={NESTED_TESTS}"),
             "--output-dir",
-            scratch.0.to_str().expect("utf-8 path"),
+            scratch.dir().to_str().expect("utf-8 path"),
         ],
         None,
     );
     let t1 = now();
     assert!(out.status.success(), "{}", describe(&out));
-    let dir = bundle_of(&out, &scratch.0);
+    let dir = bundle_of(&out, scratch.dir());
     assert_eq!(
         trusted_listing(),
         trusted_before,
@@ -354,7 +337,7 @@ fn smoke_test_bundle_agrees_with_the_system() {
     );
 
     // The archive holds exactly the directory, byte for byte.
-    let unpacked = scratch.0.join("unpacked");
+    let unpacked = scratch.dir().join("unpacked");
     std::fs::create_dir(&unpacked).expect("mkdir");
     let tarball = format!("{}.tar.gz", dir.display());
     let st = Command::new("tar")
@@ -536,11 +519,11 @@ fn smoke_test_bundle_agrees_with_the_system() {
 
 #[test]
 fn a_failing_probe_fails_the_run_and_says_which() {
-    let scratch = Scratch::new("failing");
+    let scratch = TmpDir::new("smoke-failing");
     // A flexsc-bench that fails as one on a kernel without FlexSC would:
     // the smoke test must report FlexSC as not working, exit 1 and still
     // write the whole bundle.
-    let fake = scratch.0.join("bin");
+    let fake = scratch.dir().join("bin");
     std::fs::create_dir(&fake).expect("mkdir");
     let script = fake.join("flexsc-bench");
     std::fs::write(
@@ -550,7 +533,7 @@ fn a_failing_probe_fails_the_run_and_says_which() {
     .expect("write");
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    let bundles = scratch.0.join("out");
+    let bundles = scratch.dir().join("out");
     let out = smoke(
         &[
             "--duration=1",
@@ -592,8 +575,8 @@ fn a_failing_probe_fails_the_run_and_says_which() {
 
 #[test]
 fn bad_options_and_non_root_are_refused_without_a_bundle() {
-    let scratch = Scratch::new("usage");
-    let dir = scratch.0.join("never");
+    let scratch = TmpDir::new("smoke-usage");
+    let dir = scratch.dir().join("never");
     let dir_arg = format!("--output-dir={}", dir.display());
     for (args, says) in [
         (vec!["--duration=abc"], "--duration"),
