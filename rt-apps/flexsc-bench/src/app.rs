@@ -86,6 +86,7 @@ fn run(o: &Options) -> Result<i32, String> {
     let direct = measure(&mut Direct, o, &per_call, &batched)?;
     let mut rc = 0;
     let mut measured: Vec<(Path, Result<Results, String>)> = Vec::new();
+    let mut protocol = "none";
     if o.direct_only {
         for p in &Path::ALL[1..] {
             measured.push((*p, Err("--direct-only".to_string())));
@@ -93,6 +94,7 @@ fn run(o: &Options) -> Result<i32, String> {
     } else {
         let flexsc = match fx::register(o, &worker_cpus) {
             Ok(flexsc) => {
+                protocol = fx::protocol_name(&flexsc);
                 let mut b = fx::FlexScBackend::new(&flexsc, o.npages);
                 let r = measure(&mut b, o, &per_call, &batched);
                 drop(b);
@@ -155,6 +157,7 @@ fn run(o: &Options) -> Result<i32, String> {
             workers: o.workers,
             npages: o.npages,
             poll_us: fx::poll_us(o),
+            protocol: protocol.to_string(),
             sqpoll_cpu,
             sqpoll_idle_ms: o.sqpoll_idle_ms,
             iters: o.iters,

@@ -1,10 +1,12 @@
 //! The FlexSC backend: every call is posted into a syscall entry
 //! (`FlexSc::post_raw`) and waited for (`FlexSc::wait`); a batch posts all
-//! its entries first, then waits for each. The only module that uses the
+//! its entries deferred (`FlexSc::post_raw_deferred`), publishes them with
+//! one `FlexSc::submit`, waits for all of them at once
+//! (`FlexSc::wait_many`) and reaps each. The only module that uses the
 //! `flexsc` crate.
 
 use crate::calls::{check, Backend, Call};
-use crate::options::{cpu_mask, Options, ENTRIES_PER_PAGE};
+use crate::options::{cpu_mask, FxProtocol, Options, ENTRIES_PER_PAGE};
 
 /// Registers this process with `o.workers` SCHED_OTHER syscall threads on
 /// `worker_cpus`, `o.npages` syscall pages and `o.poll_us` of polling (the
@@ -18,12 +20,44 @@ pub fn register(o: &Options, worker_cpus: &[usize]) -> Result<flexsc::FlexSc, St
         policy: flexsc::Policy::Other,
         poll_us: o.poll_us.unwrap_or(defaults.poll_us),
     };
-    flexsc::FlexSc::register(&cfg).map_err(|e| match e {
+    let protocol = match o.protocol {
+        FxProtocol::Auto => flexsc::Protocol::Auto,
+        FxProtocol::Batch => flexsc::Protocol::Batch,
+        FxProtocol::Original => flexsc::Protocol::Original,
+        FxProtocol::RunOnWait => flexsc::Protocol::RunOnWait,
+    };
+    flexsc::FlexSc::register_protocol(&cfg, protocol).map_err(|e| match e {
         flexsc::Error::Unsupported => {
             "this kernel has no FlexSC (flexsc_register is not implemented)".to_string()
         }
+        flexsc::Error::Errno(libc::EINVAL)
+            if matches!(o.protocol, FxProtocol::Batch | FxProtocol::RunOnWait) =>
+        {
+            format!(
+                "flexsc_register with the {} protocol: EINVAL (a kernel without it?)",
+                protocol_arg(o.protocol)
+            )
+        }
         e => format!("flexsc_register failed: {e}"),
     })
+}
+
+fn protocol_arg(p: FxProtocol) -> &'static str {
+    match p {
+        FxProtocol::Auto => "auto",
+        FxProtocol::Batch => "batch",
+        FxProtocol::Original => "original",
+        FxProtocol::RunOnWait => "run-on-wait",
+    }
+}
+
+/// The protocol in force on `fx`, for the report.
+pub fn protocol_name(fx: &flexsc::FlexSc) -> &'static str {
+    match fx.protocol() {
+        flexsc::Protocol::Batch => "batch",
+        flexsc::Protocol::RunOnWait => "run-on-wait",
+        _ => "original",
+    }
 }
 
 /// The polling time `register` uses for `o`.
@@ -65,7 +99,9 @@ impl Backend for FlexScBackend<'_> {
         // SAFETY: the caller guarantees that `c`'s pointers describe live
         // memory for the call; the ticket is waited for (not leaked) before
         // we return, so the call is complete while that memory is live.
-        let t = unsafe { self.fx.post_raw(c.nr, c.args) }
+        // Deferred: the wait publishes it (with run-on-wait, without a
+        // kick; otherwise with the same kick a post would make).
+        let t = unsafe { self.fx.post_raw_deferred(c.nr, c.args) }
             .map_err(|e| format!("FlexSC post of {}: {e}", c.name))?;
         kernel_style(self.fx.wait(t), c)
     }
@@ -76,7 +112,7 @@ impl Backend for FlexScBackend<'_> {
             // SAFETY: as in `call`: every ticket is waited for below (also
             // when a post fails), before this function returns and while
             // `c`'s memory is live.
-            let t = unsafe { self.fx.post_raw(c.nr, c.args) };
+            let t = unsafe { self.fx.post_raw_deferred(c.nr, c.args) };
             match t {
                 Ok(t) => self.tickets.push(t),
                 Err(e) => {
@@ -90,6 +126,13 @@ impl Backend for FlexScBackend<'_> {
             }
         }
         let fx = self.fx;
+        // One wake-up for the whole batch (the wait submits it first).
+        if let Err(e) = fx.wait_many(&self.tickets, n, None) {
+            for t in self.tickets.drain(..) {
+                let _ = fx.wait(t);
+            }
+            return Err(format!("FlexSC wait for {} x{n}: {e}", c.name));
+        }
         for t in self.tickets.drain(..) {
             check(c, kernel_style(fx.wait(t), c)?)?;
         }

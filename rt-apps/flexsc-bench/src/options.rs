@@ -79,6 +79,19 @@ pub enum UringMode {
     Off,
 }
 
+/// The FlexSC completion protocol to register with (`flexsc::Protocol`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FxProtocol {
+    /// The batch protocol if the kernel has it, else the original.
+    Auto,
+    /// The batch protocol (FLEXSC_CFG_BATCH); fail without it.
+    Batch,
+    /// The original protocol (the "before" rows on the same kernel).
+    Original,
+    /// The batch protocol with run-on-wait (FLEXSC_CFG_RUN_ON_WAIT).
+    RunOnWait,
+}
+
 /// Longest SQPOLL idle time accepted (ms).
 pub const MAX_SQPOLL_IDLE_MS: u32 = 10_000;
 
@@ -105,6 +118,8 @@ pub struct Options {
     /// Busy time of an idle FlexSC syscall thread before it sleeps (us);
     /// `None`: the `flexsc` library's default.
     pub poll_us: Option<u32>,
+    /// FlexSC completion protocol.
+    pub protocol: FxProtocol,
     /// The file of the pwrite64 test (tmpfs in the guest).
     pub file: String,
     /// Also write the JSON line here (`-` = only stdout).
@@ -131,6 +146,7 @@ impl Default for Options {
             workers: 1,
             npages: 2,
             poll_us: None,
+            protocol: FxProtocol::Auto,
             file: "/tmp/flexsc-bench.dat".into(),
             json: None,
             direct_only: false,
@@ -186,6 +202,10 @@ Options:
   --npages=N         FlexSC syscall pages, 64 entries each (default 2)
   --poll-us=N        busy time of an idle syscall thread before it sleeps,
                      0..10000 (default: the flexsc library's, 50)
+  --protocol=P       FlexSC completion protocol: auto (batch if the kernel
+                     has it, default), batch (fail without it), original,
+                     run-on-wait (batch, and a wait runs the calls it can
+                     in the waiting thread; fail without it)
   --file=PATH        target of the pwrite64 test (default /tmp/flexsc-bench.dat)
   --json=FILE        also write the JSON line to FILE
   --uring=MODE       io_uring rows: auto (when the kernel has io_uring,
@@ -281,6 +301,19 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                     "require" => UringMode::Require,
                     "off" => UringMode::Off,
                     v => return Err(format!("--uring: '{v}' is not auto, require or off")),
+                }
+            }
+            "protocol" => {
+                o.protocol = match value(&mut p, name)?.as_str() {
+                    "auto" => FxProtocol::Auto,
+                    "batch" => FxProtocol::Batch,
+                    "original" => FxProtocol::Original,
+                    "run-on-wait" => FxProtocol::RunOnWait,
+                    v => {
+                        return Err(format!(
+                            "--protocol: '{v}' is not auto, batch, original or run-on-wait"
+                        ))
+                    }
                 }
             }
             "sqpoll-idle-ms" => {
@@ -409,6 +442,14 @@ mod tests {
         let o = run("--uring=require --sqpoll-idle-ms 20");
         assert_eq!((o.uring, o.sqpoll_idle_ms), (UringMode::Require, 20));
         assert_eq!(run("--uring=off").uring, UringMode::Off);
+        assert_eq!(run("").protocol, FxProtocol::Auto);
+        assert_eq!(run("--protocol=original").protocol, FxProtocol::Original);
+        assert_eq!(run("--protocol batch").protocol, FxProtocol::Batch);
+        assert_eq!(
+            run("--protocol=run-on-wait").protocol,
+            FxProtocol::RunOnWait
+        );
+        assert!(fails("--protocol=v1").contains("is not auto, batch, original or run-on-wait"));
         assert_eq!(run("--workers-on=all").placement, Placement::All);
         assert_eq!(
             run("--workers-on=0,2-3").placement,

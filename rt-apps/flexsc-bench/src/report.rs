@@ -15,6 +15,9 @@ pub struct Setup {
     pub workers: u32,
     pub npages: u32,
     pub poll_us: u32,
+    /// FlexSC completion protocol in force: `batch`, `original`, or `none`
+    /// (not registered).
+    pub protocol: String,
     /// CPU of the io_uring SQPOLL thread (`SQ_AFF`).
     pub sqpoll_cpu: usize,
     /// Idle time of the SQPOLL thread before it sleeps (ms).
@@ -149,7 +152,7 @@ impl Report {
         ));
         out.push_str(&format!(
             "Linux {}, {} CPU(s) online; bench thread on CPU {}; FlexSC: {} syscall thread(s) \
-             on CPU(s) {} ({}), {} syscall page(s), poll {} us; io_uring SQPOLL: polling thread \
+             on CPU(s) {} ({}), {} syscall page(s), poll {} us, {} protocol; io_uring SQPOLL: polling thread \
              on CPU {}, idle {} ms (io_uring's unit; FlexSC's poll is in us). Median (min-max) \
              of {} repeats; cost per call: {} calls per repeat after {} warm-up calls; \
              throughput: {} calls per repeat. \"caller CPU\" is the bench thread's own CPU \
@@ -165,6 +168,7 @@ impl Report {
             s.placement,
             s.npages,
             s.poll_us,
+            s.protocol,
             s.sqpoll_cpu,
             s.sqpoll_idle_ms,
             s.repeats,
@@ -227,7 +231,7 @@ impl Report {
         let mut o = String::from("{\"flexsc_bench\":1");
         o.push_str(&format!(
             ",\"release\":{},\"online_cpus\":{},\"bench_cpu\":{},\"placement\":{},\
-             \"worker_cpus\":[{}],\"workers\":{},\"npages\":{},\"poll_us\":{},\
+             \"worker_cpus\":[{}],\"workers\":{},\"npages\":{},\"poll_us\":{},\"protocol\":{},\
              \"sqpoll_cpu\":{},\"sqpoll_idle_ms\":{},\"iters\":{},\
              \"warmup\":{},\"repeats\":{},\"batch_calls\":{}",
             string(&s.release),
@@ -238,6 +242,7 @@ impl Report {
             s.workers,
             s.npages,
             s.poll_us,
+            string(&s.protocol),
             s.sqpoll_cpu,
             s.sqpoll_idle_ms,
             s.iters,
@@ -388,6 +393,7 @@ mod tests {
                 workers: 1,
                 npages: 2,
                 poll_us: 0,
+                protocol: "batch".into(),
                 sqpoll_cpu: 1,
                 sqpoll_idle_ms: 1,
                 iters: 2000,

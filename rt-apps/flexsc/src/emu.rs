@@ -12,9 +12,17 @@
 //! * win the entry back with a compare-and-swap BUSY -> COMPLETING, only
 //!   then write `ret` and store DONE (release); if the entry was rewritten
 //!   meanwhile, count `dropped` and write nothing; `completions += 1`, full
-//!   barrier, `FUTEX_WAKE` when `waiters` is not zero;
-//! * poll `poll_us`, then count themselves in `idle_workers`, re-check, and
-//!   sleep until kicked.
+//!   barrier, `FUTEX_WAKE` when `waiters` is not zero (batch protocol: only
+//!   once `completions` reaches `wake_at`, which it then moves out of reach);
+//! * poll `poll_us` (counted in `pollers`), then count themselves in
+//!   `idle_workers`, leave `pollers`, re-check, and sleep until kicked; a
+//!   kick counts the woken threads out of `idle_workers`;
+//! * with the batch protocol (`FLEXSC_CFG_BATCH`, in `features`), look for
+//!   work only when `submitted` differs from the posts they served;
+//! * with run-on-wait (`FLEXSC_CFG_RUN_ON_WAIT`), `wait` first claims
+//!   submitted entries and runs those of
+//!   [`rtflex_uapi::flexsc::runs_inline`] in the waiting thread, giving the
+//!   others back to the workers.
 //!
 //! Registration checks the configuration like the kernel (`EINVAL`), refuses
 //! a second region in the process (`EBUSY`) and a process under seccomp
@@ -44,9 +52,55 @@ struct Shared {
     poll: Duration,
     stop: AtomicBool,
     kick: AtomicU32,
+    /// The batch protocol is in force.
+    batch: bool,
+    /// Run-on-wait is in force.
+    run_on_wait: bool,
+    /// Entries `wait` gave back to the workers: posts, as `submitted`.
+    requeued: AtomicU32,
 }
 
 impl Shared {
+    /// Wakes the sleeping workers, counting them out of `idle_workers` at
+    /// once (a worker counted in after the swap stays counted: one kick
+    /// too many later, never one too few).
+    fn kick(&self) {
+        self.ctrl().idle_workers.swap(0, Ordering::SeqCst);
+        self.kick.fetch_add(1, Ordering::SeqCst);
+        futex_wake_all(&self.kick);
+    }
+
+    /// Posts counted so far: `submitted` and the entries `wait` gave back.
+    fn posts(&self) -> u32 {
+        let submitted = self.ctrl().submitted.load(Ordering::Acquire);
+        submitted.wrapping_add(self.requeued.load(Ordering::Acquire))
+    }
+
+    /// Whether a worker that served the posts up to `seen` may have work.
+    fn has_work(&self, seen: u32) -> bool {
+        if self.batch {
+            self.posts() != seen
+        } else {
+            (0..self.nentries).any(|i| self.entry(i).status.load(Ordering::Relaxed) == SUBMITTED)
+        }
+    }
+
+    /// The next entry, claimed; `seen` as the kernel's (batch protocol).
+    fn next(&self, at: &mut usize, seen: &mut u32) -> Option<usize> {
+        if !self.batch {
+            return claim(self, at);
+        }
+        let posts = self.posts();
+        if posts == *seen {
+            return None;
+        }
+        let i = claim(self, at);
+        if i.is_none() {
+            *seen = posts;
+        }
+        i
+    }
+
     fn ctrl(&self) -> &Ctrl {
         // SAFETY: `base` is the start of the emulator's own mapping, which
         // stays mapped until every worker has been joined (shutdown) or
@@ -107,7 +161,8 @@ fn online_cpus() -> u64 {
 
 fn validate(cfg: &abi::Config) -> Result<(), i32> {
     let bad = cfg.version != abi::CONFIG_VERSION
-        || cfg.flags != 0
+        || cfg.flags & !(abi::CFG_BATCH | abi::CFG_RUN_ON_WAIT) != 0
+        || (cfg.flags & abi::CFG_RUN_ON_WAIT != 0 && cfg.flags & abi::CFG_BATCH == 0)
         || cfg.resv0 != 0
         || cfg.resv != [0, 0]
         || !(1..=abi::MAX_PAGES).contains(&cfg.npages)
@@ -179,6 +234,9 @@ impl Emulator {
             poll: Duration::from_micros(cfg.poll_us as u64),
             stop: AtomicBool::new(false),
             kick: AtomicU32::new(0),
+            batch: cfg.flags & abi::CFG_BATCH != 0,
+            run_on_wait: cfg.flags & abi::CFG_RUN_ON_WAIT != 0,
+            requeued: AtomicU32::new(0),
         });
         let c = shared.ctrl();
         c.version.store(abi::CONFIG_VERSION, Ordering::Relaxed);
@@ -186,6 +244,8 @@ impl Emulator {
         c.nworkers.store(cfg.nworkers, Ordering::Relaxed);
         c.entries_offset
             .store(abi::PAGE_SIZE as u32, Ordering::Relaxed);
+        c.wake_at.store(abi::out_of_reach(0), Ordering::Relaxed);
+        c.features.store(cfg.flags, Ordering::Relaxed);
         c.magic.store(abi::MAGIC, Ordering::Release);
         let mut emu = Emulator {
             shared,
@@ -233,8 +293,7 @@ impl Emulator {
 
     /// What `flexsc_wait(addr, 0, NULL)` does first: wake sleeping workers.
     pub fn kick(&self) {
-        self.shared.kick.fetch_add(1, Ordering::SeqCst);
-        futex_wake_all(&self.shared.kick);
+        self.shared.kick();
     }
 
     /// `flexsc_wait(addr, min_complete, timeout)`.
@@ -243,7 +302,17 @@ impl Emulator {
         if min_complete as usize > sh.nentries {
             return Err(libc::EINVAL);
         }
-        self.kick();
+        if min_complete > 0 && sh.run_on_wait && sh.ctrl().pollers.load(Ordering::SeqCst) == 0 {
+            let (ran, gave_back) = run_inline(sh);
+            if gave_back || ran < min_complete {
+                self.kick();
+            }
+            if ran >= min_complete {
+                return Ok(ran);
+            }
+        } else {
+            self.kick();
+        }
         let deadline = timeout.map(|d| Instant::now() + d);
         let c = sh.ctrl();
         loop {
@@ -261,6 +330,9 @@ impl Emulator {
                 },
                 None => None,
             };
+            if sh.batch {
+                abi::arm_wake_at(&c.wake_at, seen, seen.wrapping_add(min_complete - done));
+            }
             c.waiters.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             let r = futex_wait(&c.completions, seen, left);
@@ -315,37 +387,50 @@ impl Drop for Emulator {
 
 fn worker(sh: &Shared, n: usize) {
     let c = sh.ctrl();
-    let mut next = n * 7;
+    let mut next = (n * 7) % sh.nentries;
+    let mut seen = 0u32;
     'outer: loop {
         if sh.stop.load(Ordering::Acquire) {
             return;
         }
-        if let Some(i) = claim(sh, &mut next) {
+        if let Some(i) = sh.next(&mut next, &mut seen) {
             run(sh, i);
             continue;
+        }
+        let polling = !sh.poll.is_zero();
+        if polling {
+            c.pollers.fetch_add(1, Ordering::SeqCst);
         }
         let t0 = Instant::now();
         while t0.elapsed() < sh.poll {
             if sh.stop.load(Ordering::Acquire) {
+                c.pollers.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
-            if let Some(i) = claim(sh, &mut next) {
-                run(sh, i);
+            if sh.has_work(seen) {
+                c.pollers.fetch_sub(1, Ordering::SeqCst);
                 continue 'outer;
             }
             core::hint::spin_loop();
         }
-        // Sleep: count ourselves idle, full barrier, re-check (the poster
-        // stores SUBMITTED, full barrier, reads idle_workers).
-        let seen = sh.kick.load(Ordering::SeqCst);
+        // Sleep: count ourselves idle, leave pollers, full barrier,
+        // re-check (the poster publishes, full barrier, reads pollers and
+        // idle_workers).
+        let kicks = sh.kick.load(Ordering::SeqCst);
         c.idle_workers.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        let pending =
-            (0..sh.nentries).any(|i| sh.entry(i).status.load(Ordering::Relaxed) == SUBMITTED);
-        if !pending && !sh.stop.load(Ordering::SeqCst) {
-            let _ = futex_wait(&sh.kick, seen, Some(Duration::from_millis(200)));
+        if polling {
+            c.pollers.fetch_sub(1, Ordering::SeqCst);
         }
-        c.idle_workers.fetch_sub(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if !sh.has_work(seen) && !sh.stop.load(Ordering::SeqCst) {
+            let _ = futex_wait(&sh.kick, kicks, Some(Duration::from_millis(200)));
+        }
+        if sh.kick.load(Ordering::SeqCst) == kicks {
+            // Not kicked (a kick counts the woken out): count ourselves out.
+            let _ = c
+                .idle_workers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1));
+        }
     }
 }
 
@@ -357,21 +442,89 @@ fn claim(sh: &Shared, next: &mut usize) -> Option<usize> {
             && s.compare_exchange(SUBMITTED, BUSY, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            *next = i + 1;
+            *next = (i + 1) % sh.nentries;
             return Some(i);
         }
     }
     None
 }
 
-fn run(sh: &Shared, i: usize) {
-    let e = sh.entry(i);
+/// Run-on-wait: claims every SUBMITTED entry, runs in this thread those
+/// of `runs_inline` (and the ones that complete without running), gives
+/// the others back. Returns (completed, gave any back).
+fn run_inline(sh: &Shared) -> (u32, bool) {
+    let (mut ran, mut gave_back) = (0, false);
+    for i in 0..sh.nentries {
+        let s = &sh.entry(i).status;
+        if s.load(Ordering::Relaxed) != SUBMITTED
+            || s.compare_exchange(SUBMITTED, BUSY, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        let req = fetch(sh.entry(i));
+        let here = !req.admitted()
+            || match abi::runs_inline(req.nr) {
+                abi::Inline::Yes => true,
+                abi::Inline::OnRegularFile => is_regular(req.args[0]),
+                abi::Inline::No => false,
+            };
+        if here {
+            complete(sh, i, execute(&req));
+            ran += 1;
+        } else {
+            if s.compare_exchange(BUSY, SUBMITTED, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                sh.requeued.fetch_add(1, Ordering::Release);
+            }
+            gave_back = true;
+        }
+    }
+    (ran, gave_back)
+}
+
+fn is_regular(fd: u32) -> bool {
+    // SAFETY: an all-zero stat is a valid value to be overwritten; fstat
+    // writes only into it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is a live stat buffer; any fd value is fine.
+    unsafe { libc::fstat(fd as i32, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG }
+}
+
+/// A request, each word of the entry read once.
+struct Request {
+    nr: u32,
+    args: [u32; 6],
+    flags: u32,
+    resv: bool,
+}
+
+impl Request {
+    /// Valid and allowed: it runs (else it completes with an error).
+    fn admitted(&self) -> bool {
+        self.flags == 0 && !self.resv && abi::is_allowed(self.nr)
+    }
+}
+
+fn fetch(e: &Entry) -> Request {
     // Read every word once: the page may change under us.
-    let nr = e.nr.load(Ordering::Relaxed);
-    let args: [u32; 6] = core::array::from_fn(|k| e.args[k].load(Ordering::Relaxed));
-    let flags = e.flags.load(Ordering::Relaxed);
-    let resv = e.resv.iter().any(|r| r.load(Ordering::Relaxed) != 0);
-    let ret = if flags != 0 || resv {
+    Request {
+        nr: e.nr.load(Ordering::Relaxed),
+        args: core::array::from_fn(|k| e.args[k].load(Ordering::Relaxed)),
+        flags: e.flags.load(Ordering::Relaxed),
+        resv: e.resv.iter().any(|r| r.load(Ordering::Relaxed) != 0),
+    }
+}
+
+fn run(sh: &Shared, i: usize) {
+    let req = fetch(sh.entry(i));
+    complete(sh, i, execute(&req));
+}
+
+fn execute(req: &Request) -> i32 {
+    let (nr, args) = (req.nr, req.args);
+    if req.flags != 0 || req.resv {
         -libc::EINVAL
     } else if !abi::is_allowed(nr) {
         -libc::ENOSYS
@@ -385,7 +538,11 @@ fn run(sh: &Shared, i: usize) {
             Ok(v) => v as i32,
             Err(errno) => -errno,
         }
-    };
+    }
+}
+
+fn complete(sh: &Shared, i: usize, ret: i32) {
+    let e = sh.entry(i);
     let c = sh.ctrl();
     // Ownership first, then the result: `ret` is written only into an entry
     // this worker still owns (the kernel's BUSY -> COMPLETING -> DONE).
@@ -395,10 +552,26 @@ fn run(sh: &Shared, i: usize) {
     {
         e.ret.store(ret, Ordering::Relaxed);
         e.status.store(DONE, Ordering::Release);
-        c.completions.fetch_add(1, Ordering::Release);
+        let now = c
+            .completions
+            .fetch_add(1, Ordering::Release)
+            .wrapping_add(1);
         fence(Ordering::SeqCst);
-        if c.waiters.load(Ordering::Relaxed) != 0 {
-            futex_wake_all(&c.completions);
+        if c.waiters.load(Ordering::Acquire) != 0 {
+            if !sh.batch {
+                futex_wake_all(&c.completions);
+                return;
+            }
+            let target = c.wake_at.load(Ordering::Relaxed);
+            if abi::reached(now, target) {
+                let _ = c.wake_at.compare_exchange(
+                    target,
+                    abi::out_of_reach(now),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                futex_wake_all(&c.completions);
+            }
         }
         return;
     }

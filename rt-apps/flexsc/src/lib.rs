@@ -165,6 +165,30 @@ pub enum Policy {
     Rr(u8),
 }
 
+/// The completion protocol of a region (`linux/flexsc.h`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// [`Protocol::Batch`] if the kernel has it, else [`Protocol::Original`].
+    #[default]
+    Auto,
+    /// The batch protocol (`FLEXSC_CFG_BATCH`): a post publishes its entries
+    /// by counting them in `ctrl.submitted` and makes no system call while a
+    /// syscall thread polls; a waiter is woken once, when the completions
+    /// it needs are there, not at every completion. Required: registering
+    /// fails with `Errno(EINVAL)` on a kernel without it.
+    Batch,
+    /// The original protocol: syscall threads scan for SUBMITTED entries
+    /// and wake the futex waiters at every completion.
+    Original,
+    /// The batch protocol with run-on-wait (`FLEXSC_CFG_RUN_ON_WAIT`): a
+    /// wait first enters `flexsc_wait()`, which runs the calls that never
+    /// wait for an outside event ([`rtflex_uapi::flexsc::runs_inline`]) in
+    /// the waiting thread, and hands the others to the syscall threads. A
+    /// synchronous call then needs no second thread. Required: registering
+    /// fails with `Errno(EINVAL)` on a kernel without it.
+    RunOnWait,
+}
+
 /// Registration parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -312,6 +336,14 @@ pub struct CtrlSnapshot {
     pub waiters: u32,
     /// `dropped`.
     pub dropped: u32,
+    /// `submitted`.
+    pub submitted: u32,
+    /// `pollers`.
+    pub pollers: u32,
+    /// `wake_at`.
+    pub wake_at: u32,
+    /// `features`.
+    pub features: u32,
 }
 
 /// A FlexSC registration: the region, its syscall threads, and the
@@ -331,6 +363,12 @@ pub struct FlexSc {
     pid: i32,
     fork_gen: u32,
     down: bool,
+    /// The batch protocol is in force.
+    batch: bool,
+    /// Run-on-wait is in force.
+    run_on_wait: bool,
+    /// Deferred posts not yet counted in `ctrl.submitted` ([`FlexSc::submit`]).
+    deferred: AtomicU32,
 }
 
 // SAFETY: all state shared between threads is atomic (the region consists
@@ -350,6 +388,7 @@ impl fmt::Debug for FlexSc {
             .field("base", &format_args!("{:#x}", self.base))
             .field("npages", &self.npages)
             .field("fallback", &self.is_fallback())
+            .field("batch", &self.batch)
             .finish()
     }
 }
@@ -363,10 +402,32 @@ impl FlexSc {
     /// process already has a region, `Errno(EPERM)` under seccomp or for a
     /// real-time policy the caller may not use, `Errno(ENOMEM)`.
     pub fn register(cfg: &Config) -> Result<FlexSc> {
+        Self::register_protocol(cfg, Protocol::Auto)
+    }
+
+    /// [`FlexSc::register`] with the given completion protocol. With
+    /// [`Protocol::Auto`], a kernel that refuses the batch flag (`EINVAL`,
+    /// a kernel without it) gets the original protocol; the configuration
+    /// is then registered again without the flag, so an `EINVAL` that
+    /// remains is the configuration's.
+    pub fn register_protocol(cfg: &Config, protocol: Protocol) -> Result<FlexSc> {
         install_atfork();
-        let mut raw = cfg.to_raw();
-        match sys::flexsc_register(&mut raw, core::mem::size_of::<abi::Config>() as u32) {
-            Ok(()) => Self::from_region(Backend::Kernel, raw.addr as usize, raw.npages),
+        let register = |flags: u32| {
+            let mut raw = cfg.to_raw();
+            raw.flags = flags;
+            sys::flexsc_register(&mut raw, core::mem::size_of::<abi::Config>() as u32).map(|()| raw)
+        };
+        let r = match protocol {
+            Protocol::Original => register(0),
+            Protocol::Batch => register(abi::CFG_BATCH),
+            Protocol::RunOnWait => register(abi::CFG_BATCH | abi::CFG_RUN_ON_WAIT),
+            Protocol::Auto => match register(abi::CFG_BATCH) {
+                Err(libc::EINVAL) => register(0),
+                r => r,
+            },
+        };
+        match r {
+            Ok(raw) => Self::from_region(Backend::Kernel, raw.addr as usize, raw.npages, raw.flags),
             Err(libc::ENOSYS) => Err(Error::Unsupported),
             Err(e) => Err(Error::Errno(e)),
         }
@@ -399,6 +460,9 @@ impl FlexSc {
             pid: getpid(),
             fork_gen: FORK_GEN.load(Ordering::SeqCst),
             down: false,
+            batch: false,
+            run_on_wait: false,
+            deferred: AtomicU32::new(0),
         }
     }
 
@@ -406,14 +470,27 @@ impl FlexSc {
     /// kernel side ([`emu`]), for tests on kernels without FlexSC.
     #[cfg(feature = "testing")]
     pub fn emulated(cfg: &Config) -> Result<FlexSc> {
-        install_atfork();
-        let raw = cfg.to_raw();
-        let emu = emu::Emulator::start(&raw).map_err(Error::Errno)?;
-        let base = emu.base();
-        Self::from_region(Backend::Emulated(emu), base, raw.npages)
+        Self::emulated_protocol(cfg, Protocol::Auto)
     }
 
-    fn from_region(backend: Backend, base: usize, npages: u32) -> Result<FlexSc> {
+    /// [`FlexSc::emulated`] with the given protocol (the emulator has both).
+    #[cfg(feature = "testing")]
+    pub fn emulated_protocol(cfg: &Config, protocol: Protocol) -> Result<FlexSc> {
+        install_atfork();
+        let mut raw = cfg.to_raw();
+        raw.flags = match protocol {
+            Protocol::Original => 0,
+            Protocol::RunOnWait => abi::CFG_BATCH | abi::CFG_RUN_ON_WAIT,
+            Protocol::Auto | Protocol::Batch => abi::CFG_BATCH,
+        };
+        let emu = emu::Emulator::start(&raw).map_err(Error::Errno)?;
+        let base = emu.base();
+        Self::from_region(Backend::Emulated(emu), base, raw.npages, raw.flags)
+    }
+
+    /// `flags`: the `FLEXSC_CFG_*` flags registered; the control page must
+    /// say they are in force.
+    fn from_region(backend: Backend, base: usize, npages: u32, flags: u32) -> Result<FlexSc> {
         let nentries = npages as usize * abi::ENTRIES_PER_PAGE;
         let fx = FlexSc {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -427,9 +504,13 @@ impl FlexSc {
             pid: getpid(),
             fork_gen: FORK_GEN.load(Ordering::SeqCst),
             down: false,
+            batch: flags & abi::CFG_BATCH != 0,
+            run_on_wait: flags & abi::CFG_RUN_ON_WAIT != 0,
+            deferred: AtomicU32::new(0),
         };
         let c = fx.ctrl_snapshot().unwrap_or_default();
-        if c.magic != abi::MAGIC
+        if c.features != flags
+            || c.magic != abi::MAGIC
             || c.version != abi::CONFIG_VERSION
             || c.nentries as usize != nentries
             || c.entries_offset as usize != abi::PAGE_SIZE
@@ -471,6 +552,18 @@ impl FlexSc {
         self.nentries
     }
 
+    /// The completion protocol in force: [`Protocol::Batch`] or
+    /// [`Protocol::Original`] (also in fallback mode, which has none).
+    pub fn protocol(&self) -> Protocol {
+        if self.run_on_wait {
+            Protocol::RunOnWait
+        } else if self.batch {
+            Protocol::Batch
+        } else {
+            Protocol::Original
+        }
+    }
+
     fn ctrl(&self) -> &Ctrl {
         debug_assert!(self.base != 0 && !self.is_forked());
         // SAFETY: `base` is the start of the live region (page-aligned, at
@@ -505,6 +598,10 @@ impl FlexSc {
             completions: l(&c.completions),
             waiters: l(&c.waiters),
             dropped: l(&c.dropped),
+            submitted: l(&c.submitted),
+            pollers: l(&c.pollers),
+            wake_at: l(&c.wake_at),
+            features: l(&c.features),
         })
     }
 
@@ -578,11 +675,22 @@ impl FlexSc {
         self.entry(i).submit(nr, args, 0, [0; 4], w, 0);
     }
 
-    /// Wakes sleeping syscall threads if there are any (after a full
-    /// barrier that orders our SUBMITTED stores before the check).
-    fn kick(&self) {
+    /// Publishes `n` entries just made SUBMITTED: with the batch protocol,
+    /// counts them in `ctrl.submitted`. Then wakes sleeping syscall threads
+    /// if there are any and none polls (after a full barrier that orders
+    /// our stores before the checks).
+    fn publish(&self, n: u32) {
+        let c = self.ctrl();
+        if self.batch {
+            c.submitted.fetch_add(n, Ordering::Release);
+        }
         fence(Ordering::SeqCst);
-        if self.ctrl().idle_workers.load(Ordering::Relaxed) == 0 {
+        // Acquire: a syscall thread that stopped polling counts as idle
+        // before it leaves `pollers`.
+        if c.pollers.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        if c.idle_workers.load(Ordering::Relaxed) == 0 {
             return;
         }
         match &self.backend {
@@ -612,7 +720,7 @@ impl FlexSc {
         }
         let (i, w) = self.claim(st, tag)?;
         self.fill(i, w, nr, args);
-        self.kick();
+        self.publish(1);
         Ok(Ticket::new(self.id, i, w))
     }
 
@@ -631,6 +739,45 @@ impl FlexSc {
     /// leaked ticket may be when the FlexSc is dropped.
     pub unsafe fn post_raw(&self, nr: u32, args: [u32; 6]) -> Result<Ticket> {
         self.post_words(nr, args, OWNED, 0)
+    }
+
+    /// Posts raw words without publishing them: the entry is SUBMITTED, but
+    /// syscall threads are neither told (`ctrl.submitted`) nor woken until
+    /// [`FlexSc::submit`], or until a wait of this FlexSc, which submits
+    /// first. So a batch of posts costs at most one kick. Fallback mode
+    /// runs the call at once, as [`FlexSc::post_raw`].
+    ///
+    /// # Safety
+    ///
+    /// As for [`FlexSc::post_raw`].
+    pub unsafe fn post_raw_deferred(&self, nr: u32, args: [u32; 6]) -> Result<Ticket> {
+        self.post_words_deferred(nr, args, 0)
+    }
+
+    /// Posts words deferred (see [`FlexSc::post_raw_deferred`]) for a
+    /// ticket owned by the scope `tag` (0: none).
+    fn post_words_deferred(&self, nr: u32, args: [u32; 6], tag: usize) -> Result<Ticket> {
+        self.check()?;
+        if self.is_fallback() {
+            return self.post_words(nr, args, OWNED, tag);
+        }
+        let (i, w) = self.claim(OWNED, tag)?;
+        self.fill(i, w, nr, args);
+        // Release: whoever publishes this count publishes the entry.
+        self.deferred.fetch_add(1, Ordering::Release);
+        Ok(Ticket::new(self.id, i, w))
+    }
+
+    /// Publishes the deferred posts of every thread
+    /// ([`FlexSc::post_raw_deferred`]) with one kick at most.
+    pub fn submit(&self) {
+        if self.deferred.load(Ordering::Relaxed) == 0 || self.is_fallback() || self.is_forked() {
+            return;
+        }
+        let n = self.deferred.swap(0, Ordering::AcqRel);
+        if n != 0 {
+            self.publish(n);
+        }
     }
 
     /// Posts several calls with a single kick of the syscall threads. All
@@ -671,7 +818,7 @@ impl FlexSc {
         for (&(i, w), c) in got.iter().zip(calls) {
             self.fill(i, w, c.nr, c.args);
         }
-        self.kick();
+        self.publish(N as u32);
         Ok(got.map(|(i, w)| Ticket::new(self.id, i, w)))
     }
 
@@ -708,7 +855,7 @@ impl FlexSc {
         let mut args = direct.args;
         args[1] = buf as usize as u32;
         self.fill(i, w, direct.nr, args);
-        self.kick();
+        self.publish(1);
         Ok(Ticket::new(self.id, i, w))
     }
 
@@ -763,7 +910,9 @@ impl FlexSc {
             return call.run_direct().map_err(Error::Errno);
         }
         self.scope(|s| {
-            let t = s.post(call)?;
+            // Deferred: the wait publishes it at once (with run-on-wait,
+            // without a kick: flexsc_wait() runs it in this thread).
+            let t = s.fx.post_words_deferred(call.nr, call.args, s.tag())?;
             s.wait(t)
         })
     }
@@ -825,37 +974,66 @@ impl FlexSc {
         }
     }
 
-    /// Sleeps until `done()` holds: polls [`spin_limit()`] times, then sleeps on the
-    /// completion futex with the waiters count raised. `false` if
-    /// `timeout` passed first.
-    fn sleep_until(&self, mut done: impl FnMut() -> bool, timeout: Option<Duration>) -> bool {
+    /// Sleeps until `left()` is 0: `left()` says how many more completions
+    /// (of any entry) are needed at least before the condition can hold,
+    /// and must never say more. Publishes deferred posts first, polls
+    /// [`spin_limit()`] times, then sleeps on the completion futex with the
+    /// waiters count raised; with the batch protocol it first sets
+    /// `ctrl.wake_at`, so it is woken once `left()` completions are there.
+    /// `false` if `timeout` passed first.
+    fn sleep_until(&self, mut left: impl FnMut() -> u32, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|d| Instant::now() + d);
+        if self.run_on_wait {
+            // Publish without a kick: flexsc_wait() runs what it can here
+            // and wakes a syscall thread for the rest.
+            let n = self.deferred.swap(0, Ordering::AcqRel);
+            if n != 0 {
+                self.ctrl().submitted.fetch_add(n, Ordering::Release);
+            }
+            let need = left();
+            if need == 0 {
+                return true;
+            }
+            let sleep = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(MAX_SLEEP),
+                None => MAX_SLEEP,
+            };
+            // At least `need` entries of the region DONE: a lower bound of
+            // ours; whatever it returns, `left()` decides.
+            let _ = self.kernel_wait(need.min(self.nentries as u32), Some(sleep));
+        } else {
+            self.submit();
+        }
         for _ in 0..spin_limit() {
-            if done() {
+            if left() == 0 {
                 return true;
             }
             core::hint::spin_loop();
         }
-        let deadline = timeout.map(|d| Instant::now() + d);
         let c = self.ctrl();
         loop {
             let seen = c.completions.load(Ordering::SeqCst);
-            if done() {
+            let need = left();
+            if need == 0 {
                 return true;
             }
-            let left = match deadline {
+            let sleep = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(l) if !l.is_zero() => l.min(MAX_SLEEP),
-                    _ => return done(),
+                    _ => return left() == 0,
                 },
                 None => MAX_SLEEP,
             };
+            if self.batch {
+                abi::arm_wake_at(&c.wake_at, seen, seen.wrapping_add(need));
+            }
             c.waiters.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            if done() {
+            if left() == 0 {
                 c.waiters.fetch_sub(1, Ordering::SeqCst);
                 return true;
             }
-            let _ = futex_wait(&c.completions, seen, Some(left));
+            let _ = futex_wait(&c.completions, seen, Some(sleep));
             c.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -894,7 +1072,7 @@ impl FlexSc {
         if t.imm.is_some() {
             return Ok(true);
         }
-        Ok(self.sleep_until(|| self.is_done(t), Some(timeout)))
+        Ok(self.sleep_until(|| u32::from(!self.is_done(t)), Some(timeout)))
     }
 
     /// Waits for the ticket's call and returns its result: the value, or
@@ -909,8 +1087,10 @@ impl FlexSc {
         loop {
             self.sleep_until(
                 || {
-                    e.status.load(Ordering::Acquire) == DONE
-                        || slot.own.load(Ordering::Acquire) != t.own
+                    u32::from(
+                        e.status.load(Ordering::Acquire) != DONE
+                            && slot.own.load(Ordering::Acquire) == t.own,
+                    )
                 },
                 None,
             );
@@ -955,12 +1135,38 @@ impl FlexSc {
         for t in tickets {
             self.mine(t)?;
         }
-        let min = min.min(tickets.len());
-        let count = || tickets.iter().filter(|t| self.is_done(t)).count();
+        self.wait_count(tickets.iter().copied(), min, timeout)
+    }
+
+    /// [`FlexSc::wait_some`] over a slice of tickets: waits until at least
+    /// `min` of them are complete (all if `min` is larger) or `timeout`
+    /// passes; returns how many are. With the batch protocol the waiter is
+    /// woken once, when enough calls completed, not at every completion.
+    pub fn wait_many(
+        &self,
+        tickets: &[Ticket],
+        min: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize> {
+        self.check()?;
+        for t in tickets {
+            self.mine(t)?;
+        }
+        self.wait_count(tickets.iter(), min, timeout)
+    }
+
+    fn wait_count<'t>(
+        &self,
+        tickets: impl Iterator<Item = &'t Ticket> + Clone,
+        min: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize> {
+        let min = min.min(tickets.clone().count());
+        let count = || tickets.clone().filter(|t| self.is_done(t)).count();
         if self.is_fallback() {
             return Ok(count());
         }
-        if self.sleep_until(|| count() >= min, timeout) {
+        if self.sleep_until(|| min.saturating_sub(count()) as u32, timeout) {
             Ok(count())
         } else {
             Err(Error::TimedOut)
@@ -985,10 +1191,17 @@ impl FlexSc {
                     break;
                 }
                 let e = self.entry(i);
+                // Woken when every detached entry can be complete, not at
+                // each: drain waits for all of them anyway.
                 self.sleep_until(
                     || {
-                        e.status.load(Ordering::Acquire) == DONE
+                        if e.status.load(Ordering::Acquire) == DONE
                             || slot.own.load(Ordering::Acquire) != w
+                        {
+                            0
+                        } else {
+                            self.detached_pending().max(1)
+                        }
                     },
                     None,
                 );
@@ -1020,6 +1233,19 @@ impl FlexSc {
             libc::ETIMEDOUT => Error::TimedOut,
             e => Error::Errno(e),
         })
+    }
+
+    /// Detached and post-and-forget entries not DONE yet: each needs a
+    /// completion.
+    fn detached_pending(&self) -> u32 {
+        (0..self.nentries)
+            .filter(|&i| {
+                matches!(
+                    state(self.slots[i].own.load(Ordering::Acquire)),
+                    DETACHED | FORGET
+                ) && self.entry(i).status.load(Ordering::Acquire) != DONE
+            })
+            .count() as u32
     }
 
     /// True while an entry is posted or being posted: CLAIMED, SUBMITTED,
@@ -1059,7 +1285,7 @@ impl FlexSc {
             unsafe { ManuallyDrop::drop(&mut self.slots) };
             return;
         }
-        let quiet = self.sleep_until(|| !self.in_flight(), Some(timeout));
+        let quiet = self.sleep_until(|| u32::from(self.in_flight()), Some(timeout));
         match core::mem::replace(&mut self.backend, Backend::Fallback) {
             Backend::Kernel => {
                 // SAFETY: the region is ours (mapped by flexsc_register at
@@ -1294,8 +1520,10 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 let e = fx.entry(i);
                 fx.sleep_until(
                     || {
-                        e.status.load(Ordering::Acquire) == DONE
-                            || slot.own.load(Ordering::Acquire) != w
+                        u32::from(
+                            e.status.load(Ordering::Acquire) != DONE
+                                && slot.own.load(Ordering::Acquire) == w,
+                        )
                     },
                     None,
                 );

@@ -463,3 +463,68 @@ fn drop_interrupts_calls_that_never_complete() {
     let fx = emulated(&Config::default());
     assert_eq!(fx.call(Call::getpid()).unwrap(), getpid());
 }
+
+/// Both protocols against the emulator: the control page says which is in
+/// force; deferred posts are published only by `submit` (or the wait that
+/// follows), counted in `ctrl.submitted` with the batch protocol; a batch
+/// waiter leaves `wake_at` out of reach once woken; every result is the
+/// direct call's.
+#[test]
+fn both_protocols_run_deferred_batches() {
+    let _g = lock();
+    for protocol in [
+        flexsc::Protocol::Batch,
+        flexsc::Protocol::Original,
+        flexsc::Protocol::RunOnWait,
+    ] {
+        let fx = FlexSc::emulated_protocol(
+            &Config {
+                npages: 1,
+                nworkers: 1,
+                ..Config::default()
+            },
+            protocol,
+        )
+        .unwrap();
+        let batch = protocol != flexsc::Protocol::Original;
+        assert_eq!(fx.protocol(), protocol);
+        let c = fx.ctrl_snapshot().unwrap();
+        let features = match protocol {
+            flexsc::Protocol::Original => 0,
+            flexsc::Protocol::RunOnWait => abi::CFG_BATCH | abi::CFG_RUN_ON_WAIT,
+            _ => abi::CFG_BATCH,
+        };
+        assert_eq!(c.features, features);
+        // The one worker may be polling already.
+        assert_eq!(c.submitted, 0);
+        assert!(c.pollers <= 1, "{c:?}");
+        for round in 0..3u32 {
+            let tickets: Vec<_> = (0..40)
+                // SAFETY: getpid takes no pointers.
+                .map(|_| unsafe { fx.post_raw_deferred(nr::GETPID, [0; 6]) }.unwrap())
+                .collect();
+            if batch {
+                assert_eq!(fx.ctrl_snapshot().unwrap().submitted, 40 * round);
+            }
+            if round == 0 {
+                fx.submit();
+            }
+            // Rounds 1 and 2: the wait publishes them itself.
+            let n = fx
+                .wait_many(&tickets, tickets.len(), Some(Duration::from_secs(10)))
+                .unwrap();
+            assert_eq!(n, 40);
+            let c = fx.ctrl_snapshot().unwrap();
+            if batch {
+                assert_eq!(c.submitted, 40 * (round + 1));
+                assert!(!abi::reached(c.completions, c.wake_at), "{c:?}");
+            } else {
+                assert_eq!(c.submitted, 0);
+            }
+            for t in tickets {
+                assert_eq!(fx.wait(t).unwrap(), getpid());
+            }
+        }
+        fx.shutdown(Duration::from_secs(1));
+    }
+}

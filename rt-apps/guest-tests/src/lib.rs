@@ -221,6 +221,17 @@ pub fn flexsc_try_register(cfg: &flexsc::Config) -> flexsc::Result<flexsc::FlexS
     return flexsc::FlexSc::register(cfg);
 }
 
+/// [`flexsc_try_register`] with the given completion protocol.
+pub fn flexsc_try_register_protocol(
+    cfg: &flexsc::Config,
+    protocol: flexsc::Protocol,
+) -> flexsc::Result<flexsc::FlexSc> {
+    #[cfg(feature = "emulate")]
+    return flexsc::FlexSc::emulated_protocol(cfg, protocol);
+    #[cfg(not(feature = "emulate"))]
+    return flexsc::FlexSc::register_protocol(cfg, protocol);
+}
+
 /// Registers this process with FlexSC, panicking with a clear message if
 /// the kernel has no FlexSC (the rtflex kernel always has
 /// `CONFIG_FLEXSC=y`: that is a failure, not a reason to skip).
@@ -334,6 +345,15 @@ pub unsafe fn flexsc_submit_raw(
         })
         .expect("a free entry");
     e.submit(nr, args, flags, resv, 0, 0x7777);
+    if fx.protocol() != flexsc::Protocol::Original {
+        // The batch protocol (run-on-wait too): syscall threads look for
+        // work when ctrl.submitted moves.
+        let (base, _) = fx.region().expect("a region");
+        // SAFETY: the control page of the caller's live region; its words
+        // are atomics.
+        let ctrl = unsafe { &*(base as *const abi::Ctrl) };
+        ctrl.submitted.fetch_add(1, Ordering::Release);
+    }
     fence(Ordering::SeqCst);
     fx.kernel_wait(0, None).expect("kick the syscall threads");
     e

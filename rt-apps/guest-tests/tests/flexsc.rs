@@ -20,8 +20,8 @@ use flexsc::sys;
 use flexsc::{Call, Config, Error, FlexSc, KernelTimespec, Policy, Stat64};
 use guest_tests::{
     close, exit_child, exited_with, flexsc_entries as entries, flexsc_register, flexsc_submit_raw,
-    flexsc_try_register, fork, kernel_log, new_kernel_problems, pipe, threads_named, wait_child,
-    TmpDir, XorShift, FLEXSC_EMULATED,
+    flexsc_try_register, flexsc_try_register_protocol, fork, kernel_log, new_kernel_problems, pipe,
+    threads_named, wait_child, TmpDir, XorShift, FLEXSC_EMULATED,
 };
 use rtflex_uapi::flexsc::{self as abi, Entry};
 use rtflex_uapi::nr;
@@ -1057,7 +1057,8 @@ fn registration_refuses_bad_configurations_and_a_second_region() {
     let bad: &[(&str, Edit)] = &[
         ("version 0", |c| c.version = 0),
         ("version 2", |c| c.version = 2),
-        ("flags", |c| c.flags = 1),
+        ("unknown flag 1 << 1", |c| c.flags = 1 << 1),
+        ("unknown flag 1 << 31", |c| c.flags = 1 << 31),
         ("npages 0", |c| c.npages = 0),
         ("npages 17", |c| c.npages = 17),
         ("nworkers 0", |c| c.nworkers = 0),
@@ -1409,9 +1410,20 @@ fn hostile_child(seed: u64, rounds: u32) -> i32 {
             }
         });
         let mut h = mk(seed);
+        // SAFETY: `base` is the live region's control page; Ctrl consists
+        // of atomics.
+        let c = unsafe { &*(base as *const abi::Ctrl) };
         for k in 0..rounds {
             let i = h.rng.below(es.len() as u32) as usize;
             h.scribble(&es[i], true);
+            // The batch protocol's user words, honest or not.
+            match h.rng.below(8) {
+                0 => c.submitted.store(h.rng.next_u32(), Ordering::Release),
+                1 => c.wake_at.store(h.rng.next_u32(), Ordering::Relaxed),
+                _ => {
+                    c.submitted.fetch_add(1, Ordering::Release);
+                }
+            }
             if k % 64 == 0 {
                 fence(Ordering::SeqCst);
                 let _ = fx.kernel_wait(0, None);
@@ -1432,6 +1444,9 @@ fn hostile_child(seed: u64, rounds: u32) -> i32 {
     c.waiters.store(0, Ordering::Relaxed);
     let t0 = Instant::now();
     loop {
+        // Batch protocol: make the syscall threads look again.
+        c.submitted.fetch_add(1, Ordering::Release);
+        fence(Ordering::SeqCst);
         let _ = fx.kernel_wait(0, None);
         let pending = es
             .iter()
@@ -1641,4 +1656,435 @@ fn processes_ending_with_calls_in_flight_leave_nothing_behind() {
         rounds_per_end * 4,
         t_all.elapsed()
     );
+}
+
+// ---------------------------------------------------------------------------
+// The batch protocol (FLEXSC_CFG_BATCH, kernel patch "flexsc: complete
+// batches with one wake-up").
+
+/// The scheduler's count of the times thread `tid` of this process went to
+/// sleep (`voluntary_ctxt_switches` in /proc): an oracle outside FlexSC.
+fn voluntary_switches(tid: i32) -> u64 {
+    let path = format!("/proc/self/task/{tid}/status");
+    let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap_or_else(|| panic!("{path}: no voluntary_ctxt_switches"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The most sleeps of a thread waiting for a batch of 64 getpids, over
+/// three rounds each: (futex wait of the library, `flexsc_wait(min 64)`).
+/// The waiter is SCHED_FIFO on the syscall thread's CPU (SCHED_OTHER), so
+/// the syscall thread runs only while the waiter sleeps, and every wake-up
+/// of the waiter takes it off the CPU at once: each wake-up is a sleep
+/// more in the count.
+fn batch_waiter_sleeps(protocol: flexsc::Protocol) -> (u64, u64) {
+    std::thread::spawn(move || {
+        // SAFETY: sched_getcpu has no arguments.
+        let cpu = unsafe { libc::sched_getcpu() } as usize;
+        rt_utils::affinity::pin_to(cpu).unwrap();
+        let fx = flexsc_try_register_protocol(
+            &Config {
+                npages: 1,
+                nworkers: 1,
+                cpus: 1 << cpu,
+                ..Config::default()
+            },
+            protocol,
+        )
+        .unwrap_or_else(|e| panic!("register {protocol:?}: {e}"));
+        assert_eq!(fx.protocol(), protocol);
+        rt_utils::sched::set_scheduler(libc::SCHED_FIFO, 10).unwrap();
+        // SAFETY: gettid has no arguments.
+        let tid = unsafe { libc::gettid() };
+        let post64 = || -> Vec<flexsc::Ticket> {
+            (0..64)
+                // SAFETY: getpid takes no pointers.
+                .map(|_| unsafe { fx.post_raw_deferred(nr::GETPID, [0; 6]) }.unwrap())
+                .collect()
+        };
+        let (mut futex, mut kernel) = (0, 0);
+        for _ in 0..3 {
+            let tickets = post64();
+            let before = voluntary_switches(tid);
+            let n = fx.wait_many(&tickets, 64, Some(Duration::from_secs(10)));
+            futex = futex.max(voluntary_switches(tid) - before);
+            assert_eq!(n, Ok(64), "{protocol:?}");
+            for t in tickets {
+                assert_eq!(fx.wait(t), Ok(pid()));
+            }
+            let tickets = post64();
+            let before = voluntary_switches(tid);
+            fx.submit();
+            let n = fx.kernel_wait(64, Some(Duration::from_secs(10)));
+            kernel = kernel.max(voluntary_switches(tid) - before);
+            assert_eq!(n, Ok(64), "{protocol:?}");
+            for t in tickets {
+                assert_eq!(fx.wait(t), Ok(pid()));
+            }
+        }
+        rt_utils::sched::set_scheduler(libc::SCHED_OTHER, 0).unwrap();
+        fx.shutdown(Duration::from_secs(1));
+        (futex, kernel)
+    })
+    .join()
+    .unwrap()
+}
+
+/// A waiter for a batch is woken once, when the batch is complete, not at
+/// every completion: at most 2 sleeps per batch of 64 (the wait itself, and
+/// perhaps the kick's lock), both for the library's futex wait and for
+/// flexsc_wait(). The same measurement with the original protocol, which
+/// wakes the waiter at every completion, shows the oracle can tell: it
+/// must see many more.
+#[test]
+fn a_batch_waiter_is_woken_once() {
+    if FLEXSC_EMULATED {
+        // The emulator's threads cannot be kept off the CPU by priority
+        // under qemu-user on a multi-CPU host.
+        return;
+    }
+    wait_own_workers_gone();
+    let batch = batch_waiter_sleeps(flexsc::Protocol::Batch);
+    let original = batch_waiter_sleeps(flexsc::Protocol::Original);
+    eprintln!(
+        "sleeps of a batch-of-64 waiter (futex wait, flexsc_wait): batch protocol {batch:?}, \
+         original {original:?}"
+    );
+    assert!(
+        batch.0 <= 2 && batch.1 <= 2,
+        "batch protocol: {batch:?} sleeps per batch of 64 (at most 2 expected)"
+    );
+    assert!(
+        original.0 >= 16 && original.1 >= 16,
+        "original protocol: only {original:?} sleeps per batch of 64: the oracle cannot tell \
+         one wake-up from one per completion"
+    );
+}
+
+/// The control page of each protocol: `features` says which is in force,
+/// `submitted` starts at 0, `pollers` counts at most the syscall threads,
+/// `wake_at` out of reach; with the
+/// batch protocol, posts count in `submitted` (deferred ones only once
+/// submitted), and results are the direct calls' with both.
+#[test]
+fn each_protocol_shows_in_the_control_page() {
+    wait_own_workers_gone();
+    for (protocol, features) in [
+        (flexsc::Protocol::Batch, abi::CFG_BATCH),
+        (flexsc::Protocol::Original, 0),
+        (
+            flexsc::Protocol::RunOnWait,
+            abi::CFG_BATCH | abi::CFG_RUN_ON_WAIT,
+        ),
+    ] {
+        let fx = flexsc_try_register_protocol(&Config::default(), protocol).unwrap();
+        let c = fx.ctrl_snapshot().unwrap();
+        assert_eq!(c.features, features, "{protocol:?}");
+        assert_eq!(c.submitted, 0, "{protocol:?}");
+        assert!(c.pollers <= 2, "{protocol:?}: {c:?}");
+        assert!(
+            !abi::reached(c.completions, c.wake_at),
+            "{protocol:?}: {c:?}"
+        );
+        let t = fx.getpid().unwrap();
+        assert_eq!(fx.wait(t), Ok(pid()));
+        // SAFETY: getpid takes no pointers.
+        let d = unsafe { fx.post_raw_deferred(nr::GETPID, [0; 6]) }.unwrap();
+        let counted = u32::from(protocol != flexsc::Protocol::Original);
+        assert_eq!(fx.ctrl_snapshot().unwrap().submitted, counted);
+        fx.submit();
+        assert_eq!(fx.ctrl_snapshot().unwrap().submitted, 2 * counted);
+        assert_eq!(fx.wait(d), Ok(pid()));
+        assert_eq!(fx.call(Call::getppid()), direct(Call::getppid()));
+        fx.shutdown(Duration::from_secs(1));
+    }
+}
+
+/// A wrong `ctrl.submitted` or `ctrl.wake_at` (hints the kernel does not
+/// trust) never gives a wrong result, and a wait still ends by its timeout.
+/// A lie in `submitted` may leave the liar's own entries waiting (the
+/// syscall threads believe they served every post) until the next honest
+/// post, which brings them back; a lie in `wake_at` costs at most the
+/// library's 1 s re-check. Each value is written before a batch is posted
+/// and again while it runs.
+#[test]
+fn lies_in_submitted_and_wake_at_never_hang_or_misdeliver() {
+    wait_own_workers_gone();
+    let fx = flexsc_register(&Config {
+        npages: 1,
+        nworkers: 2,
+        ..Config::default()
+    });
+    assert_eq!(
+        fx.protocol(),
+        flexsc::Protocol::Batch,
+        "the kernel refused the batch protocol"
+    );
+    let (base, _) = fx.region().unwrap();
+    // SAFETY: the control page of our live region; its words are atomics.
+    let ctrl = unsafe { &*(base as *const abi::Ctrl) };
+    let mut rng = XorShift::new(15);
+    let lies = [0, 1, u32::MAX, 0x8000_0000, 0x7fff_ffff, 0x7fff_ffff];
+    for round in 0..16usize {
+        let lie = lies
+            .get(round / 2)
+            .copied()
+            .unwrap_or(rng.next_u64() as u32);
+        let word = if round % 2 == 0 {
+            &ctrl.submitted
+        } else {
+            &ctrl.wake_at
+        };
+        word.store(lie, Ordering::SeqCst);
+        let mut tickets: Vec<_> = (0..16)
+            // SAFETY: getpid takes no pointers.
+            .map(|_| unsafe { fx.post_raw(nr::GETPID, [0; 6]) }.unwrap())
+            .collect();
+        word.store(lie.wrapping_add(round as u32), Ordering::SeqCst);
+        let t0 = Instant::now();
+        match fx.wait_many(&tickets, 16, Some(Duration::from_secs(2))) {
+            Ok(16) => {}
+            Err(Error::TimedOut) if round % 2 == 0 => {
+                // The next honest post wakes the syscall threads again.
+                tickets.push(fx.getpid().unwrap());
+                // Generous bound for "it ends at all".
+                let n = fx.wait_many(&tickets, 17, Some(Duration::from_secs(10)));
+                assert_eq!(n, Ok(17), "round {round}, lie {lie:#x}: not recovered");
+            }
+            r => panic!(
+                "round {round}, lie {lie:#x}: {r:?} after {:?}",
+                t0.elapsed()
+            ),
+        }
+        for t in tickets {
+            assert_eq!(fx.wait(t), Ok(pid()), "round {round}");
+        }
+    }
+    assert_eq!(fx.call(Call::getpid()), Ok(pid()));
+    assert_eq!(fx.ctrl_snapshot().unwrap().dropped, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Run-on-wait (FLEXSC_CFG_RUN_ON_WAIT, kernel patch "flexsc: run calls in
+// the waiting thread").
+
+/// The one syscall thread of this process (by name, from /proc).
+fn own_worker_tid() -> i32 {
+    let me = std::process::id();
+    let mine: Vec<_> = threads_named("flexsc-")
+        .into_iter()
+        .filter(|&(p, _, _)| p == me)
+        .collect();
+    assert_eq!(mine.len(), 1, "one syscall thread expected: {mine:?}");
+    mine[0].1 as i32
+}
+
+fn register_run_on_wait(cfg: &Config) -> FlexSc {
+    let fx = flexsc_try_register_protocol(cfg, flexsc::Protocol::RunOnWait)
+        .unwrap_or_else(|e| panic!("register with run-on-wait: {e}"));
+    assert_eq!(fx.protocol(), flexsc::Protocol::RunOnWait);
+    fx
+}
+
+/// With run-on-wait a synchronous call runs in the waiting thread: over
+/// 200 synchronous getpid and pwrite64 calls neither the caller nor the
+/// syscall thread sleeps even once (the scheduler's counts, from /proc),
+/// where with the hand-off at least one of them sleeps once per call (the
+/// same calls with the batch protocol, measured for comparison). Results are the direct
+/// calls' (pid; the file's bytes read back directly).
+#[test]
+fn run_on_wait_runs_synchronous_calls_in_the_caller() {
+    if FLEXSC_EMULATED {
+        // The emulator's worker is a thread of this process: its counts
+        // under qemu-user say nothing about the kernel.
+        return;
+    }
+    wait_own_workers_gone();
+    let dir = TmpDir::new("row");
+    let path = dir.path("f");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let sleeps = |protocol| {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: sched_getcpu has no arguments.
+                let cpu = unsafe { libc::sched_getcpu() } as usize;
+                rt_utils::affinity::pin_to(cpu).unwrap();
+                let cfg = Config {
+                    nworkers: 1,
+                    cpus: 1 << cpu,
+                    ..Config::default()
+                };
+                let fx = flexsc_try_register_protocol(&cfg, protocol).unwrap();
+                assert_eq!(fx.protocol(), protocol);
+                let worker = own_worker_tid();
+                // SAFETY: gettid has no arguments.
+                let me = unsafe { libc::gettid() };
+                // Let the syscall thread go to sleep (it polls 50 us).
+                std::thread::sleep(Duration::from_millis(20));
+                let (w0, m0) = (voluntary_switches(worker), voluntary_switches(me));
+                for k in 0..100u64 {
+                    assert_eq!(fx.call(Call::getpid()), Ok(pid()));
+                    let data = k.to_le_bytes();
+                    assert_eq!(fx.call(Call::pwrite64(fd, &data, 8 * k)), Ok(8));
+                }
+                let counts = (voluntary_switches(me) - m0, voluntary_switches(worker) - w0);
+                fx.shutdown(Duration::from_secs(1));
+                counts
+            })
+            .join()
+            .unwrap()
+        })
+    };
+    let inline = sleeps(flexsc::Protocol::RunOnWait);
+    let handoff = sleeps(flexsc::Protocol::Batch);
+    eprintln!(
+        "sleeps over 200 synchronous calls (caller, syscall thread): run-on-wait {inline:?}, \
+         hand-off {handoff:?}"
+    );
+    let mut back = vec![0u8; 800];
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(&mut back, 0).unwrap();
+    for k in 0..100u64 {
+        assert_eq!(back[8 * k as usize..][..8], k.to_le_bytes(), "record {k}");
+    }
+    assert!(
+        inline.0 <= 2 && inline.1 <= 2,
+        "run-on-wait: {inline:?} sleeps of (caller, syscall thread) over 200 calls"
+    );
+    // The hand-off: the syscall thread sleeps after each call; the caller
+    // too, unless the woken syscall thread preempts it before its wait.
+    assert!(
+        handoff.0 + handoff.1 >= 200,
+        "hand-off: only {handoff:?} sleeps over 200 calls: the oracle cannot tell"
+    );
+}
+
+/// A call that may wait for an outside event (a read of an empty pipe)
+/// never runs in the waiting thread: flexsc_wait(1) returns with the
+/// getpid posted next to it done, the read goes to the syscall thread
+/// (BLOCKED there), and completes once the pipe has data.
+#[test]
+fn run_on_wait_leaves_blocking_calls_to_the_syscall_threads() {
+    wait_own_workers_gone();
+    let fx = register_run_on_wait(&Config {
+        nworkers: 1,
+        ..Config::default()
+    });
+    let (r, w) = pipe();
+    let mut buf = Box::new([0u8; 8]);
+    // SAFETY: `buf` outlives the entry: it is waited for below, and the
+    // region is shut down (calls interrupted) before `buf` is dropped.
+    let read =
+        unsafe { fx.post_raw_deferred(nr::READ, [r as u32, buf.as_mut_ptr() as u32, 8, 0, 0, 0]) }
+            .unwrap();
+    // SAFETY: getpid takes no pointers.
+    let getpid = unsafe { fx.post_raw_deferred(nr::GETPID, [0; 6]) }.unwrap();
+    fx.submit();
+    let t0 = Instant::now();
+    let n = fx.kernel_wait(1, Some(Duration::from_secs(5)));
+    assert!(
+        matches!(n, Ok(k) if k >= 1),
+        "{n:?} after {:?}",
+        t0.elapsed()
+    );
+    assert!(fx.is_done(&getpid));
+    assert!(!fx.is_done(&read));
+    // Generous bound for "it happens at all".
+    assert!(
+        guest_tests::wait_for(Duration::from_secs(5), || fx.status(&read)
+            == Some(abi::BLOCKED)
+            || FLEXSC_EMULATED),
+        "the read did not reach the syscall thread: status {:?}",
+        fx.status(&read)
+    );
+    // SAFETY: writing 8 bytes from a live array to our pipe.
+    assert_eq!(unsafe { libc::write(w, b"12345678".as_ptr().cast(), 8) }, 8);
+    assert_eq!(fx.wait(read), Ok(8));
+    assert_eq!(&buf[..], b"12345678");
+    assert_eq!(fx.wait(getpid), Ok(pid()));
+    fx.shutdown(Duration::from_secs(1));
+    close(r);
+    close(w);
+}
+
+/// Set this thread's own effective uid only (a raw setresuid32: glibc's
+/// setresuid would change every thread).
+fn set_thread_euid(euid: u32) {
+    // SAFETY: setresuid32 with -1 for the real and saved uids changes only
+    // the calling thread's effective uid.
+    let r = unsafe { sys::syscall6(nr::SETRESUID32, [u32::MAX, euid, u32::MAX, 0, 0, 0]) };
+    assert_eq!(r, Ok(0), "setresuid32(-1, {euid}, -1)");
+}
+
+/// A call run in a waiting thread gets the process's credentials (those of
+/// the registering thread), never the waiting thread's own: geteuid32
+/// posted by the registering thread (root) and run by a thread whose own
+/// euid is 65534 gives 0; with the roles swapped, 65534. The syscall
+/// thread stays asleep all along (the calls ran in the waiter).
+#[test]
+fn run_on_wait_uses_the_process_credentials() {
+    if FLEXSC_EMULATED {
+        return;
+    }
+    wait_own_workers_gone();
+    for owner_drops in [false, true] {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let fx = register_run_on_wait(&Config {
+                    nworkers: 1,
+                    ..Config::default()
+                });
+                if owner_drops {
+                    set_thread_euid(65534);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                let worker = own_worker_tid();
+                let w0 = voluntary_switches(worker);
+                // SAFETY: geteuid32 takes no pointers.
+                let t = unsafe { fx.post_raw_deferred(nr::GETEUID32, [0; 6]) }.unwrap();
+                let fxr = &fx;
+                let (direct_euid, waited) = std::thread::scope(|s2| {
+                    s2.spawn(|| {
+                        // A new thread starts with its creator's
+                        // credentials: set this one's own explicitly.
+                        set_thread_euid(if owner_drops { 0 } else { 65534 });
+                        // SAFETY: geteuid has no arguments.
+                        let direct = unsafe { libc::geteuid() };
+                        // The library's wait publishes it without a kick
+                        // and runs it here, in flexsc_wait().
+                        (direct, fxr.wait_timeout(&t, Duration::from_secs(5)))
+                    })
+                    .join()
+                    .unwrap()
+                });
+                assert_eq!(waited, Ok(true), "owner drops: {owner_drops}");
+                let expect = if owner_drops { 65534 } else { 0 };
+                assert_eq!(direct_euid, 65534 - expect, "the waiter's own euid");
+                assert_eq!(
+                    fx.wait(t),
+                    Ok(expect as usize),
+                    "owner drops: {owner_drops}"
+                );
+                assert_eq!(
+                    voluntary_switches(worker),
+                    w0,
+                    "the syscall thread ran something"
+                );
+                fx.shutdown(Duration::from_secs(1));
+            });
+        });
+    }
 }

@@ -904,6 +904,8 @@ fn a_result_is_stored_only_into_an_entry_the_kernel_still_owns() {
         }
         e.ret.store(0x5151, Ordering::Relaxed);
         e.status.store(abi::SUBMITTED, Ordering::Release);
+        // Batch protocol: counted, so the syscall threads look for it.
+        ctrl.submitted.fetch_add(1, Ordering::Release);
         fence(Ordering::SeqCst);
         fx.kernel_wait(0, None).map_err(|e| format!("kick: {e}"))?;
         if !wait_for(BOUND, || e.status.load(Ordering::Acquire) == abi::DONE) {

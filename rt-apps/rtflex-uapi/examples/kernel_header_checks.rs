@@ -73,6 +73,8 @@ fn c_checks() {
     constant!("FLEXSC_MAX_PAGES", flexsc::MAX_PAGES);
     constant!("FLEXSC_MAX_WORKERS", flexsc::MAX_WORKERS);
     constant!("FLEXSC_MAX_POLL_US", flexsc::MAX_POLL_US);
+    constant!("FLEXSC_CFG_BATCH", flexsc::CFG_BATCH);
+    constant!("FLEXSC_CFG_RUN_ON_WAIT", flexsc::CFG_RUN_ON_WAIT);
     constant!("FLEXSC_MAGIC", flexsc::MAGIC);
     constant!("FLEXSC_ENTRIES_PER_PAGE", flexsc::ENTRIES_PER_PAGE);
     constant!("FLEXSC_FREE", flexsc::FREE);
@@ -123,6 +125,14 @@ fn c_checks() {
         pad3 => "pad3",
         dropped => "dropped",
         pad4 => "pad4",
+        submitted => "submitted",
+        pad5 => "pad5",
+        pollers => "pollers",
+        pad6 => "pad6",
+        wake_at => "wake_at",
+        pad7 => "pad7",
+        features => "features",
+        pad8 => "pad8",
     });
     layout!("__kernel_timespec", KernelTimespec {
         tv_sec => "tv_sec",

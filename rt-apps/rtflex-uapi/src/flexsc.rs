@@ -20,6 +20,15 @@ pub const MAX_PAGES: u32 = 16;
 pub const MAX_WORKERS: u32 = 32;
 /// `FLEXSC_MAX_POLL_US`.
 pub const MAX_POLL_US: u32 = 10_000;
+/// `FLEXSC_CFG_BATCH`, a [`Config::flags`] bit: the batch protocol
+/// ([`Ctrl::submitted`], [`Ctrl::pollers`], [`Ctrl::wake_at`]). Kernels
+/// without it refuse the flag with `EINVAL`; [`Ctrl::features`] lists the
+/// flags in force.
+pub const CFG_BATCH: u32 = 1 << 0;
+/// `FLEXSC_CFG_RUN_ON_WAIT`, a [`Config::flags`] bit (only with
+/// [`CFG_BATCH`]): `flexsc_wait(addr, min > 0, ...)` runs the calls of
+/// [`runs_inline`] in the waiting thread. Kernels without it: `EINVAL`.
+pub const CFG_RUN_ON_WAIT: u32 = 1 << 1;
 /// `FLEXSC_MAGIC` ("FxSC"), in [`Ctrl::magic`].
 pub const MAGIC: u32 = 0x4678_5343;
 
@@ -66,7 +75,7 @@ pub const SCHED_RR: u32 = 2;
 pub struct Config {
     /// [`CONFIG_VERSION`].
     pub version: u32,
-    /// Must be 0.
+    /// `FLEXSC_CFG_*` bits ([`CFG_BATCH`]); 0 for the original protocol.
     pub flags: u32,
     /// Syscall pages, `1..=MAX_PAGES`.
     pub npages: u32,
@@ -168,6 +177,53 @@ pub struct Ctrl {
     pub dropped: AtomicU32,
     /// Padding.
     pub pad4: [AtomicU32; 15],
+    /// User (batch protocol): +n after storing SUBMITTED into n entries.
+    pub submitted: AtomicU32,
+    /// Padding.
+    pub pad5: [AtomicU32; 15],
+    /// Kernel: syscall threads polling for work now (a post needs no kick).
+    pub pollers: AtomicU32,
+    /// Padding.
+    pub pad6: [AtomicU32; 15],
+    /// User (batch protocol): the `completions` value the earliest futex
+    /// waiter needs; see [`reached`].
+    pub wake_at: AtomicU32,
+    /// Padding.
+    pub pad7: [AtomicU32; 15],
+    /// Kernel: the `FLEXSC_CFG_*` flags in force.
+    pub features: AtomicU32,
+    /// Padding.
+    pub pad8: [AtomicU32; 15],
+}
+
+/// Batch protocol: whether the completion count `now` has reached the
+/// wake-up target `target`, `(s32)(now - target) >= 0` (both wrap).
+pub const fn reached(now: u32, target: u32) -> bool {
+    now.wrapping_sub(target) as i32 >= 0
+}
+
+/// Batch protocol: the target a syscall thread leaves in `wake_at` after a
+/// wake-up, reached only after 2^31 - 1 more completions: no target.
+pub const fn out_of_reach(now: u32) -> u32 {
+    now.wrapping_add(i32::MAX as u32)
+}
+
+/// Batch protocol: sets the wake-up target `wake_at` to `target`, computed
+/// from the completion count `now`, unless it holds an earlier target not
+/// reached yet (a reached target is stale: its waiter was woken, or sees
+/// the completion itself). What a futex waiter does before it sleeps.
+pub fn arm_wake_at(wake_at: &AtomicU32, now: u32, target: u32) {
+    let mut cur = wake_at.load(Ordering::Relaxed);
+    loop {
+        let earlier = cur.wrapping_sub(now) as i32 <= target.wrapping_sub(now) as i32;
+        if !reached(now, cur) && earlier {
+            return;
+        }
+        match wake_at.compare_exchange_weak(cur, target, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(v) => cur = v,
+        }
+    }
 }
 
 const _: () = {
@@ -194,7 +250,11 @@ const _: () = {
     assert!(offset_of!(Ctrl, completions) == 128);
     assert!(offset_of!(Ctrl, waiters) == 192);
     assert!(offset_of!(Ctrl, dropped) == 256);
-    assert!(size_of::<Ctrl>() == 320);
+    assert!(offset_of!(Ctrl, submitted) == 320);
+    assert!(offset_of!(Ctrl, pollers) == 384);
+    assert!(offset_of!(Ctrl, wake_at) == 448);
+    assert!(offset_of!(Ctrl, features) == 512);
+    assert!(size_of::<Ctrl>() == 576);
     assert!(size_of::<Ctrl>() <= PAGE_SIZE);
 };
 
@@ -305,6 +365,45 @@ pub const REFUSED: &[(&str, u32)] = &[
     ("fcntl64", nr::FCNTL64),
 ];
 
+/// Where `flexsc_wait()` may run an allowed call itself (run-on-wait): the
+/// kernel's `allow::inline` (`kernel/flexsc/allow.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inline {
+    /// Never (it may wait for a pipe, socket, timer or device).
+    No,
+    /// Always: identity, time, file offsets and status.
+    Yes,
+    /// Only when `args[0]` is a descriptor of a regular file.
+    OnRegularFile,
+}
+
+/// How `flexsc_wait()` treats allowed call `nr` with run-on-wait.
+pub fn runs_inline(nr: u32) -> Inline {
+    match nr {
+        nr::GETPID
+        | nr::GETPPID
+        | nr::GETPGID
+        | nr::GETUID32
+        | nr::GETGID32
+        | nr::GETEUID32
+        | nr::GETEGID32
+        | nr::CLOCK_GETTIME
+        | nr::CLOCK_GETTIME64
+        | nr::LSEEK
+        | nr::LLSEEK
+        | nr::FSTAT64 => Inline::Yes,
+        nr::READ
+        | nr::WRITE
+        | nr::FSYNC
+        | nr::READV
+        | nr::WRITEV
+        | nr::FDATASYNC
+        | nr::PREAD64
+        | nr::PWRITE64 => Inline::OnRegularFile,
+        _ => Inline::No,
+    }
+}
+
 /// True when the kernel runs system call `nr` for a FlexSC entry.
 pub fn is_allowed(nr: u32) -> bool {
     ALLOWED.iter().any(|&(_, n)| n == nr)
@@ -328,6 +427,34 @@ mod tests {
         let busy: Vec<u32> = all.into_iter().filter(|&s| in_progress(s)).collect();
         assert_eq!(busy, [BUSY, BLOCKED, COMPLETING]);
         assert!(!in_progress(7) && !in_progress(u32::MAX));
+    }
+
+    /// Wake-up targets compare by wrapping distance; a target out of reach
+    /// is never earlier than a real one; arming keeps the earliest live
+    /// target and replaces a stale or later one.
+    #[test]
+    fn wake_targets() {
+        assert!(reached(5, 5) && reached(6, 5) && !reached(4, 5));
+        assert!(reached(2, u32::MAX - 1) && !reached(u32::MAX - 1, 2));
+        assert!(!reached(10, out_of_reach(10)) && !reached(10 + 1000, out_of_reach(10)));
+        let w = AtomicU32::new(out_of_reach(0));
+        arm_wake_at(&w, 0, 64);
+        assert_eq!(w.load(Ordering::Relaxed), 64, "out of reach is replaced");
+        arm_wake_at(&w, 0, 100);
+        assert_eq!(
+            w.load(Ordering::Relaxed),
+            64,
+            "a later target does not replace"
+        );
+        arm_wake_at(&w, 3, 10);
+        assert_eq!(w.load(Ordering::Relaxed), 10, "an earlier one does");
+        arm_wake_at(&w, 10, 20);
+        assert_eq!(w.load(Ordering::Relaxed), 20, "a reached target is stale");
+        let w = AtomicU32::new(u32::MAX - 2);
+        arm_wake_at(&w, u32::MAX - 5, 1);
+        assert_eq!(w.load(Ordering::Relaxed), u32::MAX - 2, "across the wrap");
+        arm_wake_at(&w, u32::MAX - 5, u32::MAX - 3);
+        assert_eq!(w.load(Ordering::Relaxed), u32::MAX - 3);
     }
 
     #[test]

@@ -105,6 +105,8 @@ syscalls! {
     GETEUID32 = 201, "geteuid32";
     /// `getegid32`.
     GETEGID32 = 202, "getegid32";
+    /// `setresuid32`.
+    SETRESUID32 = 208, "setresuid32";
     /// `setuid32`.
     SETUID32 = 213, "setuid32";
     /// `getdents64`.
