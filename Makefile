@@ -28,6 +28,9 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 SHELL := /bin/bash
 
 RUST_TARGET := armv7-unknown-linux-gnueabihf
+# Debian's cross compiler for C user space (cargo links with it too,
+# .cargo/config.toml): rtla.
+CROSS_TRIPLE := arm-linux-gnueabihf
 CARGO ?= cargo
 
 # Kernel variant (kernel/kernel.mk KERNEL_VARIANTS): empty for the normal
@@ -104,6 +107,7 @@ help:
 	@echo "                outputs in build/kernel-<variant>, build/<board>-<variant> (docs/debug-kernel.md);"
 	@echo "                run 'make KERNEL_VARIANT=debug test' and '... kasan test' before every kernel change"
 	@echo "  rt-apps       cross-build the Rust apps and guest test binaries"
+	@echo "  rtla          cross-build rtla (timerlat) from the kernel source against Debian's libtracefs"
 	@echo "  rootfs        assemble the Debian armhf root file system"
 	@echo "  image         make $(SDCARD:$(TOP)/%=%)"
 	@echo "  compare       boot, run rtlat and cyclictest, print the comparison"
@@ -118,6 +122,10 @@ help:
 	@echo "                load x tool cell (LAB_LOADS, LAB_TOOLS; LAB_DURATION=s or LAB_LOOPS=n per"
 	@echo "                cell, LAB_SMP=n vCPUs); bundles and report in build/$(BOARD)/lab/"
 	@echo "  lab-report    BUNDLE='bundle or directory ...': the lab report (Markdown, HTML, plots)"
+	@echo "  lava-jobs     LAVA_BASE_URL=<url>: the LAVA job of every board (board farms, docs/lava.md)"
+	@echo "                into build/lava/jobs/ (LAVA_LAB_OPTIONS: the lab's options, default --quick)"
+	@echo "  lava-run      the board's LAVA job end to end here with Debian's lava-dispatcher (root;"
+	@echo "                QEMU boards; LAVA_RUN_OPTIONS); log and bundle in build/$(BOARD)/lava/"
 	@echo "  fuzz          boot and run the system call fuzzer (472-474, FlexSC pages, the KML"
 	@echo "                entry) for FUZZ_SECONDS (default 600; FUZZ_SEED=<seed> repeats a run)"
 	@echo "  host-test     cargo test (armv7 binaries under qemu-user), unit tests of scripts/"
@@ -187,6 +195,22 @@ APPS_STAGING := $(ROOTFS_DIR)/staging/apps
 rt-apps: | $(DEPS_STAMP)
 	scripts/build-rt-apps.sh --target $(RUST_TARGET) --staging $(APPS_STAGING) --linux-version $(LINUX_VERSION)
 
+# rtla (timerlat, osnoise): the kernel's own tools/tracing/rtla, read from
+# the patched source tree, cross-built against Debian's libtracefs and
+# libtraceevent (scripts/build-rtla.sh); the root file system has their
+# libraries (rootfs/debian-packages.txt). Needs the kernel source only,
+# never a kernel build.
+RTLA_DIR := $(BUILD)/rtla
+RTLA_STAGING := $(RTLA_DIR)/staging
+RTLA_STAMP := $(RTLA_DIR)/.rtflex-stamp
+$(RTLA_STAMP): $(LINUX_SRC)/.rtflex-stamp scripts/build-rtla.sh scripts/lib.sh rootfs/rootfs.mk | $(DEPS_STAMP)
+	scripts/build-rtla.sh --src $(LINUX_SRC) --version $(LINUX_VERSION) --cross $(CROSS_TRIPLE) \
+		--suite $(ROOTFS_DEBIAN_SUITE) --arch $(ROOTFS_DEBIAN_ARCH) --mirror $(ROOTFS_DEBIAN_MIRROR) \
+		--download-dir $(DL) --out $(RTLA_DIR) --staging $(RTLA_STAGING)
+	touch $@
+.PHONY: rtla
+rtla: $(RTLA_STAMP)
+
 # Kernel modules (in-tree and ours) for the root file system, merged /usr.
 MODULES_STAGING := $(ROOTFS_DIR)/staging/modules
 .PHONY: modules-staging
@@ -206,7 +230,7 @@ include rootfs/rootfs.mk
 rootfs: $(ROOTFS_IMG)
 # Rebuilt when the kernel, the apps' sources, the overlay or the package
 # list change (so that `make BOARD=...` for every board assembles it once).
-ROOTFS_INPUTS := $(KERNEL_STAMP) Cargo.toml Cargo.lock rootfs/rootfs.mk \
+ROOTFS_INPUTS := $(KERNEL_STAMP) $(RTLA_STAMP) Cargo.toml Cargo.lock rootfs/rootfs.mk \
 	scripts/build-rootfs.sh scripts/build-rt-apps.sh \
 	$(shell find rootfs rt-apps -type f -not -path '*/target/*' 2>/dev/null)
 $(ROOTFS_IMG): $(ROOTFS_INPUTS) | $(DEPS_STAMP)
@@ -214,7 +238,7 @@ $(ROOTFS_IMG): $(ROOTFS_INPUTS) | $(DEPS_STAMP)
 	scripts/build-rootfs.sh --image $(ROOTFS_IMG) --size $(ROOTFS_SIZE) --suite $(ROOTFS_DEBIAN_SUITE) \
 		--arch $(ROOTFS_DEBIAN_ARCH) --mirror $(ROOTFS_DEBIAN_MIRROR) --packages $(ROOTFS_PACKAGES_FILE) \
 		--download-dir $(DL) --overlay $(ROOTFS_OVERLAY) --permissions $(ROOTFS_PERMISSIONS) \
-		--staging $(APPS_STAGING) --staging $(MODULES_STAGING)
+		--staging $(APPS_STAGING) --staging $(MODULES_STAGING) --staging $(RTLA_STAGING)
 
 # The board's boot loader: files from a Debian armhf package
 # (BOARD_UBOOT_PACKAGE, BOARD_UBOOT_FILES), or, for boards Debian has no
@@ -334,6 +358,36 @@ BUNDLE ?= $(LAB_DIR)
 .PHONY: lab-report
 lab-report: | $(DEPS_STAMP)
 	$(LAB_PYTHON) -m rtflex.lab_report --out $(LAB_REPORT_DIR) $(BUNDLE)
+
+# ---- board farms (LAVA, docs/lava.md) ----------------------------------------
+# lava-jobs: the LAVA job of every board (python3 -m rtflex.lava jobs), into
+# build/lava/jobs/; LAVA_BASE_URL is where the farm downloads a board's files
+# ({board} stands for the board's name). make test checks every board's job
+# against Debian's lava-common schema (tools/rtflex/tests/test_lava.py).
+LAVA_BASE_URL ?=
+LAVA_LAB_OPTIONS ?= --quick
+.PHONY: lava-jobs
+lava-jobs: | $(DEPS_STAMP)
+	@[ -n "$(LAVA_BASE_URL)" ] || { echo "make lava-jobs: set LAVA_BASE_URL=<where the farm finds each board's files," \
+		"{board} for the board's name> (docs/lava.md)" >&2; exit 2; }
+	$(LAB_PYTHON) -m rtflex.lava jobs --base-url '$(LAVA_BASE_URL)' --out-dir $(BUILD)/lava/jobs \
+		--lab-options='$(LAVA_LAB_OPTIONS)'
+
+# lava-run: the board's job end to end on this machine with Debian's
+# lava-dispatcher (lava-run, as root; scripts/setup-host.sh --lava installs
+# it), on a copy of the image; log, job and bundle in build/<board>/lava/.
+# QEMU boards only. Then lava-run --validate builds the pipeline of every
+# U-Boot board's job on a minimal device (lava/devices/u-boot-validate.yaml).
+# Not part of make test.
+LAVA_RUN_OPTIONS ?= --duration=2 --loads=idle,hackbench --tools=cyclictest,rtlat
+.PHONY: lava-run
+lava-run: image
+	scripts/setup-host.sh --lava
+	rc=0; $(LAB_PYTHON) -m rtflex.lava run --board $(BOARD) --kernel $(ZIMAGE) \
+		--dtb $(LINUX_OBJ)/arch/arm/boot/dts/$(BOARD_DTB) --sdcard $(SDCARD) --work-dir $(B)/lava \
+		--lab-options='$(LAVA_RUN_OPTIONS)' || rc=1; \
+	$(LAB_PYTHON) -m rtflex.lava pipelines --work-dir $(BUILD)/lava/pipelines || rc=1; \
+	exit $$rc
 
 # The system call fuzzer (rt-apps/sysfuzz) for FUZZ_SECONDS of guest time;
 # FUZZ_SEED=<seed printed by an earlier run> repeats its random choices.

@@ -3,6 +3,7 @@
 # apt packages (the list below, then those the boards name in board.mk),
 # the Rust armv7 target and rust-src, and bindgen.
 # Idempotent: installs only what is missing. Run as root or with sudo.
+# --lava: the apt packages and Debian's lava-dispatcher (make lava-run), no Rust parts.
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=scripts/lib.sh
@@ -27,6 +28,9 @@ APT_PACKAGES=(
 	python3-pytest
 	# the latency lab's report (make lab-report: histograms with matplotlib)
 	python3-matplotlib
+	# board farms: make test checks every board's LAVA job against
+	# lava-common's job schema (small: it and python3-voluptuous)
+	lava-common python3-yaml python3-jinja2
 )
 
 # install_missing WHAT PACKAGE...: install the packages not installed yet
@@ -46,6 +50,16 @@ install_missing() {
 		die "apt-get install failed; run it yourself: apt-get install ${missing[*]}"
 }
 install_missing "" "${APT_PACKAGES[@]}"
+
+# setup-host.sh --lava (make lava-run): Debian's LAVA dispatcher as well,
+# for a board's LAVA job end to end on this machine. Heavy (about 150
+# packages with QEMU x86, libguestfs and systemd), so only for that target.
+if [ "${1:-}" = --lava ]; then
+	install_missing " for make lava-run (Debian's LAVA dispatcher, lava-run: about 150 packages, once)" \
+		lava-dispatcher
+	rtflex_log "lava-dispatcher is in place ($(dpkg-query -W -f='${Version}' lava-dispatcher))"
+	exit 0
+fi
 
 # Packages the boards name in their board.mk (BOARD_QEMU_UBOOT_PACKAGE: the
 # U-Boot that QEMU runs as qemu-virt's firmware), read with the host tool

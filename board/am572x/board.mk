@@ -13,3 +13,5 @@ BOARD_UBOOT_FILES := usr/lib/u-boot/am57xx_evm/MLO usr/lib/u-boot/am57xx_evm/u-b
 # Serial console: UART3, ttyS2 at 115200 8N1 (X15: the 6-pin FTDI header).
 BOARD_CONSOLE := ttyS2
 BOARD_ROOT_DEVICE := PARTUUID=7274666c-02
+# LAVA device type of the board (its board-farm job: docs/lava.md).
+BOARD_LAVA_DEVICE_TYPE := am57xx-beagle-x15

@@ -36,3 +36,5 @@ BOARD_QEMU_ARGS := -smp 1 -m 1G
 # Everything else runs.
 BOARD_GUEST_TEST_SKIP := rtlat kml::ptrace_attach_racing_exec_never_gets_a_sys_mode_tracee
 BOARD_BENCH_SMP := 1
+# LAVA device type of the board (its board-farm job: docs/lava.md).
+BOARD_LAVA_DEVICE_TYPE := imx6q-sabrelite

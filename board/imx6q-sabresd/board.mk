@@ -10,3 +10,5 @@ BOARD_UBOOT_USER_FILES := SPL u-boot-dtb.img
 # Serial console: UART1 on the micro-USB debug port, ttymxc0 at 115200 8N1.
 BOARD_CONSOLE := ttymxc0
 BOARD_ROOT_DEVICE := PARTUUID=7274666c-02
+# LAVA device type of the board (its board-farm job: docs/lava.md).
+BOARD_LAVA_DEVICE_TYPE := imx6q-sabresd

@@ -94,6 +94,9 @@ _BOARD_FACTS = {
     "BOARD_GUEST_TEST_SKIP": ("guest_test_skip", "list", False),
     # vCPU counts for `make bench`
     "BOARD_BENCH_SMP": ("bench_smp", "intlist", False),
+    # the LAVA device type of the real board (a name of LAVA's
+    # device-types/*.jinja2), for its board-farm job (rtflex.lava)
+    "BOARD_LAVA_DEVICE_TYPE": ("lava_device_type", "str", False),
 }
 # Facts every board with a QEMU model must have as well.
 _QEMU_FACTS = ("BOARD_QEMU_ARGS", "BOARD_RESULTS_TTY")
@@ -128,6 +131,7 @@ class Board:
     qemu_uboot_package: str = ""
     guest_test_skip: list = dataclasses.field(default_factory=list)
     bench_smp: list = dataclasses.field(default_factory=lambda: [1, 2])
+    lava_device_type: str = ""
 
     @property
     def has_qemu(self):
