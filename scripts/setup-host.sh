@@ -18,6 +18,8 @@ APT_PACKAGES=(
 	clang-19 lld-19 llvm-19 libclang-19-dev ccache
 	# user space cross build and host unit tests under qemu-user
 	gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user
+	# rtla's cross build finds Debian's armhf libtracefs with it (scripts/build-rtla.sh)
+	pkg-config
 	# shellcheck of every shell script (scripts/check-shell.sh)
 	shellcheck
 	# root file system and SD image
