@@ -28,6 +28,9 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 SHELL := /bin/bash
 
 RUST_TARGET := armv7-unknown-linux-gnueabihf
+# Debian's cross compiler for C user space (cargo links with it too,
+# .cargo/config.toml): rtla.
+CROSS_TRIPLE := arm-linux-gnueabihf
 CARGO ?= cargo
 
 # Kernel variant (kernel/kernel.mk KERNEL_VARIANTS): empty for the normal
@@ -104,6 +107,7 @@ help:
 	@echo "                outputs in build/kernel-<variant>, build/<board>-<variant> (docs/debug-kernel.md);"
 	@echo "                run 'make KERNEL_VARIANT=debug test' and '... kasan test' before every kernel change"
 	@echo "  rt-apps       cross-build the Rust apps and guest test binaries"
+	@echo "  rtla          cross-build rtla (timerlat) from the kernel source against Debian's libtracefs"
 	@echo "  rootfs        assemble the Debian armhf root file system"
 	@echo "  image         make $(SDCARD:$(TOP)/%=%)"
 	@echo "  compare       boot, run rtlat and cyclictest, print the comparison"
@@ -191,6 +195,22 @@ APPS_STAGING := $(ROOTFS_DIR)/staging/apps
 rt-apps: | $(DEPS_STAMP)
 	scripts/build-rt-apps.sh --target $(RUST_TARGET) --staging $(APPS_STAGING) --linux-version $(LINUX_VERSION)
 
+# rtla (timerlat, osnoise): the kernel's own tools/tracing/rtla, read from
+# the patched source tree, cross-built against Debian's libtracefs and
+# libtraceevent (scripts/build-rtla.sh); the root file system has their
+# libraries (rootfs/debian-packages.txt). Needs the kernel source only,
+# never a kernel build.
+RTLA_DIR := $(BUILD)/rtla
+RTLA_STAGING := $(RTLA_DIR)/staging
+RTLA_STAMP := $(RTLA_DIR)/.rtflex-stamp
+$(RTLA_STAMP): $(LINUX_SRC)/.rtflex-stamp scripts/build-rtla.sh scripts/lib.sh rootfs/rootfs.mk | $(DEPS_STAMP)
+	scripts/build-rtla.sh --src $(LINUX_SRC) --version $(LINUX_VERSION) --cross $(CROSS_TRIPLE) \
+		--suite $(ROOTFS_DEBIAN_SUITE) --arch $(ROOTFS_DEBIAN_ARCH) --mirror $(ROOTFS_DEBIAN_MIRROR) \
+		--download-dir $(DL) --out $(RTLA_DIR) --staging $(RTLA_STAGING)
+	touch $@
+.PHONY: rtla
+rtla: $(RTLA_STAMP)
+
 # Kernel modules (in-tree and ours) for the root file system, merged /usr.
 MODULES_STAGING := $(ROOTFS_DIR)/staging/modules
 .PHONY: modules-staging
@@ -210,7 +230,7 @@ include rootfs/rootfs.mk
 rootfs: $(ROOTFS_IMG)
 # Rebuilt when the kernel, the apps' sources, the overlay or the package
 # list change (so that `make BOARD=...` for every board assembles it once).
-ROOTFS_INPUTS := $(KERNEL_STAMP) Cargo.toml Cargo.lock rootfs/rootfs.mk \
+ROOTFS_INPUTS := $(KERNEL_STAMP) $(RTLA_STAMP) Cargo.toml Cargo.lock rootfs/rootfs.mk \
 	scripts/build-rootfs.sh scripts/build-rt-apps.sh \
 	$(shell find rootfs rt-apps -type f -not -path '*/target/*' 2>/dev/null)
 $(ROOTFS_IMG): $(ROOTFS_INPUTS) | $(DEPS_STAMP)
@@ -218,7 +238,7 @@ $(ROOTFS_IMG): $(ROOTFS_INPUTS) | $(DEPS_STAMP)
 	scripts/build-rootfs.sh --image $(ROOTFS_IMG) --size $(ROOTFS_SIZE) --suite $(ROOTFS_DEBIAN_SUITE) \
 		--arch $(ROOTFS_DEBIAN_ARCH) --mirror $(ROOTFS_DEBIAN_MIRROR) --packages $(ROOTFS_PACKAGES_FILE) \
 		--download-dir $(DL) --overlay $(ROOTFS_OVERLAY) --permissions $(ROOTFS_PERMISSIONS) \
-		--staging $(APPS_STAGING) --staging $(MODULES_STAGING)
+		--staging $(APPS_STAGING) --staging $(MODULES_STAGING) --staging $(RTLA_STAGING)
 
 # The board's boot loader: files from a Debian armhf package
 # (BOARD_UBOOT_PACKAGE, BOARD_UBOOT_FILES), or, for boards Debian has no
