@@ -120,7 +120,8 @@ def has_job(board):
 
 def image_files(board):
     """The files a board's job downloads: image key -> file name (the base
-    URL's directory must hold them)."""
+    URL's directory must hold them). A QEMU board's DTB is the one QEMU
+    boots (rtflex.qemu.dtb_for_qemu: `rtflex qemu-command --dtb-dir`)."""
     if board.has_uboot:
         return {"image": "sdcard.img", "bmap": "sdcard.img.bmap"}
     return {"kernel": "zImage", "dtb": board.dtb_names[board.dtbs.index(board.dtb)],
@@ -415,9 +416,13 @@ def local_run(board, kernel, dtb, sdcard, work_dir, lab_options, test_minutes=60
         shutil.rmtree(work_dir)
     os.makedirs(files_dir)
     names = image_files(board)
-    for key, src in (("kernel", kernel), ("dtb", dtb), ("rootfs", sdcard)):
+    for src in (kernel, dtb, sdcard):
         if not os.path.isfile(src):
             raise LavaError(f"{src} missing: run 'make image' first")
+    # The DTB as QEMU boots it for this board (e.g. vexpress-a15: only the
+    # CPUs QEMU has), as the farm must publish it.
+    dtb = qemu.dtb_for_qemu(board, dtb, os.path.join(work_dir, "dtb"))
+    for key, src in (("kernel", kernel), ("dtb", dtb), ("rootfs", sdcard)):
         shutil.copyfile(src, os.path.join(files_dir, names[key]))
     write_overlay_carrier(os.path.join(files_dir, names["lava-overlay"]))
     j = job(board, "file://" + files_dir, lab_options, test_minutes, job_name=f"rtflex lab, local run on {board.name}")
