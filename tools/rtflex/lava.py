@@ -22,9 +22,10 @@ prints the result bundle into the log (`bundle` below gets it back).
   `sdcard.img`, its `.bmap` beside it), boot `method: u-boot` with the
   command `boot` (U-Boot's own boot command: distro boot of the card's
   extlinux.conf, as on a desk).
-- qemu-virt gets no job: LAVA's qemu device type always adds a PCI
-  virtio NIC on -M virt, whose option ROM Debian's QEMU lacks (the reason
-  for the board's -nic none).
+- qemu-virt gets no job: LAVA's qemu device type always adds
+  `-net nic,<model>`, which on -M virt can only be a PCI NIC (QEMU:
+  "Unsupported NIC model: virtio-net-device"), and the kernel has no PCI
+  (CONFIG_PCI is off): the guest would have no network for the overlay.
 
     python3 -m rtflex.lava jobs --base-url URL --out-dir DIR [--board B]... [--lab-options OPTS]
     python3 -m rtflex.lava validate JOB.yaml...      check against lava-common's schema
@@ -109,8 +110,9 @@ def test_definition(lab_options=LAB_OPTIONS):
 def has_job(board):
     """Whether BOARD gets a job, and if not why (a sentence)."""
     if board.qemu_uboot:
-        return False, (f"{board.name}: LAVA's qemu device type adds a PCI virtio NIC on -M {board.qemu_machine}, "
-                       "whose option ROM Debian's QEMU lacks")
+        return False, (f"{board.name}: LAVA's qemu device type always adds -net nic,<model>, on "
+                       f"-M {board.qemu_machine} a PCI NIC (QEMU refuses model=virtio-net-device there), "
+                       "and our kernel has no PCI")
     if board.has_uboot and not board.lava_device_type:
         return False, f"{board.name}: board.mk has no BOARD_LAVA_DEVICE_TYPE"
     if not board.has_uboot and not board.has_qemu:
