@@ -1259,16 +1259,17 @@ fn root_without_cap_sys_admin_cannot_exec_a_trusted_program() {
 fn dynamic_program_in_trusted_fails_with_enoexec() {
     let _s = serial();
     // A dynamically linked program of the image (the rt-apps binaries
-    // other than the KML ones are), checked from the file itself.
-    let dynamic = "/usr/bin/rtlat";
+    // other than those of rt-apps/kml/static-bins are), checked from the
+    // file itself.
+    let dynamic = "/usr/bin/vtop";
     assert!(
         has_interp(dynamic),
         "{dynamic} must have an ELF interpreter for this test"
     );
     // Control: it runs outside /trusted.
-    let out = try_exec(&path(dynamic), &["--help"], Setup::default()).expect("rtlat --help");
+    let out = try_exec(&path(dynamic), &["--help"], Setup::default()).expect("vtop --help");
     assert!(out.status.success(), "{dynamic} --help: {}", out.status);
-    let d = Installed::copy(dynamic, "/trusted/rtlat-dynamic");
+    let d = Installed::copy(dynamic, "/trusted/vtop-dynamic");
     assert_refused(
         try_exec(&path(&d.path), &["--help"], Setup::default()),
         libc::ENOEXEC,

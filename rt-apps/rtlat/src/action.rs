@@ -10,11 +10,15 @@
 //! "no syscall, no allocation in the loop" guarantee.
 //!
 //! [`IoAction`] (`--io-file`/`--io-pipe`) writes one record of `--io-size`
-//! bytes per cycle, either with `write(2)` in the measuring thread
-//! ([`DirectWriter`], `--io-via=direct`) or posted to FlexSC syscall threads
-//! without waiting (`crate::flexsc_io::FlexScWriter`, `--io-via=flexsc`).
-//! Both are allocation-free in the loop: the record is formatted into a
-//! buffer allocated in `new`.
+//! bytes per cycle: with `write(2)` in the measuring thread
+//! ([`DirectWriter`], `--io-via=direct`), the same `write` through the
+//! Kernel Mode Linux trampoline (`crate::kml_io::KmlWriter`,
+//! `--io-via=kml`, SYS mode only), or posted without waiting, to FlexSC
+//! syscall threads (`crate::flexsc_io::FlexScWriter`, `--io-via=flexsc`) or
+//! to an io_uring ring (`crate::uring_io::UringWriter`,
+//! `--io-via=io_uring`). All are allocation-free in the loop: the record is
+//! formatted into a buffer allocated in `new`, and the posting writers copy
+//! it into slots allocated before the loop.
 //!
 //! Adding another action (e.g. through io_uring or a helper thread):
 //! 1. implement [`CycleAction`] for a new type (or a new [`RecordWriter`] for
@@ -32,7 +36,7 @@ use crate::rt;
 use crate::time::Ts;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::thread::JoinHandle;
 
 /// What the measuring thread knows about the cycle that just completed.
@@ -113,15 +117,33 @@ pub enum IoVia {
     /// Posted to the FlexSC syscall threads (data copied into a slot of the
     /// library), not waited for; drained after the loop.
     FlexSc,
+    /// Posted to an io_uring ring of the measuring thread (data copied into
+    /// a slot, one `io_uring_enter` to submit, completions reaped later
+    /// without a system call), not waited for; drained after the loop.
+    IoUring,
+    /// `write` through the Kernel Mode Linux trampoline (the `[kml]` page,
+    /// no `svc` exception), synchronous like `Direct`; only when rtlat runs
+    /// in SYS mode.
+    Kml,
 }
 
 impl IoVia {
-    /// The option value (`direct`, `flexsc`).
+    /// Every value, in the order `--help` lists them.
+    pub const ALL: [IoVia; 4] = [IoVia::Direct, IoVia::FlexSc, IoVia::IoUring, IoVia::Kml];
+
+    /// The option value (`direct`, `flexsc`, `io_uring`, `kml`).
     pub fn name(self) -> &'static str {
         match self {
             IoVia::Direct => "direct",
             IoVia::FlexSc => "flexsc",
+            IoVia::IoUring => "io_uring",
+            IoVia::Kml => "kml",
         }
+    }
+
+    /// The value named `name`, if any.
+    pub fn from_name(name: &str) -> Option<IoVia> {
+        IoVia::ALL.into_iter().find(|v| v.name() == name)
     }
 }
 
@@ -234,7 +256,7 @@ impl Cursor<'_> {
 pub trait RecordWriter: Send {
     /// Writes (or posts) `record` to `fd`, every byte, from inside the
     /// measuring loop: must not allocate.
-    fn write_record(&mut self, fd: RawFd, record: &[u8]) -> io::Result<()>;
+    fn write_record(&mut self, fd: BorrowedFd<'_>, record: &[u8]) -> io::Result<()>;
 
     /// Waits until every record written so far has reached the kernel
     /// (after the loop, before the file descriptor is closed).
@@ -247,6 +269,31 @@ pub trait RecordWriter: Send {
     fn dropped(&self) -> u64 {
         0
     }
+
+    /// Why a record is dropped (the end of "N of M records were not
+    /// written (...)").
+    fn full(&self) -> &'static str {
+        "the writer was full"
+    }
+}
+
+/// Writes all of `buf` with `write` (one `write(2)`-like call: bytes
+/// written or an error), retried after a signal (EINTR) or a short write;
+/// 0 bytes written is an error.
+#[inline]
+pub fn write_all_with(
+    mut buf: &[u8],
+    mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n.min(buf.len())..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// `--io-via=direct`: `write(2)` in the measuring thread, retried after a
@@ -256,8 +303,8 @@ pub struct DirectWriter;
 
 impl RecordWriter for DirectWriter {
     #[inline]
-    fn write_record(&mut self, fd: RawFd, record: &[u8]) -> io::Result<()> {
-        rt::write_all(fd, record)
+    fn write_record(&mut self, fd: BorrowedFd<'_>, record: &[u8]) -> io::Result<()> {
+        rt::write_all(fd.as_raw_fd(), record)
     }
 }
 
@@ -353,8 +400,8 @@ impl<W: RecordWriter> CycleAction for IoAction<W> {
         let Some(out) = self.out.as_ref() else {
             return Err(io::Error::other("I/O action not prepared"));
         };
-        let fd = out.as_raw_fd();
-        self.writer.write_record(fd, self.record.fill(sample))?;
+        self.writer
+            .write_record(out.as_fd(), self.record.fill(sample))?;
         self.records += 1;
         Ok(())
     }
@@ -383,8 +430,9 @@ impl<W: RecordWriter> CycleAction for IoAction<W> {
         drained.and(flushed)?;
         if dropped > 0 {
             return Err(io::Error::other(format!(
-                "{dropped} of {} records were not written (every FlexSC entry was busy)",
-                self.records
+                "{dropped} of {} records were not written ({})",
+                self.records,
+                self.writer.full()
             )));
         }
         Ok(())
@@ -489,7 +537,7 @@ mod tests {
 
     struct Failing;
     impl RecordWriter for Failing {
-        fn write_record(&mut self, _fd: RawFd, _record: &[u8]) -> io::Result<()> {
+        fn write_record(&mut self, _fd: BorrowedFd<'_>, _record: &[u8]) -> io::Result<()> {
             Err(io::Error::from_raw_os_error(libc::ENOSPC))
         }
     }
@@ -502,10 +550,11 @@ mod tests {
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
         assert_eq!(a.records(), 0);
         a.finish().unwrap();
-        // A closed descriptor: EBADF, not a crash.
+        // A descriptor not open for writing: EBADF, not a crash.
+        let (input, _output) = rt::pipe().unwrap();
         assert_eq!(
             DirectWriter
-                .write_record(-1, b"x")
+                .write_record(input.as_fd(), b"x")
                 .unwrap_err()
                 .raw_os_error(),
             Some(libc::EBADF)

@@ -5,11 +5,13 @@ use crate::action::{
     ActionKind, DirectWriter, IoAction, IoDest, IoSpec, IoTarget, IoVia, NoAction,
 };
 use crate::flexsc_io::{self, FlexScWriter};
+use crate::kml_io::{self, KmlWriter};
 use crate::measure::{self, Gate, ThreadOutcome, ThreadSpec};
 use crate::options::{self, Affinity, Config, CpuInfo, JsonDest, Parsed, PmQos, ThreadPlan};
 use crate::output::{self, JsonInfo, ThreadReport};
 use crate::rt;
 use crate::stats::{LiveStats, ThreadState, VALBUF_SIZE};
+use crate::uring_io::{self, UringWriter};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -86,8 +88,10 @@ enum ActionSetup {
     },
 }
 
-/// Opens the `--io-file` and registers with FlexSC, so that a bad path or a
-/// kernel without FlexSC fails before measuring. Errors are printed.
+/// Opens the `--io-file`, registers with FlexSC, checks that io_uring works
+/// or that rtlat runs in SYS mode with the KML trampoline, so that a bad
+/// path or a missing kernel feature fails before measuring (no fallback to
+/// another path). Errors are printed.
 fn setup_action(kind: &ActionKind) -> Result<ActionSetup, i32> {
     let spec = match kind {
         ActionKind::Noop => return Ok(ActionSetup::Noop),
@@ -108,12 +112,21 @@ fn setup_action(kind: &ActionKind) -> Result<ActionSetup, i32> {
         ),
         IoTarget::Pipe => None,
     };
+    let fail = |e: String| {
+        eprintln!("rtlat: {e}");
+        EXIT_FAILURE
+    };
     let fx = match spec.via {
         IoVia::Direct => None,
-        IoVia::FlexSc => Some(flexsc_io::register().map_err(|e| {
-            eprintln!("rtlat: {e}");
-            EXIT_FAILURE
-        })?),
+        IoVia::FlexSc => Some(flexsc_io::register().map_err(fail)?),
+        IoVia::IoUring => {
+            uring_io::probe().map_err(fail)?;
+            None
+        }
+        IoVia::Kml => {
+            kml_io::check().map_err(fail)?;
+            None
+        }
     };
     Ok(ActionSetup::Io { spec, file, fx })
 }
@@ -138,13 +151,24 @@ fn spawn_thread(
                 Some(f) => IoDest::File(f.try_clone()?),
                 None => IoDest::Pipe,
             };
-            match fx {
-                None => {
-                    let action = IoAction::new(dest, io.size, DirectWriter);
+            match (io.via, fx) {
+                (IoVia::FlexSc, Some(fx)) => {
+                    let action = IoAction::new(dest, io.size, FlexScWriter::new(fx.clone()));
                     builder.spawn(move || measure::thread_main(spec, live, &rt::STOP, gate, action))
                 }
-                Some(fx) => {
-                    let action = IoAction::new(dest, io.size, FlexScWriter::new(fx.clone()));
+                (IoVia::FlexSc, None) => Err(io::Error::other("FlexSC is not registered")),
+                (IoVia::IoUring, _) => {
+                    // One ring per measuring thread, set up here (before
+                    // the start gate), not in the loop.
+                    let action = IoAction::new(dest, io.size, UringWriter::new()?);
+                    builder.spawn(move || measure::thread_main(spec, live, &rt::STOP, gate, action))
+                }
+                (IoVia::Kml, _) => {
+                    let action = IoAction::new(dest, io.size, KmlWriter);
+                    builder.spawn(move || measure::thread_main(spec, live, &rt::STOP, gate, action))
+                }
+                (IoVia::Direct, _) => {
+                    let action = IoAction::new(dest, io.size, DirectWriter);
                     builder.spawn(move || measure::thread_main(spec, live, &rt::STOP, gate, action))
                 }
             }

@@ -15,7 +15,7 @@
 
 use crate::action::RecordWriter;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 
 /// The process's FlexSC registration, shared by the measuring threads.
@@ -65,8 +65,8 @@ impl FlexScWriter {
 
 impl RecordWriter for FlexScWriter {
     #[inline]
-    fn write_record(&mut self, fd: RawFd, record: &[u8]) -> io::Result<()> {
-        match self.fx.write_detached(fd, record) {
+    fn write_record(&mut self, fd: BorrowedFd<'_>, record: &[u8]) -> io::Result<()> {
+        match self.fx.write_detached(fd.as_raw_fd(), record) {
             Ok(()) => Ok(()),
             Err(flexsc::Error::Full) => {
                 self.dropped += 1;
@@ -82,6 +82,10 @@ impl RecordWriter for FlexScWriter {
 
     fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    fn full(&self) -> &'static str {
+        "every FlexSC entry was busy"
     }
 }
 
@@ -150,6 +154,9 @@ mod tests {
 
         // Too large for an entry's buffer: an error, not a truncation.
         let mut w = FlexScWriter::new(fx);
-        assert!(w.write_record(1, &[0u8; 300]).is_err());
+        use std::os::fd::AsFd;
+        assert!(w
+            .write_record(std::io::stdout().as_fd(), &[0u8; 300])
+            .is_err());
     }
 }

@@ -11,9 +11,13 @@
 //! * [`action`]: the per-cycle action extension point (no-op by default,
 //!   or one write per cycle: `--io-file`/`--io-pipe`);
 //! * [`flexsc_io`]: `--io-via=flexsc`, the writes posted through FlexSC;
+//! * [`uring_io`]: `--io-via=io_uring`, the writes posted through io_uring;
+//! * [`kml_io`]: `--io-via=kml`, the writes through the Kernel Mode Linux
+//!   trampoline (SYS mode only);
 //! * [`output`]: cyclictest's text formats (status line, histogram) and JSON;
 //! * [`rt`]: thin, documented wrappers around the Linux/libc calls (the only
-//!   module that contains `unsafe`);
+//!   module that contains `unsafe`; the io_uring ring and the trampoline
+//!   call are the `uring` and `kml` crates');
 //! * [`time`]: the `timespec` arithmetic cyclictest uses.
 //!
 //! The output formats follow rt-tests **v2.4** (Debian bookworm's `rt-tests`
@@ -25,12 +29,14 @@ pub mod action;
 pub mod app;
 pub mod cpuset;
 pub mod flexsc_io;
+pub mod kml_io;
 pub mod measure;
 pub mod options;
 pub mod output;
 pub mod rt;
 pub mod stats;
 pub mod time;
+pub mod uring_io;
 
 /// rtlat's own version, reported as `"rt_test_version:"` in the JSON output.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -390,10 +390,14 @@ pub fn parse(args: &[String], cpus: &CpuInfo) -> Result<Parsed, UsageError> {
                 raw.io_size = Some(n);
             }
             Long("io-via") => {
-                raw.io_via = Some(match value(&mut p, name)?.as_str() {
-                    "direct" => IoVia::Direct,
-                    "flexsc" => IoVia::FlexSc,
-                    v => return err(format!("option {name}: '{v}' is not direct or flexsc")),
+                let v = value(&mut p, name)?;
+                raw.io_via = Some(match IoVia::from_name(&v) {
+                    Some(via) => via,
+                    None => {
+                        return err(format!(
+                            "option {name}: '{v}' is not direct, flexsc, io_uring or kml"
+                        ))
+                    }
                 })
             }
             Long("json") => {
@@ -746,7 +750,12 @@ rtlat <options>
          --io-size=BYTES   bytes per record, 1..256, default 64
          --io-via=HOW      direct: write(2) in the measuring thread (default);
                            flexsc: post the write to a FlexSC syscall thread
-                           (data copied, not waited for; needs a FlexSC kernel)
+                           (data copied, not waited for; needs a FlexSC kernel);
+                           io_uring: post it to an io_uring ring of the thread
+                           (data copied, one io_uring_enter, not waited for);
+                           kml: write(2) through the Kernel Mode Linux
+                           trampoline (only in SYS mode: a static rtlat run
+                           from /trusted)
          --json=FILE       write final results into FILE, JSON formatted (- = stdout)
          --laptop          do not write /dev/cpu_dma_latency (save battery)
          --default-system  do not tune power management at all
@@ -1017,7 +1026,18 @@ mod tests {
         assert!(usage_err("--io-size=0 --io-pipe").contains("out of range 1..256"));
         assert!(usage_err("--io-size=257 --io-pipe").contains("out of range 1..256"));
         assert!(usage_err("--io-size=x --io-pipe").contains("not a non-negative integer"));
-        assert!(usage_err("--io-via=uring --io-pipe").contains("not direct or flexsc"));
+        assert_eq!(io("--io-pipe --io-via=io_uring").via, IoVia::IoUring);
+        assert_eq!(io("--io-file=/tmp/x --io-via kml").via, IoVia::Kml);
+        for via in IoVia::ALL {
+            assert_eq!(IoVia::from_name(via.name()), Some(via));
+            let arg = format!("--io-pipe --io-via={}", via.name());
+            assert_eq!(io(&arg).via, via, "{arg}");
+        }
+        assert!(usage_err("--io-via=uring --io-pipe")
+            .contains("'uring' is not direct, flexsc, io_uring or kml"));
+        assert!(usage_err("--io-via=KML --io-pipe").contains("is not direct"));
+        assert!(usage_err("--io-via=io_uring").contains("need --io-file or --io-pipe"));
+        assert!(usage_err("--io-via=kml").contains("need --io-file or --io-pipe"));
         assert!(usage_err("--io-pipe --io-file=/tmp/x").contains("exclude each other"));
         assert!(usage_err("--io-size=8").contains("need --io-file or --io-pipe"));
         assert!(usage_err("--io-via=flexsc").contains("need --io-file or --io-pipe"));

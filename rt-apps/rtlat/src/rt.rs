@@ -75,25 +75,23 @@ pub fn clock_nanosleep_abs(clock: libc::clockid_t, until: &Ts) -> i32 {
 /// `write(2)` of all of `buf` to `fd`, retried after a signal (EINTR) and
 /// after a short write. Allocates nothing (errors are plain OS codes).
 #[inline]
-pub fn write_all(fd: std::os::fd::RawFd, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        // SAFETY: `buf` is a live slice readable for `buf.len()` bytes for the
-        // whole call; write() only reads from it. `fd` is a plain integer: a
-        // descriptor that is not open gives EBADF, no memory is touched.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        buf = &buf[n as usize..];
+pub fn write_all(fd: std::os::fd::RawFd, buf: &[u8]) -> io::Result<()> {
+    crate::action::write_all_with(buf, |b| write(fd, b))
+}
+
+/// One `write(2)` of `buf` to `fd`: the bytes written, or the error
+/// (EINTR included; `crate::action::write_all_with` retries). Allocates
+/// nothing (errors are plain OS codes).
+#[inline]
+pub fn write(fd: std::os::fd::RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live slice readable for `buf.len()` bytes for the
+    // whole call; write() only reads from it. `fd` is a plain integer: a
+    // descriptor that is not open gives EBADF, no memory is touched.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(n as usize)
 }
 
 /// A pipe, both ends close-on-exec: (read end, write end).

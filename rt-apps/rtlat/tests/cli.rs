@@ -547,6 +547,76 @@ fn io_via_flexsc_without_flexsc_fails_clearly() {
     assert!(!stdout(&out).contains("T: 0"), "measured anyway");
 }
 
+/// `--io-via=io_uring` where the kernel has io_uring (a native host run):
+/// every record of every thread lands in the file once, untorn; where it
+/// has none (qemu-user, like a kernel without CONFIG_IO_URING), the run is
+/// refused before measuring with the probe's reason, no silent direct write.
+#[test]
+fn io_via_io_uring_writes_every_record_or_fails_clearly() {
+    let path = temp_path("io-uring.txt");
+    let io = format!("--io-file={}", path.display());
+    let args = [
+        "-t",
+        "2",
+        "-l",
+        "50",
+        "-i",
+        "1000",
+        "-q",
+        &io,
+        "--io-via=io_uring",
+    ];
+    let out = run_rtlat(&args);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    // The test runs where rtlat runs (natively or under the same qemu-arm).
+    match rtlat::uring_io::probe() {
+        Ok(()) => {
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert_eq!(text.len(), 2 * 50 * 64);
+            let mut seen = [Vec::new(), Vec::new()];
+            for line in text.lines() {
+                assert_eq!(line.len(), 63, "{line:?}");
+                let f: Vec<i64> = line.split(':').map(|v| v.trim().parse().unwrap()).collect();
+                seen[f[0] as usize].push(f[1]);
+            }
+            for mut s in seen {
+                s.sort_unstable();
+                assert_eq!(s, (0..50).collect::<Vec<i64>>());
+            }
+        }
+        Err(why) => {
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            assert!(stderr(&out).contains(&why), "{}", stderr(&out));
+            assert!(!stdout(&out).contains("T: 0"), "measured anyway");
+            assert_eq!(text, "", "records written without io_uring");
+        }
+    }
+}
+
+/// The tests never run in SYS mode: `--io-via=kml` is refused before
+/// measuring, saying why, and writes nothing through svc instead.
+#[test]
+fn io_via_kml_outside_sys_mode_fails_clearly() {
+    let path = temp_path("io-kml.txt");
+    let io = format!("--io-file={}", path.display());
+    let out = run_rtlat(&["-l", "10", "-q", &io, "--io-via=kml"]);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("rtlat: --io-via=kml: "), "{err}");
+    if cfg!(target_arch = "arm") {
+        assert!(
+            err.contains("not SYS mode") || err.contains("no Kernel Mode Linux"),
+            "{err}"
+        );
+        assert!(err.contains("no fallback to svc"), "{err}");
+    }
+    assert!(!stdout(&out).contains("T: 0"), "measured anyway");
+    assert_eq!(text, "", "records written without the trampoline");
+}
+
 #[test]
 fn measuring_loop_with_direct_io_makes_only_clock_and_write_syscalls() {
     if !have_qemu_arm() || !cfg!(target_arch = "arm") {

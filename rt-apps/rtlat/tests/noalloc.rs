@@ -1,8 +1,9 @@
 //! Proves that the measuring loop does not touch the heap: a counting global
 //! allocator records every allocation, reallocation and deallocation made by
 //! the current thread while the loop runs, with the default (no) action and
-//! with the per-cycle I/O action (`--io-pipe`, `--io-file`), direct and
-//! through FlexSC (the flexsc library's emulator of the kernel side).
+//! with the per-cycle I/O action (`--io-pipe`, `--io-file`), direct,
+//! through FlexSC (the flexsc library's emulator of the kernel side) and
+//! through io_uring (where the kernel has it: not under qemu-user).
 
 use rt_utils::alloc_count::{heap_ops_during, Counting};
 use rtlat::action::{CycleAction, DirectWriter, IoAction, IoDest, NoAction};
@@ -109,5 +110,28 @@ fn measuring_loop_with_flexsc_io_does_not_allocate() {
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(ops, 0, "heap operations inside the loop (FlexSC writes)");
     assert_eq!(m.action_mut().records(), 300);
+    m.action_mut().finish().unwrap();
+}
+
+#[test]
+fn measuring_loop_with_io_uring_does_not_allocate() {
+    let writer = match rtlat::uring_io::UringWriter::new() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("SKIPPED: no io_uring here ({e})");
+            return;
+        }
+    };
+    let live = LiveStats::new(0);
+    let stop = AtomicBool::new(false);
+    let action = IoAction::new(IoDest::Pipe, 64, writer);
+    let mut m = Measurement::new(&spec(100, false), &live, &stop, action);
+    m.action_mut().prepare().unwrap();
+    let mut result = Ok(());
+    let ops = heap_ops_during(|| result = m.run_loop());
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(ops, 0, "heap operations inside the loop (io_uring writes)");
+    assert_eq!(m.action_mut().records(), 300);
+    // finish() checks that the pipe's reader got every record.
     m.action_mut().finish().unwrap();
 }

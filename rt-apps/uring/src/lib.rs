@@ -7,8 +7,8 @@
 //! only to wake it when it went to sleep, or to wait), and reaping of
 //! completions from the shared ring without a system call.
 //!
-//! Users: the control app's telemetry path (`servo --log-via=io_uring`) and
-//! flexsc-bench's io_uring rows.
+//! Users: the control app's telemetry path (`servo --log-via=io_uring`),
+//! flexsc-bench's io_uring rows and `rtlat --io-via=io_uring`.
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
