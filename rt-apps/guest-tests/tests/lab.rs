@@ -237,6 +237,86 @@ fn the_runner_writes_a_bundle_of_its_matrix_and_stops_its_loads() {
     }
 }
 
+/// The rtlat cells with io_uring and Kernel Mode Linux I/O, idle, 1 s each:
+/// both run (the image's kernel has io_uring and KML), rtlat-kml from the
+/// copy the runner puts into /trusted, which is gone again afterwards (the
+/// image keeps /trusted empty: tests/kml.rs), and their reports count the
+/// cell's wake-ups. That the writes happen, and in SYS mode, is
+/// tests/rtlat.rs's business. CI time: about 4 s of guest time.
+#[test]
+fn the_io_uring_and_kml_cells_run_and_leave_trusted_as_it_was() {
+    let trusted_before = std::fs::read_dir("/trusted")
+        .map(|d| d.count())
+        .expect("/trusted");
+    let dir = TmpDir::new("lab-io");
+    let out = Command::new(LAB)
+        .args([
+            "--loads=idle",
+            "--tools=rtlat-io_uring,rtlat-kml",
+            &format!("--duration={SECONDS}"),
+            "--label=guest-test-io",
+            &format!("--output-dir={}", dir.dir().display()),
+        ])
+        .output()
+        .expect("run the lab");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "lab failed: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    let tar = last
+        .strip_prefix("lab: bundle: ")
+        .unwrap_or_else(|| panic!("last line: {last}"));
+    let bundle = PathBuf::from(tar.strip_suffix(".tar.gz").expect(".tar.gz"));
+    let r = json(&bundle.join("result.json"));
+    let runs = r["latency"]["runs"].as_array().expect("runs");
+    let got: Vec<(&str, &str, &str)> = runs
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap(),
+                x["io"].as_str().unwrap(),
+                x["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("idle-rtlat-io_uring", "io_uring", "ran"),
+            ("idle-rtlat-kml", "kml", "ran")
+        ],
+        "{r}"
+    );
+    let kml_cmd = runs[1]["command"].as_str().unwrap();
+    assert!(
+        kml_cmd.starts_with("/trusted/rtlat-lab ") && kml_cmd.contains("--io-via=kml"),
+        "{kml_cmd}"
+    );
+    for run in runs {
+        let report = json(&bundle.join(run["json"].as_str().unwrap()));
+        let cycles = report["thread"]["0"]["cycles"].as_u64().unwrap();
+        let most = SECONDS * 1_000_000 / INTERVAL_US;
+        assert!(
+            (most * 8 / 10..=most + 1).contains(&cycles),
+            "{}: {cycles} wake-ups in {SECONDS} s",
+            run["name"]
+        );
+    }
+    assert!(
+        !Path::new("/trusted/rtlat-lab").exists(),
+        "the runner left its trusted rtlat"
+    );
+    assert_eq!(
+        std::fs::read_dir("/trusted").unwrap().count(),
+        trusted_before,
+        "/trusted changed"
+    );
+}
+
 #[test]
 fn bad_options_are_usage_errors_that_write_nothing() {
     let dir = TmpDir::new("lab-usage");

@@ -198,6 +198,43 @@ def test_a_skipped_run_has_no_files_and_shows_why(tmp_path):
     assert any("skipped: the kernel has no CONFIG_FLEXSC=y" in line for line in md)
 
 
+def test_io_uring_and_kml_cells_skipped_by_a_kernel_without_them(tmp_path):
+    """The runner's rtlat-io_uring and rtlat-kml cells (rootfs/overlay/usr/
+    libexec/rtflex/lab), as a kernel without CONFIG_IO_URING and
+    CONFIG_KERNEL_MODE_LINUX skips them: the bundle is valid, the report
+    names each skipped cell with its reason, and a cell missing from
+    result.json is still named."""
+    d = unpacked(tmp_path, "rt")
+    why = {"rtlat-io_uring": ("io_uring", "the kernel has no CONFIG_IO_URING=y (/proc/config.gz)"),
+           "rtlat-kml": ("kml", "the kernel has no CONFIG_KERNEL_MODE_LINUX=y (/proc/config.gz)")}
+
+    def header(h):
+        for tool in why:
+            h["options"]["tools"][tool] = f"rtlat {h['options']['latency_args']} --io-via={why[tool][0]}"
+    edit_json(d / "header.json", header)
+
+    def result(r):
+        runs = []
+        for load in LOADS:
+            runs += [run for run in r["latency"]["runs"] if run["load"] == load]
+            runs += [{"name": f"{load}-{tool}", "load": load, "tool": tool, "io": io,
+                      "status": "skipped", "reason": reason} for tool, (io, reason) in why.items()]
+        r["latency"]["runs"] = runs
+    edit_json(d / "result.json", result)
+    b = bundle.load(str(d))
+    assert bundle.check(b) == []
+    md, _ = lab_report.build([b])
+    for load in LOADS:
+        for tool, (_, reason) in why.items():
+            assert any(f"{load}-{tool}" in line and f"skipped: {reason}" in line for line in md), (load, tool)
+
+    def drop_one(r):
+        r["latency"]["runs"] = [run for run in r["latency"]["runs"] if run["name"] != "idle-rtlat-kml"]
+    edit_json(d / "result.json", drop_one)
+    assert "run idle-rtlat-kml (load idle, tool rtlat-kml) missing from result.json" in \
+        bundle.check(bundle.load(str(d)))
+
+
 def test_other_input_is_refused_with_a_reason(tmp_path, capsys):
     smoke = os.path.join(DATA, "vexpress-a9-smoke-bundle.tar.gz")
     assert "a smoke bundle, not a lab bundle" in _error([smoke], capsys, 2)
