@@ -446,8 +446,7 @@ def local_run(board, kernel, dtb, sdcard, work_dir, lab_options, test_minutes=60
     cmd = [lava_run, "--job-id", job_id, "--output-dir", os.path.join(work_dir, "output"),
            "--device", paths["device.yaml"], "--dispatcher", paths["dispatcher.yaml"], paths["job.yaml"]]
     print("rtflex lava: " + shlex.join(cmd), flush=True)
-    # lava-run is Python: unbuffered, its log arrives line by line (-v, tail -f)
-    env = dict(os.environ, QEMU_AUDIO_DRV="none", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, QEMU_AUDIO_DRV="none")
     try:
         with open(paths["lava-run.log"], "w") as log:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
