@@ -299,3 +299,34 @@ def test_the_pipeline_check_wants_every_action_in_order():
     assert lava.pipeline_problem([n for n in names if n != "overlay-unpack"]) == \
         "the pipeline lacks overlay-unpack after expect-shell-connection"
     assert lava.pipeline_problem(names[::-1]) == "the pipeline lacks compress-overlay after deploy-flasher"
+
+
+def test_lava_lab_takes_every_run_name_the_runner_can_write(tmp_path):
+    """Run names are LOAD-TOOL with the runner's tools (rtlat-io_uring has
+    an underscore); skipped runs have a reason; other lines are not runs."""
+    (tmp_path / "summary.txt").write_text(
+        "lab: rt, kernel 7.2.13, 1 CPU(s) (0), 5 s per cell\n"
+        "lab: bundle /var/lib/rtflex/lab/rtflex-lab-rt-20261205T134437Z\n"
+        "lab: idle-rtlat-io_uring: ran\n"
+        "    thread 0: min 27, avg 35, max 48 us, 0 beyond the histogram\n"
+        "    thread 1: min 26, avg 34, max 2001 us, 3 beyond the histogram\n"
+        "lab: idle-rtlat-kml: skipped: the kernel has no CONFIG_KERNEL_MODE_LINUX=y (/proc/config.gz)\n"
+        "lab: sd-cyclictest: failed\n"
+        "lab: FAILED cells:\n"
+        "  sd-cyclictest: the load sd ended before the measurement did\n")
+    bindir, calls = fake_lava_test_case(tmp_path)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    subprocess.run(["sh", LAVA_LAB, "--report", str(tmp_path)], env=env, check=True)
+    assert parse_calls(calls) == {
+        "idle-rtlat-io_uring": ("pass", None, None),
+        "idle-rtlat-io_uring-thread0-min": ("pass", "27", "us"),
+        "idle-rtlat-io_uring-thread0-avg": ("pass", "35", "us"),
+        "idle-rtlat-io_uring-thread0-max": ("pass", "48", "us"),
+        "idle-rtlat-io_uring-thread0-overflows": ("pass", "0", "samples"),
+        "idle-rtlat-io_uring-thread1-min": ("pass", "26", "us"),
+        "idle-rtlat-io_uring-thread1-avg": ("pass", "34", "us"),
+        "idle-rtlat-io_uring-thread1-max": ("pass", "2001", "us"),
+        "idle-rtlat-io_uring-thread1-overflows": ("pass", "3", "samples"),
+        "idle-rtlat-kml": ("skip", None, None),
+        "sd-cyclictest": ("fail", None, None),
+    }
