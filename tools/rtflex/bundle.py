@@ -24,16 +24,17 @@ import sys
 import tarfile
 import zlib
 
-from . import protocol, verdict
+from . import protocol, rtla, verdict
 from .problems import ConsoleProblems
 from .report import latency_rows
 
 FORMAT = "rtflex-result-bundle"
 # The current version, and the kinds each known version may hold: version 2
-# added the latency lab's bundles (kind lab); a smoke bundle is the same in
-# both, and rtflex-smoke writes 1.
-VERSION = 2
-KINDS = {1: ("smoke",), 2: ("smoke", "lab")}
+# added the latency lab's bundles (kind lab), version 3 their rtla runs
+# (rtla's own output instead of a JSON report and histogram); a smoke
+# bundle is the same in all, and rtflex-smoke writes 1.
+VERSION = 3
+KINDS = {1: ("smoke",), 2: ("smoke", "lab"), 3: ("smoke", "lab")}
 # The file the host adds to a bundle it fetched from QEMU (make lab): the
 # variant and the QEMU command line. Not part of what the guest writes.
 HOST_FILE = "host.json"
@@ -68,6 +69,14 @@ LAB_RUN_FIELDS = dict(RUN_FIELDS, load=(STR,), io=(STR,), status=(STR,), load_al
 LAB_SKIPPED_RUN_FIELDS = {"name": (STR,), "load": (STR,), "tool": (STR,), "io": (STR,), "status": (STR,),
                           "reason": (STR,)}
 RUN_STATUSES = ("ran", "failed", "skipped")
+# Kind lab, version 3: a run of rtla timerlat (format RTLA_FORMAT) has no
+# JSON report or histogram file (both null) but rtla's output, and the
+# auto-analysis run's file, command, exit status and threshold (all null
+# when it did not run).
+RTLA_FORMAT = "rtla-timerlat-hist"
+LAB_RTLA_RUN_FIELDS = dict(LAB_RUN_FIELDS, json=(NULL,), histogram=(NULL,), format=(STR,),
+                           analysis=(STR, NULL), analysis_command=(STR, NULL),
+                           analysis_exit_status=(INT, NULL), analysis_threshold_us=(INT, NULL))
 TEST_FIELDS = {"log": (STR,), "skip": (STR,), "runner_exit_status": (INT,), "passed": (INT,),
                "failed": (INT,), "skipped": (INT,), "failures": (LIST,)}
 # The probes each kind of bundle has.
@@ -131,7 +140,7 @@ def percentile(buckets, overflows, q):
 class LatencyRun:
     """One latency run of result.json's latency.runs, with its files."""
 
-    def __init__(self, entry, report, hist, output):
+    def __init__(self, entry, report, hist, output, timerlat=None, analysis=None):
         self.entry = entry
         self.name = entry.get("name")
         self.tool = entry.get("tool")
@@ -140,6 +149,12 @@ class LatencyRun:
         self.report = report      # the parsed JSON report, or None
         self.hist = hist          # Histogram, or None
         self.output = output      # text, or None
+        self.timerlat = timerlat  # rtla runs: the parsed rtla.TimerlatHist, or None
+        self.analysis = analysis  # rtla runs: the auto-analysis run's output, or None
+
+    def is_rtla(self):
+        """A run of rtla timerlat (its own output format, no JSON report)."""
+        return self.entry.get("format") == RTLA_FORMAT
 
     def thread_stats(self):
         """Per thread: dict of thread, cycles, min, avg, max (the JSON
@@ -190,6 +205,9 @@ class Bundle:
             if entry.get("status") == "skipped":
                 self.runs.append(LatencyRun(entry, None, None, None))
                 continue
+            if entry.get("format") == RTLA_FORMAT:
+                self.runs.append(self._rtla_run(entry))
+                continue
             report = self._json(entry.get("json")) if isinstance(entry.get("json"), str) else None
             hist = None
             text = self.text(entry.get("histogram")) if isinstance(entry.get("histogram"), str) else None
@@ -205,6 +223,27 @@ class Bundle:
         tests = self.result.get("tests") if isinstance(self.result.get("tests"), dict) else {}
         log = self.text(tests.get("log", "tests/results.log")) if self.kind == "smoke" else None
         self.tests = protocol.parse(log) if log is not None else None
+
+    def _rtla_run(self, entry):
+        """An rtla run: its output parsed (a problem naming the run when it
+        is missing or is not rtla timerlat hist output) and the
+        auto-analysis run's output."""
+        name = entry.get("name")
+        output = self.text(entry.get("output")) if isinstance(entry.get("output"), str) else None
+        timerlat = None
+        if output is None:
+            self.problems.append(f"run {name}: rtla output {entry.get('output')!r} missing")
+        elif entry.get("exit_status") == 0:
+            try:
+                timerlat = rtla.parse_hist(output)
+            except ValueError as e:
+                self.problems.append(f"run {name}: {entry.get('output')}: not rtla timerlat hist output: {e}")
+        analysis = None
+        if isinstance(entry.get("analysis"), str):
+            analysis = self.text(entry["analysis"])
+            if analysis is None:
+                self.problems.append(f"run {name}: auto-analysis output {entry['analysis']!r} missing")
+        return LatencyRun(entry, None, None, output, timerlat, analysis)
 
     def label(self):
         """What this bundle is in a comparison: the lab's label (the kernel
@@ -375,7 +414,8 @@ def check(b):
             status = run.entry.get("status")
             skipped = status == "skipped"
             _check_fields(f"result.json run {run.name}", run.entry,
-                          LAB_SKIPPED_RUN_FIELDS if skipped else LAB_RUN_FIELDS, out)
+                          LAB_SKIPPED_RUN_FIELDS if skipped else LAB_RTLA_RUN_FIELDS if run.is_rtla()
+                          else LAB_RUN_FIELDS, out)
             if status not in RUN_STATUSES:
                 out.append(f"{where}: status {status!r} is not one of {', '.join(RUN_STATUSES)}")
             if skipped:
@@ -393,6 +433,9 @@ def check(b):
         if run.exit_status != 0:
             if not lab and not any(isinstance(f, str) and f.startswith(f"latency: {run.tool}") for f in failures):
                 out.append(f"{where}: exit status {run.exit_status} but no latency failure")
+            continue
+        if lab and run.is_rtla():
+            out += _check_rtla(run, h.get("cpus_online"), duration, loops, interval)
             continue
         if run.report is None or run.hist is None:
             continue
@@ -453,6 +496,42 @@ def check(b):
     return out
 
 
+def _check_rtla(run, cpus, duration, loops, interval):
+    """An rtla run that ran: a column of each kind per online CPU, sample
+    counts the run's length explains, and an auto-analysis where rtla says
+    it stopped at the threshold."""
+    out, where, t = [], f"run {run.name}", run.timerlat
+    if t is None:
+        return out  # why is among the reading problems
+    if len(t.cpus) != cpus:
+        out.append(f"{where}: rtla measured CPUs {t.cpus}, not one per online CPU ({cpus})")
+    if loops is not None and interval:
+        duration = -(-loops * interval // 1_000_000)  # the runner's rtla -d
+    for cpu in t.cpus:
+        kinds = t.columns[cpu]
+        lacking = [k for k in rtla.KINDS.values() if k not in kinds]
+        if lacking:
+            out.append(f"{where} CPU {cpu}: no {', '.join(lacking)} latency column (rtla -u gives all three)")
+            continue
+        thread = kinds["thread"]
+        if isinstance(duration, int) and interval:
+            # rtla's -d is checked by a loop that wakes once a second, so
+            # it may run a little over (2008 samples in "2 s" seen): the
+            # slack on both sides.
+            most = duration * 1_000_000 // interval
+            least = duration * 1_000_000 // (interval + max(0, thread.max or 0))
+            if not least * (1 - SAMPLE_SLACK) <= thread.count <= most * (1 + SAMPLE_SLACK) + 1:
+                out.append(f"{where} CPU {cpu}: {thread.count} thread samples in {duration} s at {interval} us "
+                           f"with a {thread.max} us maximum (expected {least}..{most})")
+    status = run.entry.get("analysis_exit_status")
+    if status == 2 and run.analysis is not None and rtla.analysis(run.analysis) is None:
+        out.append(f"{where}: {run.entry.get('analysis')}: rtla stopped at the threshold (exit status 2) "
+                   "but printed no auto-analysis")
+    if status is not None and status not in (0, 2) and not run.entry.get("status") == "failed":
+        out.append(f"{where}: the auto-analysis run exited with {status}, but the run is not failed")
+    return out
+
+
 def _check_matrix(b, options):
     """A lab bundle holds one run per load and tool of its options, named
     LOAD-TOOL, with its files (a skipped run: none)."""
@@ -500,6 +579,15 @@ def summary(b):
             pct = ", ".join(f"{k} {'beyond' if s[k] is None else s[k]}" for k in ("p50", "p99", "p99.9"))
             lines.append(f"  {run.name} thread {s['thread']}: {s['cycles']} samples, min {s['min']}, "
                          f"avg {s['avg']:g}, max {s['max']} us; {pct} us")
+    for run in b.runs:
+        for cpu in run.timerlat.cpus if run.timerlat else []:
+            cols = run.timerlat.columns[cpu]
+            lines.append(f"  {run.name} CPU {cpu}: {cols['thread'].count if 'thread' in cols else '?'} samples; "
+                         + "; ".join(f"{k} min {c.min}, avg {c.avg}, max {c.max} us" for k, c in cols.items()))
+        if run.analysis is not None:
+            lines.append(f"  {run.name}: auto-analysis: "
+                         + ("stopped at " if rtla.analysis(run.analysis) else "did not reach ")
+                         + f"{run.entry.get('analysis_threshold_us')} us")
     for run in b.runs:
         if run.entry.get("status") == "skipped":
             lines.append(f"  {run.name}: skipped: {run.entry.get('reason')}")

@@ -25,7 +25,7 @@ import io
 import os
 import sys
 
-from . import bundle
+from . import bundle, rtla
 
 # The order variants and loads appear in when they are present; others
 # follow in the order met.
@@ -141,7 +141,9 @@ def build(bundles, reference=None, plot_tools=None):
     elif reference not in labels:
         raise ReportError(f"--reference {reference}: no bundle has that label (labels: {', '.join(labels)})")
     loads = _ordered(r.entry["load"] for b in bundles for r in b.runs)
-    tools = _ordered(r.entry["tool"] for b in bundles for r in b.runs)
+    # rtla runs have their own section: IRQ, thread and user latency.
+    rtla_tools = _ordered(r.entry["tool"] for b in bundles for r in b.runs if r.is_rtla())
+    tools = [t for t in _ordered(r.entry["tool"] for b in bundles for r in b.runs) if t not in rtla_tools]
     md = ["# Latency lab report", ""]
     md += [f"Variants: {', '.join(labels)} (ratios against **{reference}**). Latencies in us; "
            "p50/p99/p99.9 from the 1 us histograms (`>N`: beyond the histogram's N us).", ""]
@@ -172,6 +174,9 @@ def build(bundles, reference=None, plot_tools=None):
     md.append("")
     first = bundles[0].header["options"]
     md.append(f"Tool options (every cell): `{first['latency_args']}`")
+    for tool in rtla_tools:
+        md += ["", f"{tool} (its own options, the same period, priority, CPUs and length): "
+               f"`{first['tools'].get(tool, '')}`"]
     md.append("")
     md += ["Loads:", ""]
     for load in loads:
@@ -233,6 +238,8 @@ def build(bundles, reference=None, plot_tools=None):
         md += [f"### {b.label()}", ""]
         rows = []
         for run in b.runs:
+            if run.is_rtla():
+                continue
             if run.report is None:
                 rows.append([run.name, run.entry["load"], run.entry["tool"], run.entry["io"], "-",
                              f"skipped: {run.entry.get('reason')}", "", "", "", "", "", ""])
@@ -249,6 +256,8 @@ def build(bundles, reference=None, plot_tools=None):
                 if run.report is not None:
                     plots.append((f"{b.label()}-{run.name}-cpus", f"{b.label()}: {run.name}, per CPU",
                                   _per_cpu_series(run)))
+
+    md += _rtla_section(bundles, loads, rtla_tools)
 
     # Histograms: per tool and load, one curve per variant.
     if plot_tools is not None:
@@ -274,6 +283,78 @@ def build(bundles, reference=None, plot_tools=None):
         md.append(f"![{title}](plots/{name}.png)")
         md.append("")
     return md, plots
+
+
+RTLA_KINDS = (("irq", "IRQ"), ("thread", "thread"), ("user", "user"))
+
+
+def _rtla_section(bundles, loads, rtla_tools):
+    """rtla timerlat: per load the variants' thread and user latency, per
+    run and CPU the IRQ, thread and user latencies with percentiles, and
+    each run's auto-analysis."""
+    if not rtla_tools:
+        return []
+    md = ["## rtla timerlat", "",
+          "rtla timerlat hist with user-space threads: per CPU the timer IRQ latency, the thread latency "
+          "(the measuring thread woken, in the kernel) and the user latency (back in user space, what "
+          "cyclictest measures), from the kernel's timerlat tracer. Each value is rtla's (avg rounded "
+          "down by rtla); percentiles from its 1 us histogram.", ""]
+    for tool in rtla_tools:
+        md += [f"### {tool}: variants", ""]
+        rows = []
+        for load in loads:
+            row = [load]
+            for b in bundles:
+                run = b.run(f"{load}-{tool}")
+                t = run.timerlat if run is not None else None
+                if t is None:
+                    row.append("skipped" if run is not None and run.entry.get("status") == "skipped" else "-")
+                    continue
+                row.append(" / ".join(f"{max(t.columns[c][k].max or 0 for c in t.cpus)}"
+                                      for k, _ in RTLA_KINDS if k in t.kinds()))
+            rows.append(row)
+        md += _table(["load"] + [f"{b.label()} max IRQ / thread / user" for b in bundles], rows)
+        md.append("")
+        md += [f"### {tool}: runs", ""]
+        rows = []
+        for b in bundles:
+            for run in b.runs:
+                if run.entry.get("tool") != tool or run.timerlat is None:
+                    continue
+                t = run.timerlat
+                for cpu in t.cpus:
+                    row = [b.label(), run.name, cpu, t.columns[cpu].get("thread", t.columns[cpu]["irq"]).count]
+                    for kind, _ in RTLA_KINDS:
+                        c = t.columns[cpu].get(kind)
+                        row += ([c.min, c.avg, _us(c.percentile(99), 0), _us(c.percentile(99.9), 0), c.max]
+                                if c is not None and c.count else ["-"] * 5)
+                    rows.append(row)
+        head = ["variant", "run", "CPU", "samples"]
+        for _, title in RTLA_KINDS:
+            head += [f"{title} min", "avg", "p99", "p99.9", "max"]
+        md += _table(head, rows)
+        md.append("")
+        md += [f"### {tool}: auto-analysis", "",
+               "After each measuring run, under the same load, `rtla timerlat hist` with auto-analysis "
+               "stops at the first sample whose thread latency reaches the measuring run's highest "
+               "(`-T`), for at most as long; rtla then explains that sample (its analysis tracing "
+               "is on, so the sample includes its cost).", ""]
+        for b in bundles:
+            for run in b.runs:
+                if run.entry.get("tool") != tool or not run.is_rtla():
+                    continue
+                e = run.entry
+                if e.get("analysis") is None:
+                    md += [f"- **{b.label()}** {run.name}: no auto-analysis run (the measuring run failed)", ""]
+                    continue
+                text = rtla.analysis(run.analysis or "")
+                head = (f"- **{b.label()}** {run.name}: threshold {e['analysis_threshold_us']} us, "
+                        f"`{e['analysis_command']}`: ")
+                if text is None:
+                    md += [head + f"no sample reached it (exit status {e['analysis_exit_status']})", ""]
+                else:
+                    md += [head + "stopped there", "", "```"] + text.splitlines() + ["```", ""]
+    return md
 
 
 def _per_cpu_series(run):
@@ -340,8 +421,18 @@ def to_html(md, images):
     """The Markdown this module writes (headings, tables, lists, images,
     paragraphs) as one HTML page with the images (name -> PNG bytes)
     embedded."""
-    body, table = [], None
+    body, table, pre = [], None, None
     for line in md + [""]:
+        if pre is not None:
+            if line == "```":
+                body.append("<pre>" + html.escape("\n".join(pre)) + "</pre>")
+                pre = None
+            else:
+                pre.append(line)
+            continue
+        if line == "```":
+            pre = []
+            continue
         if line.startswith("|"):
             cells = [c.strip() for c in line.strip("|").split("|")]
             if table is None:
@@ -369,7 +460,8 @@ def to_html(md, images):
             body.append(f"<p>{_inline(line)}</p>")
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;"
              "margin:0.5em 0}td,th{border:1px solid #999;padding:2px 6px;text-align:right}"
-             "td:first-child,th:first-child{text-align:left}code{font-size:90%}img{max-width:100%}")
+             "td:first-child,th:first-child{text-align:left}code{font-size:90%}img{max-width:100%}"
+             "pre{background:#f4f4f4;padding:4px;font-size:85%}")
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Latency lab report</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 

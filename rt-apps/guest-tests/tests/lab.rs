@@ -18,7 +18,7 @@ use std::process::Command;
 
 const LAB: &str = "/usr/libexec/rtflex/lab";
 /// The bundle format version the runner writes (docs/result-bundle.md).
-const BUNDLE_VERSION: u64 = 2;
+const BUNDLE_VERSION: u64 = 3;
 const LOADS: [&str; 2] = ["idle", "hackbench"];
 const TOOLS: [&str; 2] = ["cyclictest", "rtlat"];
 const SECONDS: u64 = 1;

@@ -123,7 +123,7 @@ def test_without_header_or_result_it_is_no_bundle(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("version", 3, "bundle version 3: this reader knows versions 1, 2"),
+    ("version", 4, "bundle version 4: this reader knows versions 1, 2, 3"),
     ("kind", "lab", "kind 'lab': version 1 bundles are of kind smoke"),
     ("format", "something-else", "format 'something-else', not 'rtflex-result-bundle'"),
 ])
