@@ -455,32 +455,70 @@ pub fn exited_with(status: i32, code: i32) -> bool {
 /// Waits for child `pid` for at most `timeout` and returns its wait status;
 /// `None` if it was still running then (it is SIGKILLed and reaped).
 pub fn wait_child_for(pid: libc::pid_t, timeout: std::time::Duration) -> Option<i32> {
+    wait_child_or_stacks(pid, timeout).ok()
+}
+
+/// Waits for child `pid` for at most `timeout`; SIGKILLs it and panics
+/// (naming `what`, with the kernel stacks of its threads as they were
+/// before the kill) after.
+pub fn wait_child(pid: libc::pid_t, timeout: std::time::Duration, what: &str) -> i32 {
+    wait_child_or_stacks(pid, timeout).unwrap_or_else(|stacks| {
+        panic!("{what}: child {pid} still running after {timeout:?}; its threads:\n{stacks}")
+    })
+}
+
+/// The wait status of child `pid`, or, if it still runs after `timeout`,
+/// where each of its threads is in the kernel (taken before it is
+/// SIGKILLed and reaped).
+fn wait_child_or_stacks(pid: libc::pid_t, timeout: std::time::Duration) -> Result<i32, String> {
     let t0 = std::time::Instant::now();
     loop {
         let mut status = 0;
         // SAFETY: waiting for our own child; `status` is a live int.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if r == pid {
-            return Some(status);
+            return Ok(status);
         }
         assert_eq!(r, 0, "waitpid({pid}): {}", std::io::Error::last_os_error());
         if t0.elapsed() > timeout {
+            let stacks = thread_stacks(pid);
             // SAFETY: killing and reaping our own hung child.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, &mut status, 0);
             }
-            return None;
+            return Err(stacks);
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
-/// Waits for child `pid` for at most `timeout`; SIGKILLs it and panics
-/// (naming `what`) after.
-pub fn wait_child(pid: libc::pid_t, timeout: std::time::Duration, what: &str) -> i32 {
-    wait_child_for(pid, timeout)
-        .unwrap_or_else(|| panic!("{what}: child {pid} still running after {timeout:?}"))
+/// For each thread of process `pid`: its name, state and kernel stack
+/// (`/proc/PID/task/TID/{comm,stat,stack}`), for the message of a test that
+/// found the process stuck.
+pub fn thread_stacks(pid: libc::pid_t) -> String {
+    let read = |p: String| std::fs::read_to_string(&p).unwrap_or_else(|e| format!("({p}: {e})\n"));
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("(/proc/{pid}/task cannot be read)\n");
+    };
+    let mut out = String::new();
+    for t in tasks.flatten() {
+        let tid = t.file_name().to_string_lossy().into_owned();
+        let dir = format!("/proc/{pid}/task/{tid}");
+        let stat = read(format!("{dir}/stat"));
+        // The state is the first field after the parenthesised name.
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
+        out += &format!(
+            "  {tid} {} state {}\n{}",
+            read(format!("{dir}/comm")).trim_end(),
+            state.unwrap_or("?"),
+            read(format!("{dir}/stack"))
+        );
+    }
+    out
 }
 
 /// A pipe with close-on-exec ends: (read end, write end).
