@@ -82,7 +82,7 @@ def parser():
             c.add_argument("--duration", type=positive(int), help="seconds per cell (default: the runner's quick mode)")
             c.add_argument("--loops", type=positive(int), help="cycles per cell instead of --duration")
             c.add_argument("--loads", help="comma-separated loads (default: all)")
-            c.add_argument("--tools", help="comma-separated tools (default: all)")
+            c.add_argument("--tools", help="comma-separated tools (default: the runner's, all but rtla)")
         if name == "shell":
             c.add_argument("--no-icount", action="store_true", help="run at full speed")
 
