@@ -15,9 +15,9 @@
 //! sample, which costs guest instructions cyclictest's loop does not pay
 //! (about 10-20 us under -icount); numbers are the lab report's business.
 //!
-//! CI time: about 8 s of guest time (2 cells of 2 s, a second after each
-//! for the runner's load handling, and rtla's auto-analysis run, at most
-//! 2 s).
+//! CI time: 25 s of guest time on vexpress-a9 (2 cells of 2 s, rtla's
+//! auto-analysis run of at most 2 s, and rtla setting up and tearing down
+//! its trace instances each time), about 50 s of host time.
 #![cfg(feature = "guest")]
 
 use guest_tests::TmpDir;
