@@ -493,11 +493,14 @@ fn wait_child_or_stacks(pid: libc::pid_t, timeout: std::time::Duration) -> Resul
     }
 }
 
-/// For each thread of process `pid`: its name, state and kernel stack
-/// (`/proc/PID/task/TID/{comm,stat,stack}`), for the message of a test that
-/// found the process stuck.
+/// For each thread of process `pid`: its name, state, wait channel and
+/// kernel stack (`/proc/PID/task/TID/{comm,stat,wchan,stack}`), for the
+/// message of a test that found the process stuck. Reading `stack` takes
+/// the task's exec lock, which a task stuck in execve() holds: each stack
+/// is read in a thread of its own and given up after a second (that thread
+/// ends once the process is killed).
 pub fn thread_stacks(pid: libc::pid_t) -> String {
-    let read = |p: String| std::fs::read_to_string(&p).unwrap_or_else(|e| format!("({p}: {e})\n"));
+    let read = |p: String| std::fs::read_to_string(&p).unwrap_or_else(|e| format!("({p}: {e})"));
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return format!("(/proc/{pid}/task cannot be read)\n");
     };
@@ -511,11 +514,23 @@ pub fn thread_stacks(pid: libc::pid_t) -> String {
             .rsplit(')')
             .next()
             .and_then(|r| r.split_whitespace().next());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stack_path = format!("{dir}/stack");
+        std::thread::spawn(move || {
+            let _ = tx.send(std::fs::read_to_string(&stack_path));
+        });
+        let stack = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => format!("(stack: {e})\n"),
+            Err(_) => "(stack: not readable within 1 s: the process holds its exec lock, \
+                       so a thread of it is in execve())\n"
+                .to_string(),
+        };
         out += &format!(
-            "  {tid} {} state {}\n{}",
+            "  {tid} {} state {} wchan {}\n{stack}",
             read(format!("{dir}/comm")).trim_end(),
             state.unwrap_or("?"),
-            read(format!("{dir}/stack"))
+            read(format!("{dir}/wchan")),
         );
     }
     out
