@@ -48,7 +48,8 @@ LINUX_VARIANT_FRAGMENTS_debug := $(RTFLEX_KERNEL_DIR)/configs/debug.config
 LINUX_VARIANT_FRAGMENTS_kasan := $(LINUX_VARIANT_FRAGMENTS_debug) $(RTFLEX_KERNEL_DIR)/configs/kasan.config
 # Guest tests a variant cannot run, counted as skipped (rtflex.skip syntax:
 # a test binary name or shell pattern, or binary::test): every FlexSC test
-# binary (flexsc*) and the Rust tests of tests/kernel.rs. Neither runs the
+# binary (flexsc*), the io_uring rows (uring: flexsc-bench, which stops on
+# a kernel without FlexSC) and the Rust tests of tests/kernel.rs. Neither runs the
 # latency comparison (rtlat): lockdep and the other checkers put their own
 # latencies into it (seen: cyclictest's maximum beyond the 400 us
 # histogram on the debug kernel), so it would measure the checkers.
@@ -56,7 +57,7 @@ LINUX_VARIANT_FRAGMENTS_kasan := $(LINUX_VARIANT_FRAGMENTS_debug) $(RTFLEX_KERNE
 # and its nested test run scans and clears kmemleak, which would hide the
 # leaks of the tests before it.
 LINUX_VARIANT_GUEST_SKIP_debug := rtlat smoke
-LINUX_VARIANT_GUEST_SKIP_kasan := rtlat smoke flexsc* kernel::rust_module_loads_and_unloads kernel::kernel_has_rust
+LINUX_VARIANT_GUEST_SKIP_kasan := rtlat smoke flexsc* uring kernel::rust_module_loads_and_unloads kernel::kernel_has_rust
 # Extra kernel command line for guest runs: every KASAN report, not only
 # the first (by default KASAN reports once, so a boot-time report would
 # hide the ones the tests cause).
