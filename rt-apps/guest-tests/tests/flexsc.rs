@@ -1610,6 +1610,24 @@ fn processes_ending_with_calls_in_flight_leave_nothing_behind() {
             }
             close(wr);
             if let End::Kill = how {
+                // Bounded: a child stuck before it is ready (registration,
+                // a post, the getpid wait) fails the test with its stacks
+                // instead of hanging it.
+                let mut pfd = libc::pollfd {
+                    fd: rd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one live pollfd.
+                if unsafe { libc::poll(&mut pfd, 1, 10_000) } == 0 {
+                    let stacks = guest_tests::thread_stacks(child);
+                    // SAFETY: killing and reaping our own stuck child.
+                    unsafe {
+                        libc::kill(child, libc::SIGKILL);
+                        libc::waitpid(child, std::ptr::null_mut(), 0);
+                    }
+                    panic!("round {round} {how:?}: child {child} not ready after 10 s; its threads:\n{stacks}");
+                }
                 let mut b = [0u8; 1];
                 // SAFETY: reading one byte into a live buffer.
                 let n = unsafe { libc::read(rd, b.as_mut_ptr().cast(), 1) };
