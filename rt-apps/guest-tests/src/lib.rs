@@ -536,6 +536,29 @@ pub fn thread_stacks(pid: libc::pid_t) -> String {
     out
 }
 
+/// Runs the latency lab's runner (`/usr/libexec/rtflex/lab`) with `args`,
+/// asserts that it succeeded and that its last line names the bundle's
+/// archive, and returns the bundle's directory (beside the archive).
+pub fn run_lab(args: &[&str]) -> std::path::PathBuf {
+    let out = std::process::Command::new("/usr/libexec/rtflex/lab")
+        .args(args)
+        .output()
+        .expect("run the lab");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "lab failed: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    let tar = last
+        .strip_prefix("lab: bundle: ")
+        .unwrap_or_else(|| panic!("last line: {last}"));
+    assert!(std::path::Path::new(tar).is_file(), "{tar} missing");
+    std::path::PathBuf::from(tar.strip_suffix(".tar.gz").expect(".tar.gz"))
+}
+
 /// A pipe with close-on-exec ends: (read end, write end).
 pub fn pipe() -> (std::os::fd::RawFd, std::os::fd::RawFd) {
     let mut fds = [0; 2];

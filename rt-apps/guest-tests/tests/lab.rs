@@ -13,7 +13,7 @@
 
 use guest_tests::TmpDir;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const LAB: &str = "/usr/libexec/rtflex/lab";
@@ -94,30 +94,15 @@ fn histogram(text: &str) -> (Columns, Summary) {
 #[test]
 fn the_runner_writes_a_bundle_of_its_matrix_and_stops_its_loads() {
     let dir = TmpDir::new("lab-matrix");
-    let out = Command::new(LAB)
-        .args([
-            &format!("--loads={}", LOADS.join(",")),
-            &format!("--tools={}", TOOLS.join(",")),
-            &format!("--duration={SECONDS}"),
-            "--label=guest-test",
-            &format!("--output-dir={}", dir.dir().display()),
-        ])
-        .output()
-        .expect("run the lab");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "lab failed: {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The last line names the archive; the directory is beside it.
-    let last = stdout.lines().last().unwrap_or_default();
-    let tar = last
-        .strip_prefix("lab: bundle: ")
-        .unwrap_or_else(|| panic!("last line: {last}"));
-    assert!(Path::new(tar).is_file(), "{tar} missing");
-    let bundle = PathBuf::from(tar.strip_suffix(".tar.gz").expect(".tar.gz"));
+    // The runner succeeded; its last line names the archive, the
+    // bundle directory is beside it.
+    let bundle = guest_tests::run_lab(&[
+        &format!("--loads={}", LOADS.join(",")),
+        &format!("--tools={}", TOOLS.join(",")),
+        &format!("--duration={SECONDS}"),
+        "--label=guest-test",
+        &format!("--output-dir={}", dir.dir().display()),
+    ]);
     assert!(
         bundle.starts_with(dir.dir())
             && bundle
@@ -249,28 +234,15 @@ fn the_io_uring_and_kml_cells_run_and_leave_trusted_as_it_was() {
         .map(|d| d.count())
         .expect("/trusted");
     let dir = TmpDir::new("lab-io");
-    let out = Command::new(LAB)
-        .args([
-            "--loads=idle",
-            "--tools=rtlat-io_uring,rtlat-kml",
-            &format!("--duration={SECONDS}"),
-            "--label=guest-test-io",
-            &format!("--output-dir={}", dir.dir().display()),
-        ])
-        .output()
-        .expect("run the lab");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "lab failed: {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    let tar = last
-        .strip_prefix("lab: bundle: ")
-        .unwrap_or_else(|| panic!("last line: {last}"));
-    let bundle = PathBuf::from(tar.strip_suffix(".tar.gz").expect(".tar.gz"));
+    // The runner succeeded; its last line names the archive, the
+    // bundle directory is beside it.
+    let bundle = guest_tests::run_lab(&[
+        "--loads=idle",
+        "--tools=rtlat-io_uring,rtlat-kml",
+        &format!("--duration={SECONDS}"),
+        "--label=guest-test-io",
+        &format!("--output-dir={}", dir.dir().display()),
+    ]);
     let r = json(&bundle.join("result.json"));
     let runs = r["latency"]["runs"].as_array().expect("runs");
     let got: Vec<(&str, &str, &str)> = runs

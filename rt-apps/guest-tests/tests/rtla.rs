@@ -23,10 +23,8 @@
 use guest_tests::TmpDir;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-const LAB: &str = "/usr/libexec/rtflex/lab";
 const LOAD: &str = "idle";
 const SECONDS: u64 = 2;
 /// The runner's default period (us).
@@ -124,28 +122,15 @@ fn trace_instances() -> Vec<String> {
 #[test]
 fn rtla_timerlat_runs_and_agrees_with_cyclictest_in_magnitude() {
     let dir = TmpDir::new("rtla-lab");
-    let out = Command::new(LAB)
-        .args([
-            &format!("--loads={LOAD}"),
-            "--tools=cyclictest,rtla",
-            &format!("--duration={SECONDS}"),
-            "--label=guest-test-rtla",
-            &format!("--output-dir={}", dir.dir().display()),
-        ])
-        .output()
-        .expect("run the lab");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "lab failed: {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    let tar = last
-        .strip_prefix("lab: bundle: ")
-        .unwrap_or_else(|| panic!("last line: {last}"));
-    let bundle = PathBuf::from(tar.strip_suffix(".tar.gz").expect(".tar.gz"));
+    // The runner succeeded; its last line names the archive, the
+    // bundle directory is beside it.
+    let bundle = guest_tests::run_lab(&[
+        &format!("--loads={LOAD}"),
+        "--tools=cyclictest,rtla",
+        &format!("--duration={SECONDS}"),
+        "--label=guest-test-rtla",
+        &format!("--output-dir={}", dir.dir().display()),
+    ]);
     // SAFETY: sysconf has no preconditions.
     let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } as u64;
 
