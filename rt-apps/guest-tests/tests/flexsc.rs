@@ -102,6 +102,54 @@ fn foreign_flexsc_threads() -> Vec<(u32, u32, String)> {
         .collect()
 }
 
+/// The FlexSC region of process `pid` as its control words and the entries
+/// that are neither FREE nor DONE (read through /proc/PID/mem): what a
+/// stuck child was waiting for, for a failure message.
+fn region_state(pid: libc::pid_t) -> String {
+    use std::os::unix::fs::FileExt;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let Some(range) = maps
+        .lines()
+        .find(|l| l.contains("[flexsc]"))
+        .and_then(|l| l.split_whitespace().next())
+    else {
+        return format!("(no [flexsc] mapping in /proc/{pid}/maps)\n");
+    };
+    let mut ends = range.split('-').map(|a| u64::from_str_radix(a, 16).unwrap_or(0));
+    let (start, end) = (ends.next().unwrap_or(0), ends.next().unwrap_or(0));
+    let mut region = vec![0u8; end.saturating_sub(start) as usize];
+    let read = std::fs::File::open(format!("/proc/{pid}/mem"))
+        .and_then(|f| f.read_exact_at(&mut region, start));
+    if let Err(e) = read {
+        return format!("(/proc/{pid}/mem at {range}: {e})\n");
+    }
+    let word = |off: usize| u32::from_ne_bytes(region[off..off + 4].try_into().unwrap());
+    let words = [
+        ("nentries", std::mem::offset_of!(abi::Ctrl, nentries)),
+        ("idle_workers", std::mem::offset_of!(abi::Ctrl, idle_workers)),
+        ("completions", std::mem::offset_of!(abi::Ctrl, completions)),
+        ("waiters", std::mem::offset_of!(abi::Ctrl, waiters)),
+        ("dropped", std::mem::offset_of!(abi::Ctrl, dropped)),
+        ("submitted", std::mem::offset_of!(abi::Ctrl, submitted)),
+        ("pollers", std::mem::offset_of!(abi::Ctrl, pollers)),
+        ("wake_at", std::mem::offset_of!(abi::Ctrl, wake_at)),
+        ("features", std::mem::offset_of!(abi::Ctrl, features)),
+    ];
+    let mut out = format!(
+        "  region {range}: {}\n",
+        words.map(|(name, off)| format!("{name} {}", word(off))).join(", ")
+    );
+    let size = std::mem::size_of::<Entry>();
+    for (i, e) in region[abi::PAGE_SIZE..].chunks_exact(size).enumerate() {
+        let status = u32::from_ne_bytes(e[0..4].try_into().unwrap());
+        if status != abi::FREE && status != abi::DONE {
+            let nr = u32::from_ne_bytes(e[4..8].try_into().unwrap());
+            out += &format!("  entry {i}: status {status} nr {nr}\n");
+        }
+    }
+    out
+}
+
 /// Checks that the kernel log gained no problem lines since `before`.
 fn assert_log_clean_since(before: &str, what: &str) {
     let new = new_kernel_problems(before, &kernel_log());
@@ -1594,6 +1642,31 @@ fn lifecycle_child(how: End, ready: RawFd, true_path: &CStr) -> i32 {
     }
 }
 
+/// The wait status of lifecycle child `pid`; if it still runs after 10 s,
+/// SIGKILLs it and panics with its threads and its region's state.
+fn wait_lifecycle_child(pid: libc::pid_t, what: &str) -> i32 {
+    let t0 = Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for our own child; `status` is a live int.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return status;
+        }
+        assert_eq!(r, 0, "waitpid({pid}): {}", std::io::Error::last_os_error());
+        if t0.elapsed() > Duration::from_secs(10) {
+            let state = guest_tests::thread_stacks(pid) + &region_state(pid);
+            // SAFETY: killing and reaping our own hung child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("{what}: child {pid} still running after 10 s; its threads:\n{state}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
 fn processes_ending_with_calls_in_flight_leave_nothing_behind() {
     let before = kernel_log();
@@ -1620,7 +1693,7 @@ fn processes_ending_with_calls_in_flight_leave_nothing_behind() {
                 };
                 // SAFETY: one live pollfd.
                 if unsafe { libc::poll(&mut pfd, 1, 10_000) } == 0 {
-                    let stacks = guest_tests::thread_stacks(child);
+                    let stacks = guest_tests::thread_stacks(child) + &region_state(child);
                     // SAFETY: killing and reaping our own stuck child.
                     unsafe {
                         libc::kill(child, libc::SIGKILL);
@@ -1636,11 +1709,7 @@ fn processes_ending_with_calls_in_flight_leave_nothing_behind() {
                 assert_eq!(n, 1, "round {round}: kill child did not get ready");
             }
             close(rd);
-            let st = wait_child(
-                child,
-                Duration::from_secs(10),
-                &format!("round {round} {how:?}"),
-            );
+            let st = wait_lifecycle_child(child, &format!("round {round} {how:?}"));
             match how {
                 End::Kill => assert!(
                     libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL,
@@ -1751,6 +1820,89 @@ fn batch_waiter_sleeps(protocol: flexsc::Protocol) -> (u64, u64) {
     })
     .join()
     .unwrap()
+}
+
+/// A post that finds a syscall thread polling makes no system call (batch
+/// protocol): if that thread then takes a call that sleeps for good, the
+/// other entries must not wait for it. Arranged on one CPU: the poster is
+/// SCHED_FIFO, its two syscall threads SCHED_OTHER on the same CPU. After a
+/// call, a syscall thread polls (`poll_us` 10 ms, the CPU is free while the
+/// poster sleeps 0.1-3 ms); the poster's wake-up preempts it while it counts in
+/// `ctrl.pollers` (the round is "armed" when the poster sees that), and the
+/// poster posts a read of an empty pipe and a getpid, in either order. The
+/// polling thread may take the read first; the getpid must complete all
+/// the same, by the other syscall thread.
+#[test]
+fn a_call_that_blocks_the_polling_thread_does_not_stall_the_others() {
+    let (armed, rounds) = std::thread::spawn(|| {
+        // SAFETY: sched_getcpu has no arguments.
+        let cpu = unsafe { libc::sched_getcpu() } as usize;
+        rt_utils::affinity::pin_to(cpu).unwrap();
+        let fx = flexsc_try_register_protocol(
+            &Config {
+                nworkers: 2,
+                poll_us: abi::MAX_POLL_US,
+                cpus: 1 << cpu,
+                ..Config::default()
+            },
+            flexsc::Protocol::Batch,
+        )
+        .unwrap_or_else(|e| panic!("register (batch protocol): {e}"));
+        rt_utils::sched::set_scheduler(libc::SCHED_FIFO, 10).unwrap();
+        let (r, w) = pipe();
+        // A round arms only if nothing else on the CPU (a timer or RCU
+        // thread) was runnable when the syscall thread began to poll: on
+        // vexpress-a9 one round in 3 to 20. Up to 1000 rounds (a few ms
+        // each) for 8 armed ones, both orders 4 times.
+        let mut armed = 0;
+        let mut rounds = 0;
+        while armed < 8 && rounds < 1000 {
+            let round = rounds;
+            rounds += 1;
+            assert_eq!(fx.call(Call::getpid()), Ok(pid()), "round {round}");
+            // Sleeps of 0.1 to 3 ms: the wake-up falls at a different point
+            // of the tick and the kernel threads' work in each round.
+            std::thread::sleep(Duration::from_micros(100 + (round * 97) % 2900));
+            if fx.ctrl_snapshot().unwrap().pollers == 0 {
+                continue;
+            }
+            armed += 1;
+            let buf: &'static mut [u8] = Box::leak(Box::new([0u8; 1]));
+            let (read, getpid) = if armed % 2 == 0 {
+                let read = fx.post(Call::read(r, buf)).unwrap();
+                (read, fx.getpid().unwrap())
+            } else {
+                let getpid = fx.getpid().unwrap();
+                (fx.post(Call::read(r, buf)).unwrap(), getpid)
+            };
+            let done = fx.wait_timeout(&getpid, Duration::from_secs(2)).unwrap();
+            // The read ends either way, so that a failure leaves no thread
+            // behind.
+            // SAFETY: one byte from a live buffer into our own pipe.
+            assert_eq!(unsafe { libc::write(w, b"x".as_ptr().cast(), 1) }, 1);
+            assert_eq!(fx.wait(read), Ok(1), "round {round}: the read");
+            assert!(
+                done,
+                "round {round}: getpid did not complete in 2 s while a syscall thread \
+                 slept in a read it took from the poll: {:?}",
+                fx.ctrl_snapshot()
+            );
+            assert_eq!(fx.wait(getpid), Ok(pid()), "round {round}");
+        }
+        rt_utils::sched::set_scheduler(libc::SCHED_OTHER, 0).unwrap();
+        fx.shutdown(Duration::from_secs(1));
+        close(r);
+        close(w);
+        (armed, rounds)
+    })
+    .join()
+    .unwrap();
+    // Without armed rounds of both orders the test shows nothing: the
+    // arrangement failed.
+    assert!(
+        armed >= 2,
+        "only {armed} of {rounds} rounds found a syscall thread polling after the poster's sleep"
+    );
 }
 
 /// A waiter for a batch is woken once, when the batch is complete, not at
