@@ -115,7 +115,9 @@ fn region_state(pid: libc::pid_t) -> String {
     else {
         return format!("(no [flexsc] mapping in /proc/{pid}/maps)\n");
     };
-    let mut ends = range.split('-').map(|a| u64::from_str_radix(a, 16).unwrap_or(0));
+    let mut ends = range
+        .split('-')
+        .map(|a| u64::from_str_radix(a, 16).unwrap_or(0));
     let (start, end) = (ends.next().unwrap_or(0), ends.next().unwrap_or(0));
     let mut region = vec![0u8; end.saturating_sub(start) as usize];
     let read = std::fs::File::open(format!("/proc/{pid}/mem"))
@@ -126,7 +128,10 @@ fn region_state(pid: libc::pid_t) -> String {
     let word = |off: usize| u32::from_ne_bytes(region[off..off + 4].try_into().unwrap());
     let words = [
         ("nentries", std::mem::offset_of!(abi::Ctrl, nentries)),
-        ("idle_workers", std::mem::offset_of!(abi::Ctrl, idle_workers)),
+        (
+            "idle_workers",
+            std::mem::offset_of!(abi::Ctrl, idle_workers),
+        ),
         ("completions", std::mem::offset_of!(abi::Ctrl, completions)),
         ("waiters", std::mem::offset_of!(abi::Ctrl, waiters)),
         ("dropped", std::mem::offset_of!(abi::Ctrl, dropped)),
@@ -137,7 +142,9 @@ fn region_state(pid: libc::pid_t) -> String {
     ];
     let mut out = format!(
         "  region {range}: {}\n",
-        words.map(|(name, off)| format!("{name} {}", word(off))).join(", ")
+        words
+            .map(|(name, off)| format!("{name} {}", word(off)))
+            .join(", ")
     );
     let size = std::mem::size_of::<Entry>();
     for (i, e) in region[abi::PAGE_SIZE..].chunks_exact(size).enumerate() {
