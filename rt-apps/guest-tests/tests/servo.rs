@@ -341,15 +341,78 @@ impl Servo {
         }
     }
 
-    /// Whether servo still runs (reaps it when it has ended).
+    /// Whether servo still runs (reaps it when it has ended). A servo that
+    /// has not ended within the generous bound fails the test, with where
+    /// each of its threads was and how much CPU time it had used, and
+    /// servo's own output (it is killed first, so that it does not run on
+    /// into the next test).
     fn running(&mut self) -> bool {
         if self.status.is_some() {
             return false;
         }
-        assert!(
-            self.started.elapsed() < GENEROUS,
-            "servo did not end within {GENEROUS:?}"
-        );
+        if self.started.elapsed() >= GENEROUS {
+            let pid = self.child.id();
+            let threads = thread_times(pid);
+            thread::sleep(Duration::from_secs(1));
+            let threads_later = thread_times(pid);
+            let status: String = fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| {
+                    [
+                        "State",
+                        "Threads",
+                        "VmRSS",
+                        "VmLck",
+                        "voluntary",
+                        "nonvoluntary",
+                    ]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+            let busiest = busiest_processes(8);
+            let log = match fs::metadata(&self.log) {
+                Ok(m) => format!("{} bytes", m.len()),
+                Err(e) => e.to_string(),
+            };
+            let stacks = guest_tests::thread_stacks(pid as libc::pid_t);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.status = Some(128 + libc::SIGKILL);
+            let out = self
+                .out
+                .take()
+                .map(|h| h.join().unwrap())
+                .unwrap_or_default();
+            let err = self
+                .err
+                .take()
+                .map(|h| h.join().unwrap())
+                .unwrap_or_default();
+            let records = if self.log.exists() {
+                let r = decode(&self.log);
+                let first = r.first().map(|r| r.time_ns).unwrap_or(0);
+                format!(
+                    "{} records, the last: {:?}, {} ms after the first",
+                    r.len(),
+                    r.last(),
+                    r.last().map_or(0, |l| (l.time_ns - first) / 1_000_000)
+                )
+            } else {
+                String::new()
+            };
+            panic!(
+                "servo did not end within {GENEROUS:?} (killed); its threads (tid name: \
+                 policy, priority, user and system CPU time):\n{threads}1 s later:\n\
+                 {threads_later}{status}\nsyscall: {syscall}\n{stacks}\
+                 the log {}: {log}, {records}\nbusiest processes:\n{busiest}\
+                 servo's output:\n{out}{err}",
+                self.log.display()
+            );
+        }
         let Some(st) = self.child.try_wait().unwrap() else {
             return true;
         };
@@ -374,15 +437,97 @@ impl Servo {
             Vec::new()
         };
         let (released, sets) = self.trace.last_outputs();
+        let stdout = self.out.take().unwrap().join().unwrap();
+        // Its summary (cycles, overruns, latencies): what a slow kernel did
+        // to the loop.
+        println!(
+            "servo {}: {}",
+            self.log.display(),
+            stdout.trim().replace('\n', "; ")
+        );
         ServoRun {
             status: self.status.unwrap(),
-            stdout: self.out.take().unwrap().join().unwrap(),
+            stdout,
             stderr: self.err.take().unwrap().join().unwrap(),
             records,
             released,
             sets,
         }
     }
+}
+
+impl Drop for Servo {
+    /// A test that failed while servo ran: do not leave a SCHED_FIFO servo
+    /// running into the next test.
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The `n` processes that used the most CPU time (pid, name, policy,
+/// priority, user and system time), for a message about a slow run.
+fn busiest_processes(n: usize) -> String {
+    let mut all: Vec<(u64, String)> = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let name = head.split_once(" (").map_or("?", |(_, n)| n);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| f.get(n - 3).copied().unwrap_or("0");
+        let ticks = |n: usize| field(n).parse::<u64>().unwrap_or(0);
+        all.push((
+            ticks(14) + ticks(15),
+            format!(
+                "  {pid} {name}: policy {} priority {} user {} system {} ticks\n",
+                field(41),
+                field(18),
+                ticks(14),
+                ticks(15)
+            ),
+        ));
+    }
+    all.sort_by_key(|e| std::cmp::Reverse(e.0));
+    all.into_iter().take(n).map(|(_, l)| l).collect()
+}
+
+/// For each thread of process `pid`: its name, scheduling policy, priority
+/// and CPU time (user, system) from `/proc/PID/task/TID/stat`.
+fn thread_times(pid: u32) -> String {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("(/proc/{pid}/task cannot be read)\n");
+    };
+    // SAFETY: sysconf() takes a plain integer and touches no memory of ours.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut out = String::new();
+    for t in tasks.flatten() {
+        let tid = t.file_name().to_string_lossy().into_owned();
+        let stat = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let name = head.split_once(" (").map_or("?", |(_, n)| n);
+        // After "(comm) ": field 3 (state) is rest[0], so field N is rest[N - 3].
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| f.get(n - 3).copied().unwrap_or("?");
+        let secs = |n: usize| field(n).parse::<f64>().map_or(f64::NAN, |v| v / hz);
+        out += &format!(
+            "  {tid} {name}: policy {} priority {} user {:.2} s system {:.2} s\n",
+            field(41),
+            field(18),
+            secs(14),
+            secs(15)
+        );
+    }
+    out
 }
 
 /// The run ended with exit status `code`, the outputs last set safe.
