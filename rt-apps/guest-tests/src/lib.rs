@@ -15,6 +15,19 @@ pub const LINUX_VERSION: Option<&str> = option_env!("RTFLEX_LINUX_VERSION");
 /// rootfs/overlay/etc/passwd and group `nogroup`).
 pub const NOBODY: u32 = 65534;
 
+/// The debug kernel variant that runs (docs/debug-kernel.md): `"debug"` or
+/// `"kasan"` when the kernel release ends in `-debug` or `-kasan` (their
+/// `LOCALVERSION`), `None` on the normal kernel. Those kernels execute
+/// several times more instructions for the same work, and under QEMU's
+/// `-icount` guest time is instruction count: the machine is slower.
+pub fn debug_kernel_variant() -> Option<&'static str> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_else(|e| panic!("/proc/sys/kernel/osrelease: {e}"));
+    ["debug", "kasan"]
+        .into_iter()
+        .find(|v| release.trim_end().ends_with(&format!("-{v}")))
+}
+
 /// Run a program and return its output, panicking with a clear message
 /// if it cannot be started.
 pub fn run(program: &str, args: &[&str]) -> Output {

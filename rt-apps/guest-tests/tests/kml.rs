@@ -1517,11 +1517,11 @@ fn ptrace_attach_racing_exec_never_gets_a_sys_mode_tracee() {
     // A debug kernel (LOCALVERSION -debug or -kasan, docs/debug-kernel.md)
     // runs each exec many times slower while the FIFO attacker spins: fewer
     // rounds there keep the run within its time (200 took over 10 min).
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let debug_kernel = ["-debug", "-kasan"]
-        .iter()
-        .any(|v| release.trim_end().ends_with(v));
-    let rounds = if debug_kernel { 40 } else { 200 };
+    let rounds = if guest_tests::debug_kernel_variant().is_some() {
+        40
+    } else {
+        200
+    };
     let kv = exec_kv(
         &path(UNTRUSTED),
         &["race", &rounds.to_string(), &p.path],

@@ -5,6 +5,13 @@
 //! the Kernel Mode Linux entry through a trusted copy of the fuzzer that
 //! this test installs in `/trusted` for the run and removes afterwards.
 //!
+//! On the KASAN kernel variant, which cannot have FlexSC (its core is Rust,
+//! and ARM kernels cannot have KASAN and Rust together: docs/debug-kernel.md),
+//! the FlexSC part runs only if the kernel has it after all (`--flexsc
+//! auto`); the rest (vaddr_to_paddr, the Kernel Mode Linux entry, the
+//! lifecycle events) runs under KASAN. Every other kernel must have FlexSC
+//! (`--flexsc on`: the fuzzer stops with exit 2 without it).
+//!
 //! The fuzzer itself fails on kernel-log problems, hangs after SIGKILL,
 //! processes that do not end by themselves, contract violations and kinds
 //! of calls or events that never ran. This test adds independent checks:
@@ -60,6 +67,14 @@ fn install_trusted_copy() -> Installed {
 // problem the fuzzer reports fails this test.
 #[test]
 fn a_short_fuzz_run_finds_no_kernel_problem() {
+    let flexsc = if guest_tests::debug_kernel_variant() == Some("kasan") {
+        println!(
+            "KASAN kernel: the FlexSC part runs only if this kernel has FlexSC (--flexsc auto)"
+        );
+        "auto"
+    } else {
+        "on"
+    };
     let before = kernel_log();
     let t0 = Instant::now();
     let (status, stdout) = {
@@ -74,6 +89,8 @@ fn a_short_fuzz_run_finds_no_kernel_problem() {
                 "3",
                 "--kml",
                 "on",
+                "--flexsc",
+                flexsc,
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

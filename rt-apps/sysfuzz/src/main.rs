@@ -10,11 +10,12 @@ mod stats;
 mod supervisor;
 mod worker;
 
-use supervisor::{KmlMode, Options};
+use supervisor::{Mode, Options};
 
 const USAGE: &str = "\
 usage: sysfuzz [--seed N] [--seconds N] [--procs N] [--threads N]
-               [--kml auto|on|off] [--trusted PATH] [--scratch DIR]
+               [--kml auto|on|off] [--flexsc auto|on|off] [--trusted PATH]
+               [--scratch DIR]
 
 Fuzzes vaddr_to_paddr (472), flexsc_register (473), flexsc_wait (474), the
 FlexSC syscall pages and the Kernel Mode Linux entry, from several threads
@@ -28,6 +29,10 @@ mixed in. Run it as root in the rtflex image.
   --threads N    threads per fuzzing process, 1-16 (default 3)
   --kml MODE     Kernel Mode Linux part: auto (when the trusted copy is this
                  program, the default), on (required), off
+  --flexsc MODE  FlexSC part (flexsc_register, flexsc_wait, syscall pages):
+                 auto (when the kernel has FlexSC, the default), on
+                 (required), off; without it the lifecycle events stay
+                 and the process endings run without calls in flight
   --trusted PATH the trusted copy (default /trusted/sysfuzz; install a copy
                  of this static program there, root, 0755, to use it)
   --scratch DIR  where the scratch tmpfs mounts go (default /tmp)
@@ -65,6 +70,16 @@ fn value(p: &mut lexopt::Parser, missing: &str) -> Result<String, String> {
     }
 }
 
+/// The value of option `opt`: auto, on or off.
+fn mode(p: &mut lexopt::Parser, opt: &str) -> Result<Mode, String> {
+    match value(p, &format!("{opt} needs a value"))?.as_str() {
+        "auto" => Ok(Mode::Auto),
+        "on" => Ok(Mode::On),
+        "off" => Ok(Mode::Off),
+        v => Err(format!("{opt} needs auto, on or off, got '{v}'")),
+    }
+}
+
 /// Parses the command line (`args[0]` is the program name); `None`: show
 /// the help. Without `--seed` the seed is random.
 fn parse(args: &[String]) -> Result<Option<Options>, String> {
@@ -74,7 +89,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         seconds: 30,
         procs: 3,
         threads: 3,
-        kml: KmlMode::Auto,
+        kml: Mode::Auto,
+        flexsc: Mode::Auto,
         trusted: "/trusted/sysfuzz".into(),
         scratch: "/tmp".into(),
     };
@@ -87,14 +103,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             Long("seconds") => o.seconds = number(&mut p, "--seconds", 1, 7 * 24 * 3600)?,
             Long("procs") => o.procs = number(&mut p, "--procs", 1, 16)? as u32,
             Long("threads") => o.threads = number(&mut p, "--threads", 1, 16)? as u32,
-            Long("kml") => {
-                o.kml = match value(&mut p, "--kml needs a value")?.as_str() {
-                    "auto" => KmlMode::Auto,
-                    "on" => KmlMode::On,
-                    "off" => KmlMode::Off,
-                    v => return Err(format!("--kml needs auto, on or off, got '{v}'")),
-                }
-            }
+            Long("kml") => o.kml = mode(&mut p, "--kml")?,
+            Long("flexsc") => o.flexsc = mode(&mut p, "--flexsc")?,
             Long("trusted") => o.trusted = value(&mut p, "--trusted needs a path")?,
             Long("scratch") => o.scratch = value(&mut p, "--scratch needs a directory")?,
             Short(c) => return Err(format!("unknown option '-{c}'")),
@@ -126,9 +136,9 @@ fn main() {
     // Internal modes: the image exec'd by a fuzzing process, and the
     // trusted (Kernel Mode Linux) worker.
     match args.get(1).map(String::as_str) {
-        Some("--exec-child") if args.len() == 5 => {
+        Some("--exec-child") if args.len() == 6 => {
             let n = |i: usize| args[i].parse::<u64>().unwrap_or(1);
-            worker::exec_child(n(2), n(3), n(4) as u32);
+            worker::exec_child(n(2), n(3), n(4) as u32, n(5) != 0);
         }
         Some("--kml-worker") if args.len() == 5 => {
             let n = |i: usize| args[i].parse::<u64>().unwrap_or(1);
@@ -168,7 +178,7 @@ mod tests {
     fn defaults_and_every_option() {
         let o = run("");
         assert_eq!((o.seconds, o.procs, o.threads), (30, 3, 3));
-        assert_eq!(o.kml, KmlMode::Auto);
+        assert_eq!((o.kml, o.flexsc), (Mode::Auto, Mode::Auto));
         assert_eq!(
             (o.trusted.as_str(), o.scratch.as_str()),
             ("/trusted/sysfuzz", "/tmp")
@@ -177,10 +187,12 @@ mod tests {
             "--seed 0x10 --seconds=5 --procs 16 --threads=1 --kml off --trusted=/t/f --scratch /s",
         );
         assert_eq!((o.seed, o.seconds, o.procs, o.threads), (16, 5, 16, 1));
-        assert_eq!(o.kml, KmlMode::Off);
+        assert_eq!(o.kml, Mode::Off);
         assert_eq!((o.trusted.as_str(), o.scratch.as_str()), ("/t/f", "/s"));
         assert_eq!(run("--seed=42 --kml=on").seed, 42);
-        assert_eq!(run("--kml=on").kml, KmlMode::On);
+        assert_eq!(run("--kml=on").kml, Mode::On);
+        assert_eq!(run("--flexsc off").flexsc, Mode::Off);
+        assert_eq!(run("--flexsc=on").flexsc, Mode::On);
         assert!(parsed("-h").unwrap().is_none());
         assert!(parsed("--procs 2 --help --procs 99").unwrap().is_none());
     }
@@ -202,6 +214,11 @@ mod tests {
             err("--kml maybe"),
             "--kml needs auto, on or off, got 'maybe'"
         );
+        assert_eq!(
+            err("--flexsc=no"),
+            "--flexsc needs auto, on or off, got 'no'"
+        );
+        assert_eq!(err("--flexsc"), "--flexsc needs a value");
         assert_eq!(err("--trusted"), "--trusted needs a path");
         assert_eq!(err("--bogus=1"), "unknown option '--bogus'");
         assert_eq!(err("-x"), "unknown option '-x'");

@@ -31,6 +31,9 @@ pub enum Class {
     Event,
     /// Kernel Mode Linux work: required only when a trusted copy is used.
     Kml,
+    /// FlexSC calls and events: required only when the FlexSC part runs
+    /// (a kernel without FlexSC, e.g. the KASAN variant, has none).
+    Flexsc,
     /// Informational (may be zero).
     Info,
     /// A problem: any non-zero value fails the run.
@@ -69,22 +72,22 @@ macro_rules! counters {
 counters! {
     V2p = "vaddr_to_paddr", Call, "vaddr_to_paddr() calls";
     V2pOk = "vaddr_to_paddr.ok", Info, "... that translated an address";
-    Register = "flexsc_register", Call, "flexsc_register() calls";
-    RegisterOk = "flexsc_register.ok", Call, "... that mapped a region";
-    Wait = "flexsc_wait", Call, "flexsc_wait() calls";
-    WaitEintr = "flexsc_wait.eintr", Call, "... interrupted by a handled signal (EINTR)";
-    Posted = "entry.posted", Call, "entries posted by the claim protocol";
-    Done = "entry.done", Call, "... whose result was read back";
+    Register = "flexsc_register", Flexsc, "flexsc_register() calls";
+    RegisterOk = "flexsc_register.ok", Flexsc, "... that mapped a region";
+    Wait = "flexsc_wait", Flexsc, "flexsc_wait() calls";
+    WaitEintr = "flexsc_wait.eintr", Flexsc, "... interrupted by a handled signal (EINTR)";
+    Posted = "entry.posted", Flexsc, "entries posted by the claim protocol";
+    Done = "entry.done", Flexsc, "... whose result was read back";
     Abandoned = "entry.abandoned", Info, "... given up on (bounded wait ran out)";
-    Rewrite = "entry.rewrite", Call, "rewrites of entries (random words, kernel-owned ones too)";
-    CtrlWrite = "ctrl.write", Call, "writes of control-page words";
-    RegionMmop = "region.mm-op", Call, "partial munmap, mremap, mprotect, madvise, mlock of a region";
+    Rewrite = "entry.rewrite", Flexsc, "rewrites of entries (random words, kernel-owned ones too)";
+    CtrlWrite = "ctrl.write", Flexsc, "writes of control-page words";
+    RegionMmop = "region.mm-op", Flexsc, "partial munmap, mremap, mprotect, madvise, mlock of a region";
     Dofork = "region.madv-dofork", Info, "MADV_DOFORK accepted on a region";
     Fork = "fork", Event, "fork() of a fuzzing process (the child uses the region address)";
     ChildRegister = "fork.child-register", Info, "forked children that registered their own region";
     Exec = "exec", Event, "exec of itself with calls in flight (counted by the new image)";
     ThreadExit = "thread-exit", Event, "fuzzing threads that exited while the process went on";
-    MunmapInflight = "munmap-inflight", Event, "munmap() of a region with entries in flight";
+    MunmapInflight = "munmap-inflight", Flexsc, "munmap() of a region with entries in flight";
     RegionZapped = "region.zapped", Info, "regions replaced after MADV_DONTNEED (SIGBUS)";
     StopCont = "sigstop-sigcont", Event, "SIGSTOP then SIGCONT of a fuzzing process or child";
     Kill = "sigkill", Event, "SIGKILL of a fuzzing process or child";

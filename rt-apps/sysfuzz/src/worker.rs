@@ -75,6 +75,23 @@ pub struct Params {
     pub ending: Ending,
 }
 
+/// Whether the FlexSC part runs (set by the supervisor before it forks the
+/// fuzzing processes, passed on to an exec'd image on its command line).
+static FLEXSC: AtomicBool = AtomicBool::new(true);
+
+/// Switches the FlexSC part on or off for this process and its children.
+pub fn set_flexsc(on: bool) {
+    FLEXSC.store(on, Ordering::Relaxed);
+}
+
+/// Whether the FlexSC part runs: without it no process registers a region,
+/// so no call needs one (post, rewrite, control writes, flexsc_wait,
+/// flexsc_register, unmap, region changes) is picked, and the endings run
+/// without calls in flight.
+pub fn flexsc_on() -> bool {
+    FLEXSC.load(Ordering::Relaxed)
+}
+
 /// Most fuzzing threads per process.
 pub const MAX_THREADS: usize = 16;
 /// `ret` of an entry before the kernel wrote it.
@@ -1123,7 +1140,7 @@ fn fork_child(mut cx: Ctx, snap: Option<Snap>, dofork: bool) -> ! {
         }
     }
     let mode = cx.rng.below(6);
-    if matches!(mode, 1..=3) {
+    if matches!(mode, 1..=3) && flexsc_on() {
         let p = cx.sh.pools;
         if let Some(own) = register_valid(&mut cx.rng, &p, true) {
             stats::add(C::ChildRegister);
@@ -1332,7 +1349,34 @@ const OPS: [(Op, u32); 12] = [
     (Op::ThreadExit, 1),
 ];
 
-fn pick_op(rng: &mut Rng) -> Op {
+impl Op {
+    /// Whether the call works on a FlexSC region (or registers one).
+    fn needs_flexsc(self) -> bool {
+        matches!(
+            self,
+            Op::Post
+                | Op::Rewrite
+                | Op::CtrlWrite
+                | Op::Wait
+                | Op::Register
+                | Op::Unmap
+                | Op::RegionMm
+        )
+    }
+}
+
+/// A random call, by the weights of [`OPS`]; without `flexsc`, among the
+/// calls that need no region (in the same proportions).
+fn pick_op(rng: &mut Rng, flexsc: bool) -> Op {
+    loop {
+        let op = pick_any_op(rng);
+        if flexsc || !op.needs_flexsc() {
+            return op;
+        }
+    }
+}
+
+fn pick_any_op(rng: &mut Rng) -> Op {
     let total: u32 = OPS.iter().map(|o| o.1).sum();
     let mut x = rng.below(total);
     for (op, w) in OPS {
@@ -1352,7 +1396,7 @@ fn fuzz_thread(sh: &'static Shared, slot: usize, seed: u64) {
         timer: Timer::new(),
     };
     while !sh.stop.load(Ordering::Relaxed) {
-        match pick_op(&mut cx.rng) {
+        match pick_op(&mut cx.rng, flexsc_on()) {
             Op::Post => post(&mut cx),
             Op::Rewrite => rewrite(&mut cx),
             Op::CtrlWrite => ctrl_write(&mut cx),
@@ -1393,7 +1437,7 @@ pub fn run(prm: Params) -> ! {
         spare_lost: AtomicBool::new(false),
     }));
     let mut rng = Rng::new(prm.seed);
-    {
+    if flexsc_on() {
         let _g = region::lock();
         register_valid(&mut rng, &pools, false);
     }
@@ -1446,7 +1490,11 @@ fn end(cx: &mut Ctx, prm: Params, handles: Vec<Option<std::thread::JoinHandle<()
     let snap = {
         let _g = region::lock();
         let p = cx.sh.pools;
-        region::current().or_else(|| register_valid(&mut cx.rng, &p, false))
+        region::current().or_else(|| {
+            flexsc_on()
+                .then(|| register_valid(&mut cx.rng, &p, false))
+                .flatten()
+        })
     };
     match prm.ending {
         Ending::Return => {
@@ -1510,10 +1558,12 @@ fn exec_self(cx: &mut Ctx, prm: Params) -> ! {
     let seed = format!("{}", cx.rng.next_u64());
     let millis = format!("{}", cx.rng.between(100, 600));
     let threads = format!("{}", prm.threads.clamp(1, 3));
-    let args: Vec<std::ffi::CString> = ["sysfuzz", "--exec-child", &seed, &millis, &threads]
-        .iter()
-        .map(|a| std::ffi::CString::new(*a).unwrap())
-        .collect();
+    let flexsc = format!("{}", u8::from(flexsc_on()));
+    let args: Vec<std::ffi::CString> =
+        ["sysfuzz", "--exec-child", &seed, &millis, &threads, &flexsc]
+            .iter()
+            .map(|a| std::ffi::CString::new(*a).unwrap())
+            .collect();
     let mut argv: Vec<*mut libc::c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(core::ptr::null_mut());
     let envp: [*mut libc::c_char; 1] = [core::ptr::null_mut()];
@@ -1538,7 +1588,8 @@ fn exec_self(cx: &mut Ctx, prm: Params) -> ! {
 
 /// The image started by exec of itself: counts the exec, fuzzes a little
 /// (threads, region, entries) and ends with exit_group or an orderly exit.
-pub fn exec_child(seed: u64, millis: u64, threads: u32) -> ! {
+pub fn exec_child(seed: u64, millis: u64, threads: u32, flexsc: bool) -> ! {
+    set_flexsc(flexsc);
     if stats::attach().is_err() {
         // SAFETY: ending this process.
         unsafe { libc::_exit(EXIT_SETUP) }
@@ -1577,9 +1628,21 @@ mod tests {
         let mut rng = Rng::new(1);
         let mut seen = [false; 12];
         for _ in 0..100_000 {
-            seen[pick_op(&mut rng) as usize] = true;
+            seen[pick_op(&mut rng, true) as usize] = true;
         }
         assert!(seen.iter().all(|&s| s));
+    }
+
+    #[test]
+    fn without_flexsc_only_calls_that_need_no_region_are_picked() {
+        let mut rng = Rng::new(1);
+        let mut seen = [false; 12];
+        for _ in 0..100_000 {
+            seen[pick_op(&mut rng, false) as usize] = true;
+        }
+        for (op, _) in OPS {
+            assert_eq!(seen[op as usize], !op.needs_flexsc(), "{}", op as usize);
+        }
     }
 
     #[test]
