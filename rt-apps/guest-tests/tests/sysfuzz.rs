@@ -20,7 +20,8 @@
 //! Guest time: 20 s of fuzzing plus the endings (21-22 s in all on
 //! vexpress-a9, 2026-12-05; up to about 60 s when processes have to be
 //! killed after their deadlines). A run that has not ended after 300 s is
-//! killed and fails the test.
+//! killed and fails the test. On a debug kernel variant: 60 s of fuzzing,
+//! every time budget of the fuzzer and the 300 s times 4.
 #![cfg(feature = "guest")]
 
 use guest_tests::{kernel_log, new_kernel_problems, threads_named};
@@ -34,7 +35,15 @@ const SYSFUZZ: &str = "/usr/bin/sysfuzz";
 /// Where the Kernel Mode Linux part expects its trusted copy.
 const TRUSTED_COPY: &str = "/trusted/sysfuzz";
 /// Fuzzing time of the short run.
-const SECONDS: &str = "20";
+const SECONDS: u64 = 20;
+/// On a debug kernel variant (several times slower): every time budget of
+/// the fuzzer times this (`--time-factor`; as the guest timeout factor of
+/// both variants in kernel/kernel.mk), and three times the fuzzing time,
+/// so that its longer-lived processes still cover every kind of call and
+/// ending (in 20 s the KASAN kernel started 9 processes: a process that
+/// exec'd ended 15 s after its planned end, and 2 KML workers made no
+/// call).
+const DEBUG_TIME_FACTOR: u32 = 4;
 /// The run must have ended by then (guest time; generous: it ends after
 /// about 25 s, 60 s when it has to kill processes).
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -75,6 +84,18 @@ fn a_short_fuzz_run_finds_no_kernel_problem() {
     } else {
         "on"
     };
+    let (seconds, time_factor) = match guest_tests::debug_kernel_variant() {
+        Some(v) => {
+            println!(
+                "{v} kernel: --time-factor {DEBUG_TIME_FACTOR}, {} s of fuzzing",
+                SECONDS * 3
+            );
+            (SECONDS * 3, DEBUG_TIME_FACTOR)
+        }
+        None => (SECONDS, 1),
+    };
+    let deadline = DEADLINE * time_factor;
+    let (seconds, time_factor) = (seconds.to_string(), time_factor.to_string());
     let before = kernel_log();
     let t0 = Instant::now();
     let (status, stdout) = {
@@ -82,7 +103,9 @@ fn a_short_fuzz_run_finds_no_kernel_problem() {
         let mut child = Command::new(SYSFUZZ)
             .args([
                 "--seconds",
-                SECONDS,
+                &seconds,
+                "--time-factor",
+                &time_factor,
                 "--procs",
                 "3",
                 "--threads",
@@ -106,7 +129,7 @@ fn a_short_fuzz_run_finds_no_kernel_problem() {
             if let Some(st) = child.try_wait().expect("wait for sysfuzz") {
                 break Some(st);
             }
-            if t0.elapsed() > DEADLINE {
+            if t0.elapsed() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -119,7 +142,7 @@ fn a_short_fuzz_run_finds_no_kernel_problem() {
     println!("{stdout}");
     println!("sysfuzz run took {took:?} (guest time)");
     let Some(status) = status else {
-        panic!("sysfuzz did not end within {DEADLINE:?}: killed");
+        panic!("sysfuzz did not end within {deadline:?}: killed");
     };
     assert!(
         !std::path::Path::new(TRUSTED_COPY).exists(),

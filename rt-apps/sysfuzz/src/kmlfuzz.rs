@@ -38,7 +38,7 @@ extern "C" fn die_handled(_sig: libc::c_int) {
 }
 
 /// The trusted worker: never returns.
-pub fn run(seed: u64, millis: u64, dir: &CStr) -> ! {
+pub fn run(seed: u64, millis: u64, dir: &CStr, time_factor: u32) -> ! {
     if stats::attach().is_err() {
         // SAFETY: ending this process.
         unsafe { libc::_exit(worker::EXIT_SETUP) }
@@ -81,7 +81,7 @@ pub fn run(seed: u64, millis: u64, dir: &CStr) -> ! {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }
-        let grace = Duration::from_millis(if jump { 300 } else { 1000 });
+        let grace = Duration::from_millis(if jump { 300 } else { 1000 }) * time_factor;
         match worker::wait_child(pid, grace) {
             Some(st) if jump => {
                 if libc::WIFSIGNALED(st)

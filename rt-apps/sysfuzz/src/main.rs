@@ -33,6 +33,9 @@ mixed in. Run it as root in the rtflex image.
                  auto (when the kernel has FlexSC, the default), on
                  (required), off; without it the lifecycle events stay
                  and the process endings run without calls in flight
+  --time-factor N  multiply every time budget by N, 1-20 (default 1;
+                 process lifetimes, the grace before a process is overdue
+                 or hung): for kernels N times slower (debug variants)
   --trusted PATH the trusted copy (default /trusted/sysfuzz; install a copy
                  of this static program there, root, 0755, to use it)
   --scratch DIR  where the scratch tmpfs mounts go (default /tmp)
@@ -91,6 +94,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         threads: 3,
         kml: Mode::Auto,
         flexsc: Mode::Auto,
+        time_factor: 1,
         trusted: "/trusted/sysfuzz".into(),
         scratch: "/tmp".into(),
     };
@@ -105,6 +109,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             Long("threads") => o.threads = number(&mut p, "--threads", 1, 16)? as u32,
             Long("kml") => o.kml = mode(&mut p, "--kml")?,
             Long("flexsc") => o.flexsc = mode(&mut p, "--flexsc")?,
+            Long("time-factor") => o.time_factor = number(&mut p, "--time-factor", 1, 20)? as u32,
             Long("trusted") => o.trusted = value(&mut p, "--trusted needs a path")?,
             Long("scratch") => o.scratch = value(&mut p, "--scratch needs a directory")?,
             Short(c) => return Err(format!("unknown option '-{c}'")),
@@ -140,10 +145,10 @@ fn main() {
             let n = |i: usize| args[i].parse::<u64>().unwrap_or(1);
             worker::exec_child(n(2), n(3), n(4) as u32, n(5) != 0);
         }
-        Some("--kml-worker") if args.len() == 5 => {
+        Some("--kml-worker") if args.len() == 6 => {
             let n = |i: usize| args[i].parse::<u64>().unwrap_or(1);
             let dir = std::ffi::CString::new(args[4].clone()).unwrap_or_default();
-            kmlfuzz::run(n(2), n(3), &dir);
+            kmlfuzz::run(n(2), n(3), &dir, n(5).clamp(1, 20) as u32);
         }
         _ => {}
     }
@@ -193,6 +198,12 @@ mod tests {
         assert_eq!(run("--kml=on").kml, Mode::On);
         assert_eq!(run("--flexsc off").flexsc, Mode::Off);
         assert_eq!(run("--flexsc=on").flexsc, Mode::On);
+        assert_eq!(run("").time_factor, 1);
+        assert_eq!(run("--time-factor 4").time_factor, 4);
+        assert_eq!(
+            parsed("--time-factor=21").map(|_| ()).unwrap_err(),
+            "--time-factor needs a number 1-20, got '21'"
+        );
         assert!(parsed("-h").unwrap().is_none());
         assert!(parsed("--procs 2 --help --procs 99").unwrap().is_none());
     }

@@ -45,6 +45,10 @@ pub struct Options {
     pub kml: Mode,
     /// FlexSC part (flexsc_register, flexsc_wait, syscall pages).
     pub flexsc: Mode,
+    /// Multiplies every time budget (process lifetimes, the grace before a
+    /// process counts as overdue or hung, a KML child's grace): for slower
+    /// kernels (debug variants), 1 otherwise.
+    pub time_factor: u32,
     /// Path of the trusted copy.
     pub trusted: String,
     /// Directory for the scratch mounts.
@@ -196,7 +200,8 @@ impl Run {
                 _ => Ending::Return,
             }
         };
-        let lifetime = Duration::from_millis(r.between(300, 2500) as u64);
+        let lifetime =
+            Duration::from_millis(r.between(300, 2500) as u64 * u64::from(self.o.time_factor));
         let dir = format!("{}/w{k}", self.root);
         std::fs::create_dir(&dir).map_err(|e| format!("mkdir {dir}: {e}"))?;
         let cdir = CString::new(dir.clone()).unwrap();
@@ -233,6 +238,7 @@ impl Run {
             seed.to_string(),
             lifetime.as_millis().to_string(),
             dir.clone(),
+            self.o.time_factor.to_string(),
         ]
         .into_iter()
         .map(|a| CString::new(a).unwrap())
@@ -356,7 +362,7 @@ impl Run {
                 // Its group (orphaned fork children) must be gone too.
                 let gone = kill(-s.pid, 0) != 0
                     && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-                if gone || now.duration_since(r) > HANG {
+                if gone || now.duration_since(r) > HANG * self.o.time_factor {
                     if !gone {
                         for member in group_members(s.pid) {
                             dump_tasks(member);
@@ -366,7 +372,7 @@ impl Run {
                             format_args!(
                                 "process group of {} not gone {} s after SIGKILL",
                                 Run::describe(s),
-                                HANG.as_secs()
+                                (HANG * self.o.time_factor).as_secs()
                             ),
                         );
                         self.end = now;
@@ -397,28 +403,28 @@ impl Run {
                     stats::add(C::Kill);
                     s.killed_at = Some(now);
                 }
-                None if s.ending.ends_itself() && age > s.lifetime + GRACE => {
+                None if s.ending.ends_itself() && age > s.lifetime + GRACE * self.o.time_factor => {
                     dump_tasks(s.pid);
                     stats::problem(
                         C::Overdue,
                         format_args!(
                             "{} did not end by itself {} s after its planned end ({} ms)",
                             Run::describe(s),
-                            GRACE.as_secs(),
+                            (GRACE * self.o.time_factor).as_secs(),
                             s.lifetime.as_millis()
                         ),
                     );
                     kill(-s.pid, libc::SIGKILL);
                     s.killed_at = Some(now);
                 }
-                Some(k) if now.duration_since(k) > HANG => {
+                Some(k) if now.duration_since(k) > HANG * self.o.time_factor => {
                     dump_tasks(s.pid);
                     stats::problem(
                         C::Hang,
                         format_args!(
                             "{} not gone {} s after SIGKILL",
                             Run::describe(s),
-                            HANG.as_secs()
+                            (HANG * self.o.time_factor).as_secs()
                         ),
                     );
                     self.end = now;
