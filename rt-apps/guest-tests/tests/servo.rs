@@ -373,6 +373,20 @@ impl Servo {
                 .collect::<Vec<_>>()
                 .join("; ");
             let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+            // Page faults (minor, major: fields 10 and 12 of stat) and file
+            // I/O: whether it is still paging in its program.
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let f: Vec<&str> = stat
+                .rsplit_once(") ")
+                .map_or(Vec::new(), |(_, r)| r.split_whitespace().collect());
+            let faults = format!(
+                "page faults: minor {}, major {}; io: {}",
+                f.get(10 - 3).unwrap_or(&"?"),
+                f.get(12 - 3).unwrap_or(&"?"),
+                fs::read_to_string(format!("/proc/{pid}/io"))
+                    .unwrap_or_default()
+                    .replace('\n', " ")
+            );
             let busiest = busiest_processes(8);
             let log = match fs::metadata(&self.log) {
                 Ok(m) => format!("{} bytes", m.len()),
@@ -407,7 +421,7 @@ impl Servo {
             panic!(
                 "servo did not end within {GENEROUS:?} (killed); its threads (tid name: \
                  policy, priority, user and system CPU time):\n{threads}1 s later:\n\
-                 {threads_later}{status}\nsyscall: {syscall}\n{stacks}\
+                 {threads_later}{status}\n{faults}\nsyscall: {syscall}\n{stacks}\
                  the log {}: {log}, {records}\nbusiest processes:\n{busiest}\
                  servo's output:\n{out}{err}",
                 self.log.display()
