@@ -76,9 +76,34 @@ pub struct Line {
     pub offset: Offset,
 }
 
+/// The GPIO chips' character devices: the kernel's `/dev/gpiochipN`, in
+/// number order, and `chip` itself if it is a path. (gpiocdev's `chips()`
+/// looks at every entry of /dev, several system calls for each tty, disk
+/// and memory node, and servo looks up each of its 13 lines: on the debug
+/// kernel variants that took servo's set-up longer than the tests wait.)
+fn chip_paths(chip: &str) -> Result<Vec<PathBuf>, String> {
+    let number = |p: &Path| -> Option<u32> {
+        p.file_name()?
+            .to_str()?
+            .strip_prefix("gpiochip")?
+            .parse()
+            .ok()
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir("/dev")
+        .map_err(|e| format!("cannot list GPIO chips: /dev: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| number(p).is_some())
+        .collect();
+    paths.sort_by_key(|p| number(p));
+    if chip.starts_with('/') && !paths.iter().any(|p| p == Path::new(chip)) {
+        paths.push(PathBuf::from(chip));
+    }
+    Ok(paths)
+}
+
 /// The chips `chip` names (label, name or path), with their labels.
 fn matching_chips(chip: &str) -> Result<Vec<PathBuf>, String> {
-    let paths = gpiocdev::chip::chips().map_err(|e| format!("cannot list GPIO chips: {e}"))?;
+    let paths = chip_paths(chip)?;
     let mut found = Vec::new();
     let mut seen = Vec::new();
     for p in paths {
