@@ -468,22 +468,38 @@ pub fn exited_with(status: i32, code: i32) -> bool {
 /// Waits for child `pid` for at most `timeout` and returns its wait status;
 /// `None` if it was still running then (it is SIGKILLed and reaped).
 pub fn wait_child_for(pid: libc::pid_t, timeout: std::time::Duration) -> Option<i32> {
-    wait_child_or_stacks(pid, timeout).ok()
+    wait_child_or_stacks(pid, timeout, |_| String::new()).ok()
 }
 
 /// Waits for child `pid` for at most `timeout`; SIGKILLs it and panics
 /// (naming `what`, with the kernel stacks of its threads as they were
 /// before the kill) after.
 pub fn wait_child(pid: libc::pid_t, timeout: std::time::Duration, what: &str) -> i32 {
-    wait_child_or_stacks(pid, timeout).unwrap_or_else(|stacks| {
+    wait_child_explained(pid, timeout, what, |_| String::new())
+}
+
+/// As [`wait_child`], with `explain(pid)` (taken before the kill, after
+/// the threads) added to the failure message: what else the test can tell
+/// about a stuck child.
+pub fn wait_child_explained(
+    pid: libc::pid_t,
+    timeout: std::time::Duration,
+    what: &str,
+    explain: impl Fn(libc::pid_t) -> String,
+) -> i32 {
+    wait_child_or_stacks(pid, timeout, explain).unwrap_or_else(|stacks| {
         panic!("{what}: child {pid} still running after {timeout:?}; its threads:\n{stacks}")
     })
 }
 
 /// The wait status of child `pid`, or, if it still runs after `timeout`,
-/// where each of its threads is in the kernel (taken before it is
-/// SIGKILLed and reaped).
-fn wait_child_or_stacks(pid: libc::pid_t, timeout: std::time::Duration) -> Result<i32, String> {
+/// where each of its threads is in the kernel and `explain(pid)` (taken
+/// before it is SIGKILLed and reaped).
+fn wait_child_or_stacks(
+    pid: libc::pid_t,
+    timeout: std::time::Duration,
+    explain: impl Fn(libc::pid_t) -> String,
+) -> Result<i32, String> {
     let t0 = std::time::Instant::now();
     loop {
         let mut status = 0;
@@ -494,7 +510,7 @@ fn wait_child_or_stacks(pid: libc::pid_t, timeout: std::time::Duration) -> Resul
         }
         assert_eq!(r, 0, "waitpid({pid}): {}", std::io::Error::last_os_error());
         if t0.elapsed() > timeout {
-            let stacks = thread_stacks(pid);
+            let stacks = thread_stacks(pid) + &explain(pid);
             // SAFETY: killing and reaping our own hung child.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);

@@ -1649,31 +1649,6 @@ fn lifecycle_child(how: End, ready: RawFd, true_path: &CStr) -> i32 {
     }
 }
 
-/// The wait status of lifecycle child `pid`; if it still runs after 10 s,
-/// SIGKILLs it and panics with its threads and its region's state.
-fn wait_lifecycle_child(pid: libc::pid_t, what: &str) -> i32 {
-    let t0 = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: waiting for our own child; `status` is a live int.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return status;
-        }
-        assert_eq!(r, 0, "waitpid({pid}): {}", std::io::Error::last_os_error());
-        if t0.elapsed() > Duration::from_secs(10) {
-            let state = guest_tests::thread_stacks(pid) + &region_state(pid);
-            // SAFETY: killing and reaping our own hung child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("{what}: child {pid} still running after 10 s; its threads:\n{state}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn processes_ending_with_calls_in_flight_leave_nothing_behind() {
     let before = kernel_log();
@@ -1716,7 +1691,12 @@ fn processes_ending_with_calls_in_flight_leave_nothing_behind() {
                 assert_eq!(n, 1, "round {round}: kill child did not get ready");
             }
             close(rd);
-            let st = wait_lifecycle_child(child, &format!("round {round} {how:?}"));
+            let st = guest_tests::wait_child_explained(
+                child,
+                Duration::from_secs(10),
+                &format!("round {round} {how:?}"),
+                region_state,
+            );
             match how {
                 End::Kill => assert!(
                     libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL,

@@ -375,14 +375,12 @@ impl Servo {
             let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
             // Page faults (minor, major: fields 10 and 12 of stat) and file
             // I/O: whether it is still paging in its program.
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let f: Vec<&str> = stat
-                .rsplit_once(") ")
-                .map_or(Vec::new(), |(_, r)| r.split_whitespace().collect());
+            let f = proc_stat(&format!("/proc/{pid}/stat")).map_or(Vec::new(), |(_, f)| f);
+            let field = |n: usize| f.get(n - 3).map_or("?", String::as_str);
             let faults = format!(
                 "page faults: minor {}, major {}; io: {}",
-                f.get(10 - 3).unwrap_or(&"?"),
-                f.get(12 - 3).unwrap_or(&"?"),
+                field(10),
+                field(12),
                 fs::read_to_string(format!("/proc/{pid}/io"))
                     .unwrap_or_default()
                     .replace('\n', " ")
@@ -481,6 +479,15 @@ impl Drop for Servo {
     }
 }
 
+/// A `/proc/.../stat` file as its command name and its fields from field 3
+/// (the state) on: field N (stat(5)'s numbering) is `fields[N - 3]`.
+fn proc_stat(path: &str) -> Option<(String, Vec<String>)> {
+    let stat = fs::read_to_string(path).ok()?;
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let name = head.split_once(" (").map_or("?", |(_, n)| n).to_string();
+    Some((name, rest.split_whitespace().map(String::from).collect()))
+}
+
 /// The `n` processes that used the most CPU time (pid, name, policy,
 /// priority, user and system time), for a message about a slow run.
 fn busiest_processes(n: usize) -> String {
@@ -490,13 +497,10 @@ fn busiest_processes(n: usize) -> String {
         if !pid.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let Some((head, rest)) = stat.rsplit_once(") ") else {
+        let Some((name, f)) = proc_stat(&format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let name = head.split_once(" (").map_or("?", |(_, n)| n);
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let field = |n: usize| f.get(n - 3).copied().unwrap_or("0");
+        let field = |n: usize| f.get(n - 3).map_or("0", String::as_str);
         let ticks = |n: usize| field(n).parse::<u64>().unwrap_or(0);
         all.push((
             ticks(14) + ticks(15),
@@ -524,14 +528,10 @@ fn thread_times(pid: u32) -> String {
     let mut out = String::new();
     for t in tasks.flatten() {
         let tid = t.file_name().to_string_lossy().into_owned();
-        let stat = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
-        let Some((head, rest)) = stat.rsplit_once(") ") else {
+        let Some((name, f)) = proc_stat(&format!("/proc/{pid}/task/{tid}/stat")) else {
             continue;
         };
-        let name = head.split_once(" (").map_or("?", |(_, n)| n);
-        // After "(comm) ": field 3 (state) is rest[0], so field N is rest[N - 3].
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let field = |n: usize| f.get(n - 3).copied().unwrap_or("?");
+        let field = |n: usize| f.get(n - 3).map_or("?", String::as_str);
         let secs = |n: usize| field(n).parse::<f64>().map_or(f64::NAN, |v| v / hz);
         out += &format!(
             "  {tid} {name}: policy {} priority {} user {:.2} s system {:.2} s\n",
