@@ -1639,23 +1639,24 @@ mod tests {
         assert!(!Ending::Killed.ends_itself());
     }
 
+    /// Which operations 100000 picks (`flexsc` as given) came up with.
+    fn picked(flexsc: bool) -> [bool; OPS.len()] {
+        let mut rng = Rng::new(1);
+        let mut seen = [false; OPS.len()];
+        for _ in 0..100_000 {
+            seen[pick_op(&mut rng, flexsc) as usize] = true;
+        }
+        seen
+    }
+
     #[test]
     fn every_op_can_be_picked() {
-        let mut rng = Rng::new(1);
-        let mut seen = [false; 12];
-        for _ in 0..100_000 {
-            seen[pick_op(&mut rng, true) as usize] = true;
-        }
-        assert!(seen.iter().all(|&s| s));
+        assert!(picked(true).iter().all(|&s| s));
     }
 
     #[test]
     fn without_flexsc_only_calls_that_need_no_region_are_picked() {
-        let mut rng = Rng::new(1);
-        let mut seen = [false; 12];
-        for _ in 0..100_000 {
-            seen[pick_op(&mut rng, false) as usize] = true;
-        }
+        let seen = picked(false);
         for (op, _) in OPS {
             assert_eq!(seen[op as usize], !op.needs_flexsc(), "{}", op as usize);
         }
