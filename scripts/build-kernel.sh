@@ -60,6 +60,13 @@ export KBUILD_BUILD_USER=rtflex KBUILD_BUILD_HOST=rtflex
 export KBUILD_BUILD_TIMESTAMP=${KBUILD_BUILD_TIMESTAMP:-$(date -u -d "@${SOURCE_DATE_EPOCH:-0}" 2>/dev/null || echo "Thu Jan  1 00:00:00 UTC 1970")}
 kmake() { make -C "$src" O="$obj" ARCH=arm LLVM="$llvm" CC="$cc" -j"$jobs" "$@"; }
 
+# A first build of a tree takes about 1.7 GiB (objects, modules, the Rust
+# crates), ccache up to its limit beside it; a rebuild only what changed.
+if [ -e "$obj/vmlinux" ]; then
+	need_space "$obj" 1 "rebuilding the kernel in $obj"
+else
+	need_space "$obj" 3 "a kernel build in $obj"
+fi
 mkdir -p "$obj"
 kmake -s rustavailable >/dev/null 2>&1 || {
 	kmake rustavailable || true

@@ -9,6 +9,18 @@ need() {
 	command -v "$1" >/dev/null 2>&1 || die "'$1' not found. $2"
 }
 
+# need_space DIR GB WHAT: stop before a build fills the disk (the tools'
+# own errors then are "No space left on device" halfway through) when the
+# file system of DIR (or its nearest existing parent) has less than GB GiB
+# free; WHAT says what needs the room.
+need_space() {
+	local dir=$1 gb=$2 what=$3 avail
+	while [ ! -d "$dir" ]; do dir=$(dirname "$dir"); done
+	avail=$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1048576) }')
+	[ "$avail" -ge "$gb" ] ||
+		die "$what needs about $gb GiB free in $dir; only $avail GiB are free there. Free some space (build outputs of other checkouts, /tmp) and run make again."
+}
+
 # Private apt configuration: Debian package downloads that do not touch the
 # host's apt sources or state. Usage: apt_private DIR SUITE ARCH
 apt_private_opts() {

@@ -51,6 +51,11 @@ install_missing() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install failed; run it yourself: apt-get install ${missing[*]}"
 }
+# Room for a whole build from a fresh clone (make test-all): the kernel
+# source and objects (3.5 GiB), the Rust targets (5-7 GiB: cross, host
+# tests, clippy), root file systems and every board's image (1.5 GiB),
+# ccache's cache (up to its 5 GiB default, outside the checkout).
+need_space "$here/.." 14 "a build from a fresh clone (make, make test-all)"
 install_missing "" "${APT_PACKAGES[@]}"
 
 # setup-host.sh --lava (make lava-run): Debian's LAVA dispatcher as well,
