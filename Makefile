@@ -120,7 +120,8 @@ help:
 	@echo "  lab           the latency lab (docs/latency-lab.md): per kernel variant (LAB_VARIANTS,"
 	@echo "                default rt rt-nofeatures nonrt rt-tuned) boot under -icount and run every"
 	@echo "                load x tool cell (LAB_LOADS, LAB_TOOLS; LAB_DURATION=s or LAB_LOOPS=n per"
-	@echo "                cell, LAB_SMP=n vCPUs); bundles and report in build/$(BOARD)/lab/"
+	@echo "                cell, LAB_SMP=n vCPUs; LAB_JOBS=n variants at once, default one per host"
+	@echo "                CPU); bundles and report in build/$(BOARD)/lab/"
 	@echo "  lab-report    BUNDLE='bundle or directory ...': the lab report (Markdown, HTML, plots)"
 	@echo "  lava-jobs     LAVA_BASE_URL=<url>: the LAVA job of every board (board farms, docs/lava.md)"
 	@echo "                into build/lava/jobs/ (LAVA_LAB_OPTIONS: the lab's options, default --quick)"
@@ -334,23 +335,36 @@ LAB_ARGS := $(if $(LAB_DURATION),--duration $(LAB_DURATION)) $(if $(LAB_LOOPS),-
 	$(if $(LAB_LOADS),--loads $(LAB_LOADS)) $(if $(LAB_TOOLS),--tools $(LAB_TOOLS)) $(if $(LAB_SMP),--smp $(LAB_SMP))
 # The report's plots need Debian's python3 and its python3-matplotlib.
 LAB_PYTHON := PYTHONPATH=$(TOP)/tools /usr/bin/python3
+# LAB_JOBS variants boot side by side (default: one per host CPU): under
+# -icount the guest's clock counts instructions, so a busy host changes the
+# wall-clock time of a run, not its numbers (except the sd load's, whose
+# block I/O QEMU does in host time; docs/latency-lab.md). The kernels are
+# built first, one after the other.
+LAB_JOBS ?= $(shell nproc)
+LAB_KERNEL_VARIANTS := $(filter-out rt rt-tuned,$(LAB_VARIANTS))
 .PHONY: lab
 lab: image
 	@[ -z "$(KERNEL_VARIANT)" ] || { echo "make lab: no KERNEL_VARIANT; choose kernels with LAB_VARIANTS" >&2; exit 2; }
 	@for v in $(LAB_VARIANTS); do case $$v in rt | rt-tuned | rt-nofeatures | nonrt) ;; \
 		*) echo "make lab: unknown variant '$$v' in LAB_VARIANTS (rt rt-tuned rt-nofeatures nonrt)" >&2; exit 2 ;; \
 		esac; done
-	rc=0; for v in $(LAB_VARIANTS); do \
-		case $$v in rt | rt-tuned) kv= ;; *) kv=$$v ;; esac; \
-		if [ -n "$$kv" ]; then $(MAKE) --no-print-directory KERNEL_VARIANT=$$kv kernel || { rc=1; continue; }; fi; \
-		obj=$(BUILD)/kernel$${kv:+-$$kv}; \
-		$(RTFLEX) lab --board $(BOARD) --build-dir $(LAB_DIR)/$$v --kernel $$obj/arch/arm/boot/zImage \
-			$(if $(BOARD_DTB),--dtb $$obj/arch/arm/boot/dts/$(BOARD_DTB)) --sdcard $(SDCARD) \
-			--variant $$v $$([ $$v = rt-tuned ] && echo --tune) $(LAB_ARGS) || rc=1; \
+	rc=0; for kv in $(LAB_KERNEL_VARIANTS); do \
+		$(MAKE) --no-print-directory KERNEL_VARIANT=$$kv kernel || rc=1; \
 	done; \
+	$(MAKE) --no-print-directory -k -j$(LAB_JOBS) -Oline $(addprefix lab-variant-,$(LAB_VARIANTS)) || rc=1; \
 	$(LAB_PYTHON) -m rtflex.lab_report --out $(LAB_REPORT_DIR) \
 		$(foreach v,$(LAB_VARIANTS),$(LAB_DIR)/$(v)/bundles) || rc=1; \
 	exit $$rc
+
+# One variant's matrix (make lab runs these; its kernel must be built).
+LAB_VARIANT_TARGETS := $(addprefix lab-variant-,rt rt-tuned rt-nofeatures nonrt)
+.PHONY: $(LAB_VARIANT_TARGETS)
+$(LAB_VARIANT_TARGETS): lab-variant-%:
+	kv=$(filter-out rt rt-tuned,$*); obj=$(BUILD)/kernel$${kv:+-$$kv}; \
+	[ -e $$obj/arch/arm/boot/zImage ] || { echo "make lab: no kernel for variant $* in $$obj (make lab builds it)" >&2; exit 1; }; \
+	$(RTFLEX) lab --board $(BOARD) --build-dir $(LAB_DIR)/$* --kernel $$obj/arch/arm/boot/zImage \
+		$(if $(BOARD_DTB),--dtb $$obj/arch/arm/boot/dts/$(BOARD_DTB)) --sdcard $(SDCARD) \
+		--variant $* $(if $(filter rt-tuned,$*),--tune) $(LAB_ARGS)
 
 # The report of any lab bundles (from make lab or a board): BUNDLE is a
 # bundle (directory or .tar.gz) or a directory holding bundles, or several.
