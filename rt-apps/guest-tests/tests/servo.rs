@@ -34,6 +34,44 @@ const LOG_DIR: &str = "/var/tmp/servo-tests";
 /// duty, about 140 counts/s) takes a quarter of a second, not one.
 const START: &str = "--start=40";
 
+/// The control period the tests run servo with (us). 1 ms, the default,
+/// on the image's kernel. The debug variants (lockdep, kmemleak, KASAN;
+/// `make KERNEL_VARIANT=...`) make every system call and interrupt several
+/// times longer: a 1 ms loop at SCHED_FIFO 80 then takes most of the one
+/// vCPU, and plant-sim (SCHED_OTHER) steps so rarely that the encoder
+/// stands still for longer than servo's encoder timeout, which servo
+/// rightly reports as encoder loss. There the loop runs every 5 ms (the
+/// same control law: its integral uses the measured time step). Even so
+/// plant-sim cannot keep real time there (a model step takes 1.1-1.4 ms
+/// of CPU), so the two tests that judge control quality are skipped on
+/// those kernels (kernel/kernel.mk says why); the others judge what does
+/// not need a real-time plant (safe outputs, faults, complete logs).
+fn interval_us() -> u32 {
+    if guest_tests::debug_kernel_variant().is_some() {
+        5000
+    } else {
+        1000
+    }
+}
+
+/// plant-sim with `extra` options for a test: on the debug variants at
+/// 1000 model steps per second instead of 2000 (one step still writes at
+/// most one encoder edge, and the 1.5 ms edge gap allows fewer than 1000
+/// edges per second anyway), so that it keeps real time beside servo.
+fn start_plant(name: &str, extra: &[&str]) -> PlantSim {
+    let mut args = extra.to_vec();
+    if guest_tests::debug_kernel_variant().is_some() {
+        args.push("--rate=1000");
+    }
+    PlantSim::start(name, &args)
+}
+
+/// Cycle `n` of a 1 ms loop in cycles of the loop the tests run (the same
+/// time since the start).
+fn cycles_of_1ms(n: u64) -> u64 {
+    n * 1000 / u64::from(interval_us())
+}
+
 fn log_path(name: &str) -> PathBuf {
     fs::create_dir_all(LOG_DIR).unwrap();
     Path::new(LOG_DIR).join(name)
@@ -301,6 +339,7 @@ impl Servo {
             .envs(env.iter().copied())
             .arg("run")
             .arg("--priority=80")
+            .arg(format!("--interval={}", interval_us()))
             .arg(format!("--log={}", log.display()))
             .args(args)
             .stdout(Stdio::piped())
@@ -717,7 +756,7 @@ fn check_positions(run: &ServoRun, plant: &PlantRun, what: &str) {
 
 #[test]
 fn step_response_reaches_the_setpoint_and_settles_with_bounded_overshoot() {
-    let plant = PlantSim::start("step", &[START]);
+    let plant = start_plant("step", &[START]);
     let log = log_path("step.log");
     let target = 400.0;
     let run = run_servo(
@@ -801,7 +840,7 @@ fn step_response_reaches_the_setpoint_and_settles_with_bounded_overshoot() {
 #[test]
 fn direction_reversal_reaches_both_targets() {
     let p = params();
-    let plant = PlantSim::start("reverse", &[START]);
+    let plant = start_plant("reverse", &[START]);
     let log = log_path("reverse.log");
     let run = run_servo(
         &plant,
@@ -857,7 +896,7 @@ fn direction_reversal_reaches_both_targets() {
 
 #[test]
 fn sigterm_leaves_the_outputs_safe() {
-    let plant = PlantSim::start("sigterm", &[START]);
+    let plant = start_plant("sigterm", &[START]);
     let log = log_path("sigterm.log");
     let mut servo = Servo::spawn(
         &plant,
@@ -885,21 +924,22 @@ fn sigterm_leaves_the_outputs_safe() {
 /// variable, not an option) that panics the loop at that cycle.
 #[test]
 fn a_panic_leaves_the_outputs_safe() {
-    let plant = PlantSim::start("panic", &[START]);
+    let plant = start_plant("panic", &[START]);
     let log = log_path("panic.log");
     // Homing from 40 takes about 0.3 s: at 1.2 s it drives hard upwards.
+    let at = cycles_of_1ms(1200).to_string();
     let run = Servo::spawn_with_env(
         &plant,
         &log,
         &["--moves=2000", "--duration=30", "--log-via=thread"],
-        &[("SERVO_TEST_PANIC_AT_CYCLE", "1200")],
+        &[("SERVO_TEST_PANIC_AT_CYCLE", &at)],
     )
     .finish(None);
     plant.stop();
     // SIGABRT: the panic, not an exit.
     check_ended_safe(&run, 128 + libc::SIGABRT, "panic");
     assert!(
-        run.stderr.contains("test panic at cycle 1200"),
+        run.stderr.contains(&format!("test panic at cycle {at}")),
         "{}",
         run.stderr
     );
@@ -916,7 +956,7 @@ fn a_panic_leaves_the_outputs_safe() {
 fn encoder_loss_is_a_fault_with_safe_outputs() {
     // Homing from 40 counts takes about 0.3 s; the encoder freezes during
     // the long move after it.
-    let plant = PlantSim::start("encoder-loss", &[START, "--freeze-encoder-after=1.5"]);
+    let plant = start_plant("encoder-loss", &[START, "--freeze-encoder-after=1.5"]);
     let log = log_path("encoder-loss.log");
     let run = run_servo(
         &plant,
@@ -978,7 +1018,7 @@ fn every_log_path_gives_complete_ordered_records_that_match_the_plant() {
         &["--log-via=flexsc"],
     ] {
         let what = via.join(" ");
-        let plant = PlantSim::start("log-via", &[START]);
+        let plant = start_plant("log-via", &[START]);
         let log = log_path("log-via.log");
         let mut args = vec![
             "--moves=150,-50",
@@ -986,6 +1026,15 @@ fn every_log_path_gives_complete_ordered_records_that_match_the_plant() {
             "--duration=3",
             "--sync-every=500",
         ];
+        // On the debug variants plant-sim cannot keep real time (see
+        // interval_us()): its encoder lags (seen: 0 counts in servo's
+        // first 170 ms, 500-600 counts behind later), and servo's
+        // encoder-loss or saturation fault would end the run. This test
+        // judges the telemetry, not the control, so there both checks
+        // wait for a minute.
+        if guest_tests::debug_kernel_variant().is_some() {
+            args.extend_from_slice(&["--sat-time=60000", "--encoder-timeout=60000"]);
+        }
         args.extend_from_slice(via);
         let run = run_servo(&plant, &log, &args);
         let plant_run = plant.stop();

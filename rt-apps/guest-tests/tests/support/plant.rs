@@ -244,6 +244,9 @@ impl PlantSim {
         let stderr = self.stderr.take().unwrap().join().unwrap();
         assert!(st.success(), "plant-sim: {st}\n{stdout}{stderr}");
         assert!(stdout.contains("plant-sim: done: "), "{stdout}");
+        // Its summary (steps, late steps, lag, how far the encoder lines
+        // fell behind): what a slow kernel did to the plant.
+        println!("{}", stdout.trim());
         assert!(
             !plant::sim::chip::device_dir().exists(),
             "plant-sim left its chip in configfs"
