@@ -224,8 +224,16 @@ fn rtla_timerlat_runs_and_agrees_with_cyclictest_in_magnitude() {
         .map(|t| t["max"].as_u64().unwrap())
         .max()
         .unwrap();
-    assert!(
-        rtla_thread_max <= cyc_max * MAGNITUDE && cyc_max <= rtla_thread_max * MAGNITUDE,
-        "rtla thread max {rtla_thread_max} us, cyclictest max {cyc_max} us"
-    );
+    println!("rtla thread max {rtla_thread_max} us, cyclictest max {cyc_max} us");
+    // Not on the debug variants: there both maxima are the checkers'
+    // (lockdep, kmemleak, KASAN), and the timerlat tracer's own path
+    // carries more of them than cyclictest's (seen: rtla 3032 us against
+    // cyclictest 510 us). That is why the latency comparison (rtlat) is
+    // skipped there too (kernel/kernel.mk); everything above still runs.
+    if guest_tests::debug_kernel_variant().is_none() {
+        assert!(
+            rtla_thread_max <= cyc_max * MAGNITUDE && cyc_max <= rtla_thread_max * MAGNITUDE,
+            "rtla thread max {rtla_thread_max} us, cyclictest max {cyc_max} us"
+        );
+    }
 }
