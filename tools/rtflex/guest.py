@@ -23,6 +23,7 @@ import json
 import os
 import shlex
 import shutil
+import time
 
 from . import qemu, report, runner, uboot
 from .runner import log
@@ -244,7 +245,9 @@ def cmd_lab(args):
     # cell with a load, about 34 s on 2 loaded host cores): a generous
     # bound, only for "it ends at all".
     timeout = max(args.timeout, int(cells * per_cell * 10) + 300)
+    started = time.monotonic()
     b = boot(args, "lab", f"lab-{args.variant}", timeout=timeout)
+    host_seconds = round(time.monotonic() - started, 1)
     failures = boot_failures(b.results, b.problems, b.why) + boot_check_failures(b)
     run = b.results.run("lab") if b.results else None
     if run is not None:
@@ -271,7 +274,7 @@ def cmd_lab(args):
         with open(os.path.join(out, name, bundle.HOST_FILE), "w") as f:
             json.dump({"variant": args.variant, "board": args.board.name,
                        "qemu_machine": args.board.qemu_machine, "smp": smp,
-                       "qemu_command": b.command}, f, indent=2)
+                       "qemu_command": b.command, "host_seconds": host_seconds}, f, indent=2)
         try:
             bd = bundle.load(os.path.join(out, name))
         except bundle.BundleError as e:

@@ -171,6 +171,8 @@ def build(bundles, reference=None, plot_tools=None):
                   f"sched_rt_runtime_us {h['sched_rt_runtime_us']}")
         if b.host and b.host.get("qemu_command"):
             md.append(f"  - QEMU: `{' '.join(b.host['qemu_command'])}`")
+        if b.host and b.host.get("host_seconds") is not None:
+            md.append(f"  - host wall-clock time (boot and matrix): {b.host['host_seconds']:.0f} s")
     md.append("")
     first = bundles[0].header["options"]
     md.append(f"Tool options (every cell): `{first['latency_args']}`")
