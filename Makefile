@@ -120,7 +120,8 @@ help:
 	@echo "  lab           the latency lab (docs/latency-lab.md): per kernel variant (LAB_VARIANTS,"
 	@echo "                default rt rt-nofeatures nonrt rt-tuned) boot under -icount and run every"
 	@echo "                load x tool cell (LAB_LOADS, LAB_TOOLS; LAB_DURATION=s or LAB_LOOPS=n per"
-	@echo "                cell, LAB_SMP=n vCPUs; LAB_JOBS=n variants at once, default one per host"
+	@echo "                cell, LAB_SMP=n vCPUs (more than 1: no -icount unless LAB_ICOUNT=on);"
+	@echo "                LAB_JOBS=n variants at once, default one per host"
 	@echo "                CPU); bundles and report in build/$(BOARD)/lab/"
 	@echo "  lab-report    BUNDLE='bundle or directory ...': the lab report (Markdown, HTML, plots)"
 	@echo "  lava-jobs     LAVA_BASE_URL=<url>: the LAVA job of every board (board farms, docs/lava.md)"
@@ -329,18 +330,22 @@ LAB_LOOPS ?=
 LAB_LOADS ?=
 LAB_TOOLS ?=
 LAB_SMP ?=
+LAB_ICOUNT ?=
 LAB_DIR := $(BUILD)/$(BOARD)/lab
 LAB_REPORT_DIR ?= $(LAB_DIR)/report
 LAB_ARGS := $(if $(LAB_DURATION),--duration $(LAB_DURATION)) $(if $(LAB_LOOPS),--loops $(LAB_LOOPS)) \
-	$(if $(LAB_LOADS),--loads $(LAB_LOADS)) $(if $(LAB_TOOLS),--tools $(LAB_TOOLS)) $(if $(LAB_SMP),--smp $(LAB_SMP))
+	$(if $(LAB_LOADS),--loads $(LAB_LOADS)) $(if $(LAB_TOOLS),--tools $(LAB_TOOLS)) $(if $(LAB_SMP),--smp $(LAB_SMP)) \
+	$(if $(LAB_ICOUNT),--icount $(LAB_ICOUNT))
 # The report's plots need Debian's python3 and its python3-matplotlib.
 LAB_PYTHON := PYTHONPATH=$(TOP)/tools /usr/bin/python3
-# LAB_JOBS variants boot side by side (default: one per host CPU): under
+# LAB_JOBS variants boot side by side (default: one per host CPU; one with
+# LAB_SMP above 1, see below): under
 # -icount the guest's clock counts instructions, so a busy host changes the
 # wall-clock time of a run, not its numbers (except the sd load's, whose
 # block I/O QEMU does in host time; docs/latency-lab.md). The kernels are
 # built first, one after the other.
-LAB_JOBS ?= $(shell nproc)
+# With several vCPUs a lab runs without -icount (host-timed): one at a time.
+LAB_JOBS ?= $(if $(filter-out 1,$(LAB_SMP)),1,$(shell nproc))
 LAB_KERNEL_VARIANTS := $(filter-out rt rt-tuned,$(LAB_VARIANTS))
 .PHONY: lab
 lab: image

@@ -83,6 +83,10 @@ def parser():
             c.add_argument("--loops", type=positive(int), help="cycles per cell instead of --duration")
             c.add_argument("--loads", help="comma-separated loads (default: all)")
             c.add_argument("--tools", help="comma-separated tools (default: the runner's, all but rtla)")
+            c.add_argument("--icount", choices=("auto", "on", "off"), default="auto",
+                           help="guest time from the instruction count: on, off, or auto (default): on "
+                                "with one vCPU, off with more (under -icount stop_machine() stalls an "
+                                "SMP guest; docs/latency-lab.md); without it latencies are host-timed")
         if name == "shell":
             c.add_argument("--no-icount", action="store_true", help="run at full speed")
 

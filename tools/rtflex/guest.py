@@ -58,7 +58,8 @@ def boot(args, mode, name=None, stall=None, timeout=None):
     sdcard, card_cmdline, want = uboot_card(args, qemu.kernel_cmdline(args.board, mode, **options))
     dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir, args.smp) if args.dtb else None
     cmd = qemu.qemu_command(args.board, args.kernel, dtb, sdcard, mode=mode, results=results_path,
-                            smp=args.smp, monitor=monitor, card_cmdline=card_cmdline, **options)
+                            smp=args.smp, monitor=monitor, card_cmdline=card_cmdline,
+                            icount=getattr(args, "use_icount", True), **options)
     timeout = (timeout or args.timeout) * args.timeout_factor
     if args.timeout_factor != 1:
         log(f"guest timeout {timeout:.0f} s ({args.timeout} s x {args.timeout_factor:g})")
@@ -236,6 +237,10 @@ def cmd_lab(args):
     board_smp = [a for a, b in zip(args.board.qemu_args, args.board.qemu_args[1:]) if b and a == "-smp"]
     smp = args.smp or (int(args.board.qemu_args[args.board.qemu_args.index("-smp") + 1]) if board_smp else 1)
     args.smp = smp
+    args.use_icount = qemu.lab_icount(args.icount, smp)
+    if not args.use_icount:
+        log(f"{smp} vCPUs: no -icount (--icount {args.icount}): latencies are host-timed, "
+            "so this host's load is in them")
     args.append = list(args.append or []) + lab_cmdline(smp, args.tune)
     args.lab_options = {"label": args.variant, "duration": args.duration, "loops": args.loops,
                         "loads": args.loads, "tools": args.tools}
@@ -274,7 +279,8 @@ def cmd_lab(args):
         with open(os.path.join(out, name, bundle.HOST_FILE), "w") as f:
             json.dump({"variant": args.variant, "board": args.board.name,
                        "qemu_machine": args.board.qemu_machine, "smp": smp,
-                       "qemu_command": b.command, "host_seconds": host_seconds}, f, indent=2)
+                       "qemu_command": b.command, "icount": args.use_icount,
+                       "host_seconds": host_seconds}, f, indent=2)
         try:
             bd = bundle.load(os.path.join(out, name))
         except bundle.BundleError as e:

@@ -160,7 +160,8 @@ def build(bundles, reference=None, plot_tools=None):
                      else h["kernel_version"].split(" ")[1] if " " in h["kernel_version"] else h["kernel_version"],
                      (h["config_gz_sha256"] or "none")[:12], f"{h['cpus_online']} ({h['cpu_list']})",
                      h["clocksource"], iso, o.get("tuning") or "none",
-                     f"yes ({host['qemu_machine']}, -smp {host['smp']})" if h["emulated"] and host
+                     f"yes ({host['qemu_machine']}, -smp {host['smp']}"
+                     f"{'' if host.get('icount', True) else ', no -icount: host-timed'})" if h["emulated"] and host
                      else "yes" if h["emulated"] else "no", length, h["date"]])
     md += _table(["variant", "kernel", "preemption", "config sha256", "CPUs", "clocksource", "isolation",
                   "tuning", "emulated", "per run", "date"], rows)

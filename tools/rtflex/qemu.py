@@ -106,8 +106,8 @@ def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=Non
     the results port unused, the image writable. Other modes: the console
     on stdout, the results port into the file RESULTS, -snapshot (the image
     is never changed), MONITOR (a unix socket path) or no QEMU monitor.
-    ICOUNT (guest time from the instruction count) is always on outside
-    shell mode.
+    ICOUNT (guest time from the instruction count) is on unless the caller
+    turns it off (the latency lab on several vCPUs, see lab_icount).
 
     A board that QEMU boots through U-Boot (BOARD_QEMU_UBOOT) gets U-Boot as
     its firmware and no kernel, DTB or command line: U-Boot boots the card,
@@ -141,13 +141,30 @@ def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=Non
     else:
         if not results:
             raise ValueError(f"mode {mode} needs a results file")
-        cmd += ["-snapshot", "-monitor", f"unix:{monitor},server,nowait" if monitor else "none",
-                "-icount", ICOUNT]
+        cmd += ["-snapshot", "-monitor", f"unix:{monitor},server,nowait" if monitor else "none"]
+        if icount:
+            cmd += ["-icount", ICOUNT]
         console, port = ["-serial", "stdio"], results_port(board, results)
     # QEMU's serial ports in order; the console is the first one unless the
     # board says otherwise (i.MX6: UART2, ttymxc1, is QEMU's second).
     cmd += port + console if board.qemu_console_serial == 2 else console + port
     return cmd
+
+
+def lab_icount(choice, smp):
+    """Whether a lab run uses -icount: CHOICE "on" or "off", or "auto": on
+    for one vCPU, off for several. With several vCPUs under -icount QEMU
+    runs them one after the other in one host thread, and stop_machine()
+    (the clocksource switch at boot, fix_kernmem_perms and mark_rodata_ro
+    after the root mount) waits for a vCPU that is inside its tick
+    interrupt and rarely gets its turn: vexpress-a15 -smp 2 hung there in
+    5 of 5 boots without isolcpus=1 and spent 307 s and 768 s of guest time
+    in the two later calls with it; sabrelite -smp 4 stalled after the
+    root mount. Without -icount (MTTCG: one host thread per vCPU) the same
+    image boots in 10-23 s, and its latencies are host-timed."""
+    if choice not in ("auto", "on", "off"):
+        raise ValueError(f"icount: {choice!r} is not auto, on or off")
+    return choice == "on" or (choice == "auto" and smp == 1)
 
 
 def dtb_for_qemu(board, dtb, out_dir, smp=None):

@@ -101,6 +101,17 @@ def test_shell_mode_is_interactive_and_writable():
     assert option(boot("qemu-vexpress-a9", "shell", icount=False), "-icount") == []
 
 
+def test_a_lab_on_several_vcpus_runs_without_icount_unless_asked():
+    # auto: -icount with one vCPU only (stop_machine() stalls SMP guests
+    # under -icount); on and off are what they say.
+    assert [qemu.lab_icount("auto", n) for n in (1, 2, 4)] == [True, False, False]
+    assert qemu.lab_icount("on", 2) and not qemu.lab_icount("off", 1)
+    with pytest.raises(ValueError, match="not auto, on or off"):
+        qemu.lab_icount("yes", 1)
+    assert option(boot("qemu-vexpress-a15", "lab", smp=2, icount=False), "-icount") == []
+    assert option(boot("qemu-vexpress-a15", "lab", smp=2), "-icount") == [qemu.ICOUNT]
+
+
 def test_bad_requests_are_refused():
     with pytest.raises(ValueError, match="unknown mode"):
         boot("qemu-vexpress-a9", "debug")
