@@ -28,6 +28,31 @@ pub fn debug_kernel_variant() -> Option<&'static str> {
         .find(|v| release.trim_end().ends_with(&format!("-{v}")))
 }
 
+/// The period (us) the guest tests give the latency lab's runner
+/// (`--interval`): 1 ms, its default, on the image's kernel; 10 ms on the
+/// debug variants, where at 1 ms the measuring itself overloads the one
+/// vCPU (KASAN: the timerlat tracer's interrupt and tracing took the whole
+/// period, rtla's tracer switch waited over 6 min in synchronize_rcu();
+/// rtlat's io_uring path dropped 7 of 392 records with every write in
+/// flight while the thread woke up to 87 ms late).
+pub fn lab_interval_us() -> u64 {
+    if debug_kernel_variant().is_some() {
+        10_000
+    } else {
+        1000
+    }
+}
+
+/// A `/proc/.../stat` file as its command name and its fields from field 3
+/// (the state) on: field N (proc(5)'s numbering) is `fields[N - 3]`.
+/// `None` if it cannot be read (the task has gone).
+pub fn proc_stat(path: &str) -> Option<(String, Vec<String>)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let name = head.split_once(" (").map_or("?", |(_, n)| n).to_string();
+    Some((name, rest.split_whitespace().map(String::from).collect()))
+}
+
 /// Run a program and return its output, panicking with a clear message
 /// if it cannot be started.
 pub fn run(program: &str, args: &[&str]) -> Output {
@@ -537,12 +562,7 @@ pub fn thread_stacks(pid: libc::pid_t) -> String {
     for t in tasks.flatten() {
         let tid = t.file_name().to_string_lossy().into_owned();
         let dir = format!("/proc/{pid}/task/{tid}");
-        let stat = read(format!("{dir}/stat"));
-        // The state is the first field after the parenthesised name.
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().next());
+        let state = proc_stat(&format!("{dir}/stat")).and_then(|(_, f)| f.into_iter().next());
         let (tx, rx) = std::sync::mpsc::channel();
         let stack_path = format!("{dir}/stack");
         std::thread::spawn(move || {
@@ -558,7 +578,7 @@ pub fn thread_stacks(pid: libc::pid_t) -> String {
         out += &format!(
             "  {tid} {} state {} wchan {}\n{stack}",
             read(format!("{dir}/comm")).trim_end(),
-            state.unwrap_or("?"),
+            state.as_deref().unwrap_or("?"),
             read(format!("{dir}/wchan")),
         );
     }
@@ -803,5 +823,19 @@ mod flexsc_helper_tests {
         let me = std::process::id();
         let found = threads_named("");
         assert!(found.iter().any(|&(pid, tid, _)| pid == me && tid == me));
+    }
+
+    #[test]
+    fn proc_stat_splits_after_the_name() {
+        // A name with a space and a parenthesis is what rsplit_once guards.
+        let dir = std::env::temp_dir().join(format!("proc-stat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("stat");
+        std::fs::write(&f, "42 (a b) c) S 1 42 42 0\n").unwrap();
+        let (name, fields) = proc_stat(f.to_str().unwrap()).unwrap();
+        assert_eq!(name, "a b) c");
+        assert_eq!(fields, ["S", "1", "42", "42", "0"]);
+        assert!(proc_stat(dir.join("absent").to_str().unwrap()).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

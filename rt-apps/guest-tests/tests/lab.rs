@@ -234,17 +234,11 @@ fn the_io_uring_and_kml_cells_run_and_leave_trusted_as_it_was() {
         .map(|d| d.count())
         .expect("/trusted");
     let dir = TmpDir::new("lab-io");
-    // On the debug variants every 10 ms: rtlat's io_uring path drops a
-    // record (and fails the cell) when all 64 of its writes are in flight,
-    // and on the KASAN kernel writes stalled long enough for that at 1 ms
-    // (7 of 392 records dropped; the measuring thread itself woke up to
-    // 87 ms late). 64 periods of 10 ms leave room for such stalls; what
-    // this test judges (the cells run, /trusted unchanged) stays the same.
-    let interval_us = if guest_tests::debug_kernel_variant().is_some() {
-        10 * INTERVAL_US
-    } else {
-        INTERVAL_US
-    };
+    // Every 10 ms on the debug variants (guest_tests::lab_interval_us):
+    // rtlat's io_uring path drops a record, and fails the cell, when all
+    // 64 of its writes are in flight; 64 periods of 10 ms leave room for
+    // the stalls seen there.
+    let interval_us = guest_tests::lab_interval_us();
     // The runner succeeded; its last line names the archive, the
     // bundle directory is beside it.
     let bundle = guest_tests::run_lab(&[

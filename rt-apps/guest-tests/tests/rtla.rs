@@ -27,19 +27,6 @@ use std::path::Path;
 
 const LOAD: &str = "idle";
 const SECONDS: u64 = 2;
-/// The period of both tools (us): the runner's default, 1 ms, on the
-/// image's kernel; 10 ms on the debug variants. Under KASAN with lockdep
-/// the timerlat tracer's interrupt and the tracing of each sample take
-/// about a whole 1 ms period of the one vCPU (sampled over QEMU's monitor:
-/// the timer interrupt, clock reads and lock tracking), so rtla's main
-/// thread never got to end its 2 s run (the test ran over 40 minutes).
-fn interval_us() -> u64 {
-    if guest_tests::debug_kernel_variant().is_some() {
-        10_000
-    } else {
-        1000
-    }
-}
 /// rtla's thread max and cyclictest's max may differ by this factor either
 /// way: a generous sanity bound for "the same magnitude" (measured on
 /// vexpress-a9: idle, rtla thread max 58 us, cyclictest 50 us; under
@@ -138,7 +125,7 @@ fn rtla_timerlat_runs_and_agrees_with_cyclictest_in_magnitude() {
     let bundle = guest_tests::run_lab(&[
         &format!("--loads={LOAD}"),
         "--tools=cyclictest,rtla",
-        &format!("--interval={}", interval_us()),
+        &format!("--interval={}", guest_tests::lab_interval_us()),
         &format!("--duration={SECONDS}"),
         "--label=guest-test-rtla",
         &format!("--output-dir={}", dir.dir().display()),
@@ -184,8 +171,9 @@ fn rtla_timerlat_runs_and_agrees_with_cyclictest_in_magnitude() {
         let count = thr.row("count");
         // (rtla checks its -d once a second, so it may run a little over:
         // 10% slack above too, as the host's bundle check allows.)
-        let most = SECONDS * 1_000_000 / interval_us() * 11 / 10;
-        let least = SECONDS * 1_000_000 / (interval_us() + thr.row("max")) * 9 / 10;
+        let most = SECONDS * 1_000_000 / guest_tests::lab_interval_us() * 11 / 10;
+        let least =
+            SECONDS * 1_000_000 / (guest_tests::lab_interval_us() + thr.row("max")) * 9 / 10;
         assert!(
             (least..=most + 1).contains(&count),
             "CPU {cpu}: {count} thread samples, expected {least}..{most}"

@@ -415,7 +415,8 @@ impl Servo {
             let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
             // Page faults (minor, major: fields 10 and 12 of stat) and file
             // I/O: whether it is still paging in its program.
-            let f = proc_stat(&format!("/proc/{pid}/stat")).map_or(Vec::new(), |(_, f)| f);
+            let f =
+                guest_tests::proc_stat(&format!("/proc/{pid}/stat")).map_or(Vec::new(), |(_, f)| f);
             let field = |n: usize| f.get(n - 3).map_or("?", String::as_str);
             let faults = format!(
                 "page faults: minor {}, major {}; io: {}",
@@ -519,15 +520,6 @@ impl Drop for Servo {
     }
 }
 
-/// A `/proc/.../stat` file as its command name and its fields from field 3
-/// (the state) on: field N (stat(5)'s numbering) is `fields[N - 3]`.
-fn proc_stat(path: &str) -> Option<(String, Vec<String>)> {
-    let stat = fs::read_to_string(path).ok()?;
-    let (head, rest) = stat.rsplit_once(") ")?;
-    let name = head.split_once(" (").map_or("?", |(_, n)| n).to_string();
-    Some((name, rest.split_whitespace().map(String::from).collect()))
-}
-
 /// The `n` processes that used the most CPU time (pid, name, policy,
 /// priority, user and system time), for a message about a slow run.
 fn busiest_processes(n: usize) -> String {
@@ -537,7 +529,7 @@ fn busiest_processes(n: usize) -> String {
         if !pid.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let Some((name, f)) = proc_stat(&format!("/proc/{pid}/stat")) else {
+        let Some((name, f)) = guest_tests::proc_stat(&format!("/proc/{pid}/stat")) else {
             continue;
         };
         let field = |n: usize| f.get(n - 3).map_or("0", String::as_str);
@@ -568,7 +560,8 @@ fn thread_times(pid: u32) -> String {
     let mut out = String::new();
     for t in tasks.flatten() {
         let tid = t.file_name().to_string_lossy().into_owned();
-        let Some((name, f)) = proc_stat(&format!("/proc/{pid}/task/{tid}/stat")) else {
+        let Some((name, f)) = guest_tests::proc_stat(&format!("/proc/{pid}/task/{tid}/stat"))
+        else {
             continue;
         };
         let field = |n: usize| f.get(n - 3).map_or("?", String::as_str);
