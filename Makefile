@@ -338,21 +338,23 @@ LAB_ARGS := $(if $(LAB_DURATION),--duration $(LAB_DURATION)) $(if $(LAB_LOOPS),-
 	$(if $(LAB_ICOUNT),--icount $(LAB_ICOUNT))
 # The report's plots need Debian's python3 and its python3-matplotlib.
 LAB_PYTHON := PYTHONPATH=$(TOP)/tools /usr/bin/python3
-# LAB_JOBS variants boot side by side (default: one per host CPU; one with
-# LAB_SMP above 1, see below): under
-# -icount the guest's clock counts instructions, so a busy host changes the
-# wall-clock time of a run, not its numbers (except the sd load's, whose
-# block I/O QEMU does in host time; docs/latency-lab.md). The kernels are
-# built first, one after the other.
-# With several vCPUs a lab runs without -icount (host-timed): one at a time.
+# The variants: the image's kernel without and with the tuning profile, and
+# the kernel variants of kernel/lab-variants.mk.
+LAB_IMAGE_KERNEL_VARIANTS := rt rt-tuned
+LAB_ALL_VARIANTS := $(LAB_IMAGE_KERNEL_VARIANTS) rt-nofeatures nonrt
+LAB_KERNEL_VARIANTS := $(filter-out $(LAB_IMAGE_KERNEL_VARIANTS),$(LAB_VARIANTS))
+# The variant kernels are built first, one after the other; then LAB_JOBS
+# variants boot side by side (default: one per host CPU). Under -icount the
+# guest's clock counts instructions, so a busy host changes a run's
+# wall-clock time, not its numbers (except the sd load's, whose block I/O
+# QEMU does in host time; docs/latency-lab.md). With several vCPUs a lab
+# runs without -icount, host-timed: one at a time.
 LAB_JOBS ?= $(if $(filter-out 1,$(LAB_SMP)),1,$(shell nproc))
-LAB_KERNEL_VARIANTS := $(filter-out rt rt-tuned,$(LAB_VARIANTS))
 .PHONY: lab
 lab: image
 	@[ -z "$(KERNEL_VARIANT)" ] || { echo "make lab: no KERNEL_VARIANT; choose kernels with LAB_VARIANTS" >&2; exit 2; }
-	@for v in $(LAB_VARIANTS); do case $$v in rt | rt-tuned | rt-nofeatures | nonrt) ;; \
-		*) echo "make lab: unknown variant '$$v' in LAB_VARIANTS (rt rt-tuned rt-nofeatures nonrt)" >&2; exit 2 ;; \
-		esac; done
+	@[ -z "$(filter-out $(LAB_ALL_VARIANTS),$(LAB_VARIANTS))" ] || { echo "make lab: unknown variant" \
+		"'$(filter-out $(LAB_ALL_VARIANTS),$(LAB_VARIANTS))' in LAB_VARIANTS ($(LAB_ALL_VARIANTS))" >&2; exit 2; }
 	rc=0; for kv in $(LAB_KERNEL_VARIANTS); do \
 		$(MAKE) --no-print-directory KERNEL_VARIANT=$$kv kernel || rc=1; \
 	done; \
@@ -362,10 +364,10 @@ lab: image
 	exit $$rc
 
 # One variant's matrix (make lab runs these; its kernel must be built).
-LAB_VARIANT_TARGETS := $(addprefix lab-variant-,rt rt-tuned rt-nofeatures nonrt)
+LAB_VARIANT_TARGETS := $(addprefix lab-variant-,$(LAB_ALL_VARIANTS))
 .PHONY: $(LAB_VARIANT_TARGETS)
 $(LAB_VARIANT_TARGETS): lab-variant-%:
-	kv=$(filter-out rt rt-tuned,$*); obj=$(BUILD)/kernel$${kv:+-$$kv}; \
+	kv=$(filter-out $(LAB_IMAGE_KERNEL_VARIANTS),$*); obj=$(BUILD)/kernel$${kv:+-$$kv}; \
 	[ -e $$obj/arch/arm/boot/zImage ] || { echo "make lab: no kernel for variant $* in $$obj (make lab builds it)" >&2; exit 1; }; \
 	$(RTFLEX) lab --board $(BOARD) --build-dir $(LAB_DIR)/$* --kernel $$obj/arch/arm/boot/zImage \
 		$(if $(BOARD_DTB),--dtb $$obj/arch/arm/boot/dts/$(BOARD_DTB)) --sdcard $(SDCARD) \
