@@ -80,8 +80,15 @@ fn run(o: &Options) -> Result<i32, String> {
     let sqpoll_cpu = worker_cpus.first().copied().unwrap_or(o.cpu);
     affinity::pin_to(o.cpu).map_err(|e| format!("cannot pin to CPU {}: {e}", o.cpu))?;
     let targets = Targets::open(&o.file).map_err(|e| format!("cannot open the targets: {e}"))?;
-    let per_call = [targets.getpid(), targets.write(), targets.pwrite64()];
-    let batched = [targets.getpid(), targets.write()];
+    let wanted = |c: &Call| o.calls.contains(&c.name);
+    let per_call: Vec<Call> = [targets.getpid(), targets.write(), targets.pwrite64()]
+        .into_iter()
+        .filter(wanted)
+        .collect();
+    let batched: Vec<Call> = [targets.getpid(), targets.write()]
+        .into_iter()
+        .filter(wanted)
+        .collect();
 
     let direct = measure(&mut Direct, o, &per_call, &batched)?;
     let mut rc = 0;

@@ -6,7 +6,7 @@
 //! `flexsc` crate.
 
 use crate::calls::{check, Backend, Call};
-use crate::options::{cpu_mask, FxProtocol, Options, ENTRIES_PER_PAGE};
+use crate::options::{FxProtocol, Options, ENTRIES_PER_PAGE};
 
 /// Registers this process with `o.workers` SCHED_OTHER syscall threads on
 /// `worker_cpus`, `o.npages` syscall pages and `o.poll_us` of polling (the
@@ -16,7 +16,8 @@ pub fn register(o: &Options, worker_cpus: &[usize]) -> Result<flexsc::FlexSc, St
     let cfg = flexsc::Config {
         npages: o.npages,
         nworkers: o.workers,
-        cpus: cpu_mask(worker_cpus),
+        cpus: flexsc::Config::cpu_mask(worker_cpus)
+            .ok_or("FlexSC places syscall threads on CPUs 0..63 only")?,
         policy: flexsc::Policy::Other,
         poll_us: o.poll_us.unwrap_or(defaults.poll_us),
     };

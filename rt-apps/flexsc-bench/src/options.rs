@@ -61,13 +61,6 @@ impl Placement {
     }
 }
 
-/// Bit mask of `cpus` (FlexSC's `cpus` field).
-pub fn cpu_mask(cpus: &[usize]) -> u64 {
-    cpus.iter()
-        .filter(|&&c| c < 64)
-        .fold(0u64, |m, &c| m | (1u64 << c))
-}
-
 /// Whether to measure the io_uring paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UringMode {
@@ -104,6 +97,9 @@ pub struct Options {
     pub warmup: u32,
     /// Timed repeats of every measurement.
     pub repeats: u32,
+    /// The calls measured, in [`CALLS`] order (throughput: those of them
+    /// that are batched, getpid and write).
+    pub calls: Vec<&'static str>,
     /// Batch sizes of the throughput test.
     pub batches: Vec<usize>,
     /// Calls per repeat in the throughput test (rounded up to whole batches).
@@ -139,6 +135,7 @@ impl Default for Options {
             iters: 2000,
             warmup: 200,
             repeats: 5,
+            calls: CALLS.to_vec(),
             batches: vec![1, 8, 32, 64],
             batch_calls: 2048,
             cpu: 0,
@@ -193,6 +190,8 @@ Options:
   --iters=N          calls per repeat, cost per call (default 2000)
   --warmup=N         untimed calls before measuring (default 200)
   --repeats=N        timed repeats; the table shows the median (default 5)
+  --calls=LIST       calls to measure, of getpid,write,pwrite64 (default all;
+                     pwrite64 has no throughput test)
   --batches=LIST     batch sizes (default 1,8,32,64)
   --batch-calls=N    calls per repeat of the throughput test (default 2048)
   --cpu=CPU          CPU of the bench thread (default 0)
@@ -257,6 +256,9 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
+/// The calls flexsc-bench measures (`--calls`), in report order.
+pub const CALLS: [&str; 3] = ["getpid", "write", "pwrite64"];
+
 /// Parses `args` (including the program name).
 pub fn parse(args: &[String]) -> Result<Parsed, String> {
     use lexopt::Arg::{Long, Short, Value};
@@ -283,6 +285,14 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "warmup" => o.warmup = num(name, &value(&mut p, name)?)?,
             "repeats" => o.repeats = positive(name, &value(&mut p, name)?)?,
             "batch-calls" => o.batch_calls = positive(name, &value(&mut p, name)?)?,
+            "calls" => {
+                let v = value(&mut p, name)?;
+                let want: Vec<&str> = v.split(',').collect();
+                if let Some(bad) = want.iter().find(|c| !CALLS.contains(c)) {
+                    return Err(format!("--calls: '{bad}' is not one of {}", CALLS.join(", ")));
+                }
+                o.calls = CALLS.iter().copied().filter(|c| want.contains(c)).collect();
+            }
             "batches" => {
                 let mut b = Vec::new();
                 for s in value(&mut p, name)?.split(',') {
@@ -414,6 +424,9 @@ mod tests {
         let o = run("");
         assert_eq!(o, Options::default());
         assert_eq!(o.batches, vec![1, 8, 32, 64]);
+        assert_eq!(o.calls, CALLS);
+        // In report order, whatever the order given.
+        assert_eq!(run("--calls=pwrite64,getpid").calls, ["getpid", "pwrite64"]);
         assert_eq!(o.placement, Placement::Same);
         assert!(!o.direct_only);
         assert_eq!((o.uring, o.sqpoll_idle_ms), (UringMode::Auto, 1));
@@ -476,6 +489,7 @@ mod tests {
         assert!(fails("--workers-on=elsewhere").contains("same, other, all"));
         assert!(fails("--workers-on=3-1").contains("invalid CPU range"));
         assert!(fails("--direct-only=1").contains("does not take a value"));
+        assert!(fails("--calls=getpid,open").contains("'open' is not one of getpid, write, pwrite64"));
         assert!(fails("--bogus=1").contains("unknown option"));
         assert!(fails("stray").contains("unexpected argument"));
         assert!(fails("--file=").contains("empty path"));
@@ -499,8 +513,6 @@ mod tests {
             .contains("second CPU"));
         assert_eq!(Placement::All.cpus(0, &two), Ok(vec![0, 1]));
         assert!(Placement::List(vec![5]).cpus(0, &two).is_err());
-        assert_eq!(cpu_mask(&[0]), 1);
-        assert_eq!(cpu_mask(&[0, 1, 3]), 0b1011);
         assert_eq!(Placement::List(vec![0, 3]).name(), "0,3");
         assert_eq!(Placement::Other.name(), "other");
     }

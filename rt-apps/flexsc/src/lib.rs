@@ -218,6 +218,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The `cpus` bit mask of the CPU numbers `list`, or `None` when one is
+    /// 64 or more (the mask has 64 bits).
+    pub fn cpu_mask(list: &[usize]) -> Option<u64> {
+        list.iter()
+            .try_fold(0u64, |m, &c| (c < 64).then(|| m | (1u64 << c)))
+    }
+
     /// The `struct flexsc_config` for this configuration (not validated:
     /// the kernel does that).
     pub fn to_raw(&self) -> abi::Config {
@@ -617,9 +624,13 @@ impl FlexSc {
     /// records its owner. Returns the index and the new `own` word.
     fn claim(&self, st: u64, tag: usize) -> Result<(usize, u64)> {
         let n = self.nentries;
-        let start = self.next.load(Ordering::Relaxed) % n;
-        for k in 0..n {
-            let i = (start + k) % n;
+        // No `%`: ARMv7-A without the division extension (Cortex-A9) makes
+        // every division a library call; `next` is at most `n`.
+        let mut i = self.next.load(Ordering::Relaxed);
+        for _ in 0..n {
+            if i >= n {
+                i = 0;
+            }
             let e = self.entry(i);
             let mut s = e.status.load(Ordering::Relaxed);
             if s == DONE {
@@ -647,6 +658,7 @@ impl FlexSc {
                 slot.own.store(w, Ordering::Release);
                 return Ok((i, w));
             }
+            i += 1;
         }
         Err(Error::Full)
     }
@@ -661,6 +673,12 @@ impl FlexSc {
     }
 
     fn untag(&self, i: usize) {
+        // Set at claim, before the entry was posted, and cleared only by
+        // whoever reaps or unclaims it (one thread): no atomic
+        // read-modify-write for an entry without a scope.
+        if self.slots[i].scope.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let tag = self.slots[i].scope.swap(0, Ordering::AcqRel);
         if tag != 0 {
             // SAFETY: the tagged scope waits for its pending counter to
@@ -986,7 +1004,10 @@ impl FlexSc {
         if self.run_on_wait {
             // Publish without a kick: flexsc_wait() runs what it can here
             // and wakes a syscall thread for the rest.
-            let n = self.deferred.swap(0, Ordering::AcqRel);
+            let n = match self.deferred.load(Ordering::Relaxed) {
+                0 => 0,
+                _ => self.deferred.swap(0, Ordering::AcqRel),
+            };
             if n != 0 {
                 self.ctrl().submitted.fetch_add(n, Ordering::Release);
             }
@@ -1065,6 +1086,14 @@ impl FlexSc {
         self.status(t) == Some(DONE)
     }
 
+    /// [`FlexSc::is_done`] for a ticket already checked to be ours, in
+    /// this process (the hot path of a wait for many tickets).
+    fn is_done_unchecked(&self, t: &Ticket) -> bool {
+        t.imm.is_some()
+            || self.entry(t.idx).status.load(Ordering::Acquire) == DONE
+            || self.slots[t.idx].own.load(Ordering::Acquire) != t.own
+    }
+
     /// Waits up to `timeout` for the ticket's call to complete, without
     /// consuming the ticket; `Ok(true)` if it is complete.
     pub fn wait_timeout(&self, t: &Ticket, timeout: Duration) -> Result<bool> {
@@ -1084,6 +1113,13 @@ impl FlexSc {
         }
         let slot = &self.slots[t.idx];
         let e = self.entry(t.idx);
+        // Already complete (after a wait for many) and no deferred post to
+        // publish, as a wait must: no wait at all.
+        if self.deferred.load(Ordering::Relaxed) == 0 {
+            if let Some(ret) = self.try_reap(t.idx, t.own) {
+                return decode_ret(ret as isize).map_err(Error::Errno);
+            }
+        }
         loop {
             self.sleep_until(
                 || {
@@ -1149,8 +1185,8 @@ impl FlexSc {
         timeout: Option<Duration>,
     ) -> Result<usize> {
         self.check()?;
-        for t in tickets {
-            self.mine(t)?;
+        if tickets.iter().any(|t| t.fx != self.id) {
+            return Err(Error::BadTicket);
         }
         self.wait_count(tickets.iter(), min, timeout)
     }
@@ -1162,7 +1198,8 @@ impl FlexSc {
         timeout: Option<Duration>,
     ) -> Result<usize> {
         let min = min.min(tickets.clone().count());
-        let count = || tickets.clone().filter(|t| self.is_done(t)).count();
+        // The callers checked that the tickets are ours.
+        let count = || tickets.clone().filter(|t| self.is_done_unchecked(t)).count();
         if self.is_fallback() {
             return Ok(count());
         }
@@ -1534,5 +1571,19 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 std::thread::yield_now();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn cpu_masks_hold_cpus_0_to_63_only() {
+        assert_eq!(Config::cpu_mask(&[]), Some(0));
+        assert_eq!(Config::cpu_mask(&[0]), Some(1));
+        assert_eq!(Config::cpu_mask(&[0, 1, 3]), Some(0b1011));
+        assert_eq!(Config::cpu_mask(&[63]), Some(1 << 63));
+        assert_eq!(Config::cpu_mask(&[1, 64]), None);
     }
 }
