@@ -113,7 +113,8 @@ help:
 	@echo "  compare       boot, run rtlat and cyclictest, print the comparison"
 	@echo "  bench         boot with 1 and 2 vCPUs: svc vs the KML trampoline (kml-bench),"
 	@echo "                FlexSC vs direct syscalls (flexsc-bench, rtlat with I/O per cycle);"
-	@echo "                report in build/$(BOARD)/bench/report.md"
+	@echo "                report in build/$(BOARD)/bench/report.md (several vCPUs run without"
+	@echo "                -icount, host-timed, unless BENCH_ICOUNT=on)"
 	@echo "  bench-control the control app (servo) at 1 kHz against plant-sim per --log-via,"
 	@echo "                idle, with an SD-card writer and with hackbench;"
 	@echo "                report in build/$(BOARD)/bench-control/report.md"
@@ -289,14 +290,16 @@ image-test: image
 compare: image
 	$(RTFLEX) compare $(GUEST_ARGS)
 
-# FlexSC benchmark under -icount with 1 and 2 vCPUs (docs/flexsc-bench.md),
-# or the vCPU counts the board lists in BOARD_BENCH_SMP.
+# FlexSC benchmark with 1 and 2 vCPUs (docs/flexsc-bench.md), or the vCPU
+# counts the board lists in BOARD_BENCH_SMP: one vCPU under -icount, several
+# without it (host-timed) unless BENCH_ICOUNT=on (auto, on, off).
 BENCH_SMP := $(or $(BOARD_BENCH_SMP),1 2)
+BENCH_ICOUNT ?= auto
 .PHONY: bench
 # Every run happens; the target fails afterwards if one did.
 bench: image
 	@rm -f $(B)/bench/report*.md
-	rc=0; for n in $(BENCH_SMP); do $(RTFLEX) bench $(GUEST_ARGS) --smp $$n || rc=1; done; \
+	rc=0; for n in $(BENCH_SMP); do $(RTFLEX) bench $(GUEST_ARGS) --smp $$n --icount $(BENCH_ICOUNT) || rc=1; done; \
 	{ echo "# Kernel Mode Linux and FlexSC benchmarks ($(BOARD))"; echo; \
 	  for n in $(BENCH_SMP); do cat $(B)/bench/report-smp$$n.md; done; } > $(B)/bench/report.md || rc=1; \
 	echo "[rtflex] benchmark report: $(B)/bench/report.md"; exit $$rc

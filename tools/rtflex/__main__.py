@@ -74,6 +74,11 @@ def parser():
             c.add_argument("--stall", type=positive(int), default=180,
                            help="host seconds without output after which the guest counts as hung "
                                 "(default 180)")
+        if name in ("lab", "bench"):
+            c.add_argument("--icount", choices=("auto", "on", "off"), default="auto",
+                           help="guest time from the instruction count: on, off, or auto (default): on "
+                                "with one vCPU, off with more (under -icount stop_machine() stalls an "
+                                "SMP guest; docs/latency-lab.md); without it times are host-timed")
         if name == "lab":
             c.add_argument("--variant", required=True, metavar="NAME",
                            help="what this kernel is in the comparison (rt, rt-nofeatures, nonrt, rt-tuned)")
@@ -83,10 +88,6 @@ def parser():
             c.add_argument("--loops", type=positive(int), help="cycles per cell instead of --duration")
             c.add_argument("--loads", help="comma-separated loads (default: all)")
             c.add_argument("--tools", help="comma-separated tools (default: the runner's, all but rtla)")
-            c.add_argument("--icount", choices=("auto", "on", "off"), default="auto",
-                           help="guest time from the instruction count: on, off, or auto (default): on "
-                                "with one vCPU, off with more (under -icount stop_machine() stalls an "
-                                "SMP guest; docs/latency-lab.md); without it latencies are host-timed")
         if name == "shell":
             c.add_argument("--no-icount", action="store_true", help="run at full speed")
 

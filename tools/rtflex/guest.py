@@ -171,10 +171,14 @@ def cmd_compare(args):
 def cmd_bench(args):
     smp = args.smp or 1
     args.smp = smp
+    args.use_icount = qemu.use_icount(args.icount, smp)
+    if not args.use_icount:
+        log(f"{smp} vCPUs: no -icount (--icount {args.icount}): times are host-timed, "
+            "so this host's load is in them")
     b = boot(args, "bench", f"bench-smp{smp}")
     outdir = os.path.join(args.build_dir, "bench", f"smp{smp}")
     save_files(b.results, outdir)
-    text, failures = report.bench_report(b.results, args.board.qemu_machine, smp)
+    text, failures = report.bench_report(b.results, args.board.qemu_machine, smp, icount=args.use_icount)
     failures += boot_failures(b.results, b.problems, b.why) + boot_check_failures(b)
     if failures:
         text += "\nProblems in this run:\n\n" + "".join(f"- {f}\n" for f in failures)
@@ -237,7 +241,7 @@ def cmd_lab(args):
     board_smp = [a for a, b in zip(args.board.qemu_args, args.board.qemu_args[1:]) if b and a == "-smp"]
     smp = args.smp or (int(args.board.qemu_args[args.board.qemu_args.index("-smp") + 1]) if board_smp else 1)
     args.smp = smp
-    args.use_icount = qemu.lab_icount(args.icount, smp)
+    args.use_icount = qemu.use_icount(args.icount, smp)
     if not args.use_icount:
         log(f"{smp} vCPUs: no -icount (--icount {args.icount}): latencies are host-timed, "
             "so this host's load is in them")

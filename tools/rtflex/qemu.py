@@ -107,7 +107,8 @@ def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=Non
     on stdout, the results port into the file RESULTS, -snapshot (the image
     is never changed), MONITOR (a unix socket path) or no QEMU monitor.
     ICOUNT (guest time from the instruction count) is on unless the caller
-    turns it off (the latency lab on several vCPUs, see lab_icount).
+    turns it off (the latency lab and the benchmarks on several vCPUs, see
+    use_icount).
 
     A board that QEMU boots through U-Boot (BOARD_QEMU_UBOOT) gets U-Boot as
     its firmware and no kernel, DTB or command line: U-Boot boots the card,
@@ -151,8 +152,8 @@ def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=Non
     return cmd
 
 
-def lab_icount(choice, smp):
-    """Whether a lab run uses -icount: CHOICE "on" or "off", or "auto": on
+def use_icount(choice, smp):
+    """Whether a lab or bench run uses -icount: CHOICE "on" or "off", or "auto": on
     for one vCPU, off for several. With several vCPUs under -icount QEMU
     runs them one after the other in one host thread, and stop_machine()
     (the clocksource switch at boot, fix_kernmem_perms and mark_rodata_ro

@@ -92,20 +92,31 @@ def _without(words, prefix):
     return words[len(prefix):] if words[:len(prefix)] == prefix else words
 
 
-def bench_report(results, machine, smp):
-    """The Markdown report of one bench boot and its list of failures."""
+def bench_report(results, machine, smp, icount=True):
+    """The Markdown report of one bench boot and its list of failures.
+    ICOUNT: whether the guest ran under -icount (guest time is the
+    instruction count) or not (host-timed, one host thread per vCPU)."""
     failures = run_failures(results)
     cpus = results.facts.get("cpus", "?")
     if cpus != str(smp):
         failures.append(f"the guest saw {cpus} CPU(s), not {smp}")
+    if icount:
+        mode = f"QEMU -icount {ICOUNT}"
+        timing = ("Guest time follows the instruction count (8 ns per instruction): the numbers "
+                  "compare code paths, not a board's microseconds.")
+    else:
+        mode = "QEMU without -icount (host-timed)"
+        timing = ("No -icount (with several vCPUs it stalls the guest in stop_machine()): each "
+                  "vCPU is a host thread, so the vCPUs run in parallel as on a board, and every "
+                  "time is the host's, its load included. Compare rows of this run with each "
+                  "other, not with -icount runs.")
     out = [
-        f"## {smp} vCPU(s): {machine}, QEMU -icount {ICOUNT}, Linux {results.release}",
+        f"## {smp} vCPU(s): {machine}, {mode}, Linux {results.release}",
         "",
-        f"Command: `make bench` (this part: `scripts/rtflex bench --smp {smp}`, "
+        f"Command: `make bench` (this part: `scripts/rtflex bench --smp {smp}"
+        f"{'' if icount else ' --icount off'}`, "
         f"kernel command line `rtflex.mode=bench`, guest script "
-        f"`/usr/libexec/rtflex/run-bench`). Guest time follows the instruction count "
-        f"(8 ns per instruction): the numbers compare code paths, not a board's "
-        f"microseconds.",
+        f"`/usr/libexec/rtflex/run-bench`). {timing}",
         "",
     ]
     by_tool = {}

@@ -154,6 +154,22 @@ pub struct IoSpec {
     /// Bytes per record, 1..=[`IO_SIZE_MAX`].
     pub size: usize,
     pub via: IoVia,
+    /// `--io-via=flexsc`: where its syscall thread runs and how long it
+    /// polls (`--flexsc-cpus`, `--flexsc-poll-us`).
+    pub flexsc: FlexScPlacement,
+}
+
+/// The FlexSC syscall thread of `--io-via=flexsc`: by default on the CPUs
+/// of rtlat's main thread, polling the library's default time; with
+/// `--flexsc-cpus` and `--flexsc-poll-us` a dedicated syscall CPU whose
+/// thread polls longer than a period, so that a post never has to wake it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlexScPlacement {
+    /// The syscall thread's CPUs; empty: the registering thread's.
+    pub cpus: Vec<usize>,
+    /// Microseconds the idle syscall thread polls before it sleeps; `None`:
+    /// the library's default.
+    pub poll_us: Option<u32>,
 }
 
 /// One fixed-size text record per sample: `thread:cycle:latency` as `-v`

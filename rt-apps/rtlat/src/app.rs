@@ -118,7 +118,7 @@ fn setup_action(kind: &ActionKind) -> Result<ActionSetup, i32> {
     };
     let fx = match spec.via {
         IoVia::Direct => None,
-        IoVia::FlexSc => Some(flexsc_io::register().map_err(fail)?),
+        IoVia::FlexSc => Some(flexsc_io::register(&spec.flexsc).map_err(fail)?),
         IoVia::IoUring => {
             uring_io::probe().map_err(fail)?;
             None

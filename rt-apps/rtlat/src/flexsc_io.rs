@@ -6,14 +6,16 @@
 //! still make is the wake-up of a syscall thread that went to sleep
 //! (`flexsc_wait(addr, 0, NULL)`, when the control page shows idle
 //! syscall threads; they poll for 50 us, the library's default, before
-//! sleeping). The posted writes are drained after the loop
+//! sleeping). With `--flexsc-cpus` and `--flexsc-poll-us` the syscall thread
+//! runs on a CPU of its own and polls longer than a period: a dedicated
+//! syscall CPU, and the post makes no system call at all. The posted writes are drained after the loop
 //! ([`RecordWriter::drain`]), before the descriptor is closed; the first
 //! failed write is reported then.
 //!
 //! There is no fallback: on a kernel without FlexSC, [`register`] fails and
 //! rtlat exits with an error before measuring.
 
-use crate::action::RecordWriter;
+use crate::action::{FlexScPlacement, RecordWriter};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
@@ -22,15 +24,18 @@ use std::sync::Arc;
 pub type Shared = Arc<flexsc::FlexSc>;
 
 /// Registers this process with FlexSC: one syscall page (64 entries), one
-/// SCHED_OTHER syscall thread on the CPUs of the caller, the library's
-/// default polling time; no fallback to direct calls.
-pub fn register() -> Result<Shared, String> {
+/// SCHED_OTHER syscall thread, on the CPUs of the caller and with the
+/// library's default polling time unless `placement` names others; no
+/// fallback to direct calls.
+pub fn register(placement: &FlexScPlacement) -> Result<Shared, String> {
+    let defaults = flexsc::Config::default();
     let cfg = flexsc::Config {
         npages: 1,
         nworkers: 1,
-        cpus: 0,
+        cpus: flexsc::Config::cpu_mask(&placement.cpus)
+            .ok_or("--flexsc-cpus: FlexSC places syscall threads on CPUs 0..63 only")?,
         policy: flexsc::Policy::Other,
-        ..flexsc::Config::default()
+        poll_us: placement.poll_us.unwrap_or(defaults.poll_us),
     };
     match flexsc::FlexSc::register(&cfg) {
         Ok(fx) => Ok(Arc::new(fx)),

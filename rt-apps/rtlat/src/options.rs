@@ -12,7 +12,9 @@
 //! non-numeric numbers and out-of-range values are usage errors (exit 2)
 //! instead of printing the help and exiting 0.
 
-use crate::action::{ActionKind, IoSpec, IoTarget, IoVia, IO_SIZE_DEFAULT, IO_SIZE_MAX};
+use crate::action::{
+    ActionKind, FlexScPlacement, IoSpec, IoTarget, IoVia, IO_SIZE_DEFAULT, IO_SIZE_MAX,
+};
 use crate::cpuset::parse_cpuset;
 
 /// Default base interval in microseconds (cyclictest `DEFAULT_INTERVAL`).
@@ -21,6 +23,8 @@ pub const DEFAULT_INTERVAL_US: u32 = 1000;
 pub const DEFAULT_DISTANCE_US: u32 = 500;
 /// Largest histogram (cyclictest `HIST_MAX`); bigger requests are capped.
 pub const HIST_MAX: usize = 1_000_000;
+/// `--flexsc-poll-us` limit: the kernel's `FLEXSC_MAX_POLL_US`.
+use rtflex_uapi::flexsc::MAX_POLL_US as FLEXSC_POLL_US_MAX;
 
 /// Scheduling policy of the measuring threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +174,8 @@ const LONG: &[&str] = &[
     "default-system",
     "distance",
     "duration",
+    "flexsc-cpus",
+    "flexsc-poll-us",
     "histogram",
     "histofall",
     "histfile",
@@ -302,6 +308,8 @@ struct Raw {
     io_pipe: bool,
     io_size: Option<usize>,
     io_via: Option<IoVia>,
+    flexsc_cpus: Option<Vec<usize>>,
+    flexsc_poll_us: Option<u32>,
     notes: Vec<String>,
 }
 
@@ -399,6 +407,16 @@ pub fn parse(args: &[String], cpus: &CpuInfo) -> Result<Parsed, UsageError> {
                         ))
                     }
                 })
+            }
+            Long("flexsc-cpus") => raw.flexsc_cpus = Some(cpuset(name, &value(&mut p, name)?, cpus)?),
+            Long("flexsc-poll-us") => {
+                let n: u32 = num(name, &value(&mut p, name)?)?;
+                if n > FLEXSC_POLL_US_MAX {
+                    return err(format!(
+                        "option {name}: {n} us is out of range 0..{FLEXSC_POLL_US_MAX}"
+                    ));
+                }
+                raw.flexsc_poll_us = Some(n);
             }
             Long("json") => {
                 raw.json = Some(match file_name(name, value(&mut p, name)?)? {
@@ -602,17 +620,26 @@ fn resolve(mut raw: Raw, cpus: &CpuInfo) -> Result<Config, UsageError> {
             .push(format!("defaulting realtime priority to {default_prio}"));
         priority = default_prio;
     }
+    let flexsc = FlexScPlacement {
+        cpus: raw.flexsc_cpus.take().unwrap_or_default(),
+        poll_us: raw.flexsc_poll_us,
+    };
+    if flexsc != FlexScPlacement::default() && raw.io_via != Some(IoVia::FlexSc) {
+        return err("--flexsc-cpus and --flexsc-poll-us need --io-via=flexsc");
+    }
     let action = match (raw.io_file.take(), raw.io_pipe) {
         (Some(_), true) => return err("--io-file and --io-pipe exclude each other"),
         (Some(path), false) => ActionKind::Io(IoSpec {
             target: IoTarget::File(path),
             size: raw.io_size.unwrap_or(IO_SIZE_DEFAULT),
             via: raw.io_via.unwrap_or_default(),
+            flexsc,
         }),
         (None, true) => ActionKind::Io(IoSpec {
             target: IoTarget::Pipe,
             size: raw.io_size.unwrap_or(IO_SIZE_DEFAULT),
             via: raw.io_via.unwrap_or_default(),
+            flexsc,
         }),
         (None, false) => {
             if raw.io_size.is_some() || raw.io_via.is_some() {
@@ -756,6 +783,14 @@ rtlat <options>
                            kml: write(2) through the Kernel Mode Linux
                            trampoline (only in SYS mode: a static rtlat run
                            from /trusted)
+         --flexsc-cpus=CPUSET
+                           --io-via=flexsc: run the syscall thread on CPUSET
+                           (default: the CPUs of the main thread)
+         --flexsc-poll-us=US
+                           --io-via=flexsc: the idle syscall thread polls US
+                           microseconds (0..10000, default 50) before it
+                           sleeps; longer than -i on its own CPU, a post never
+                           has to wake it (a dedicated syscall CPU)
          --json=FILE       write final results into FILE, JSON formatted (- = stdout)
          --laptop          do not write /dev/cpu_dma_latency (save battery)
          --default-system  do not tune power management at all
@@ -1004,7 +1039,8 @@ mod tests {
             IoSpec {
                 target: IoTarget::Pipe,
                 size: 64,
-                via: IoVia::Direct
+                via: IoVia::Direct,
+                flexsc: FlexScPlacement::default(),
             }
         );
         assert_eq!(
@@ -1012,9 +1048,24 @@ mod tests {
             IoSpec {
                 target: IoTarget::File("/tmp/x".into()),
                 size: 256,
-                via: IoVia::FlexSc
+                via: IoVia::FlexSc,
+                flexsc: FlexScPlacement::default(),
             }
         );
+        assert_eq!(
+            io("--io-file=/tmp/x --io-via=flexsc --flexsc-cpus=1 --flexsc-poll-us=2000").flexsc,
+            FlexScPlacement {
+                cpus: vec![1],
+                poll_us: Some(2000),
+            }
+        );
+        assert_eq!(io("--io-pipe --io-via=flexsc --flexsc-poll-us 0").flexsc.poll_us, Some(0));
+        assert!(usage_err("--io-pipe --io-via=flexsc --flexsc-poll-us=10001")
+            .contains("out of range 0..10000"));
+        assert!(usage_err("--io-pipe --io-via=flexsc --flexsc-cpus=9").contains("invalid CPU list"));
+        for s in ["--io-pipe --flexsc-cpus=1", "--io-pipe --io-via=direct --flexsc-poll-us=5"] {
+            assert!(usage_err(s).contains("need --io-via=flexsc"), "{s}");
+        }
         assert_eq!(
             io("--io-via direct --io-size 1 --io-file /dev/null").size,
             1

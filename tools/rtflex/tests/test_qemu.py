@@ -104,10 +104,10 @@ def test_shell_mode_is_interactive_and_writable():
 def test_a_lab_on_several_vcpus_runs_without_icount_unless_asked():
     # auto: -icount with one vCPU only (stop_machine() stalls SMP guests
     # under -icount); on and off are what they say.
-    assert [qemu.lab_icount("auto", n) for n in (1, 2, 4)] == [True, False, False]
-    assert qemu.lab_icount("on", 2) and not qemu.lab_icount("off", 1)
+    assert [qemu.use_icount("auto", n) for n in (1, 2, 4)] == [True, False, False]
+    assert qemu.use_icount("on", 2) and not qemu.use_icount("off", 1)
     with pytest.raises(ValueError, match="not auto, on or off"):
-        qemu.lab_icount("yes", 1)
+        qemu.use_icount("yes", 1)
     assert option(boot("qemu-vexpress-a15", "lab", smp=2, icount=False), "-icount") == []
     assert option(boot("qemu-vexpress-a15", "lab", smp=2), "-icount") == [qemu.ICOUNT]
 

@@ -50,6 +50,15 @@ def test_the_recorded_bench_report(bench):
     assert "`rtlat -m -p 90 -i 1000 -l 5000 -h 400 -q -t 1 -a 0` plus the I/O options" in text
 
 
+def test_a_bench_without_icount_says_it_is_host_timed(bench):
+    text, failures = report.bench_report(bench, "vexpress-a9", 1, icount=False)
+    assert failures == []
+    lines = text.splitlines()
+    assert lines[0] == "## 1 vCPU(s): vexpress-a9, QEMU without -icount (host-timed), Linux 7.2.13"
+    assert "`scripts/rtflex bench --smp 1 --icount off`" in text
+    assert "instruction count" not in text.split("###")[0]
+
+
 def test_own_cpu_column_from_the_json(bench):
     with_cpu = copy.deepcopy(bench)
     doc = json.loads(with_cpu.files["rtlat-none.json"])
