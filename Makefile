@@ -115,6 +115,8 @@ help:
 	@echo "                FlexSC vs direct syscalls (flexsc-bench, rtlat with I/O per cycle);"
 	@echo "                report in build/$(BOARD)/bench/report.md (several vCPUs run without"
 	@echo "                -icount, host-timed, unless BENCH_ICOUNT=on)"
+	@echo "  profile       instructions per call of a FlexSC batch, by function (two boots with"
+	@echo "                the tbcount QEMU plugin; PROFILE_PROTOCOL, PROFILE_BATCH, PROFILE_CALLS)"
 	@echo "  bench-control the control app (servo) at 1 kHz against plant-sim per --log-via,"
 	@echo "                idle, with an SD-card writer and with hackbench;"
 	@echo "                report in build/$(BOARD)/bench-control/report.md"
@@ -303,6 +305,22 @@ bench: image
 	{ echo "# Kernel Mode Linux and FlexSC benchmarks ($(BOARD))"; echo; \
 	  for n in $(BENCH_SMP); do cat $(B)/bench/report-smp$$n.md; done; } > $(B)/bench/report.md || rc=1; \
 	echo "[rtflex] benchmark report: $(B)/bench/report.md"; exit $$rc
+
+# Where the instructions of a FlexSC batch go (docs/flexsc-bench.md): two
+# boots under -icount with the tbcount QEMU plugin, one with FlexSC and one
+# with --direct-only; the difference per function. PROFILE_PROTOCOL (batch,
+# original, run-on-wait), PROFILE_BATCH, PROFILE_CALLS.
+PROFILE_PROTOCOL ?= run-on-wait
+PROFILE_BATCH ?= 64
+PROFILE_CALLS ?= 1000000
+TBCOUNT_PLUGIN := $(BUILD)/tools/tbcount.so
+$(TBCOUNT_PLUGIN): tools/qemu-plugins/tbcount.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	gcc -O2 -Wall -shared -fPIC -o $@ $< $$(pkg-config --cflags --libs glib-2.0)
+.PHONY: profile
+profile: image $(TBCOUNT_PLUGIN)
+	$(RTFLEX) profile $(GUEST_ARGS) --plugin $(TBCOUNT_PLUGIN) --rootfs $(BUILD)/rootfs/rootfs.ext4.d \
+		--protocol $(PROFILE_PROTOCOL) --batch $(PROFILE_BATCH) --calls $(PROFILE_CALLS)
 
 # The control-loop benchmark (docs/control-app-bench.md): servo at 1 kHz
 # against plant-sim for each --log-via, idle, with an SD-card writer and with

@@ -26,6 +26,8 @@ APT_PACKAGES=(
 	fakeroot e2fsprogs dosfstools mtools genimage bmap-tools
 	# boot (fdtput: the rtflex tool adapts a DTB to what QEMU models)
 	qemu-system-arm device-tree-compiler
+	# make profile: the tbcount QEMU plugin (tools/qemu-plugins) is built with GLib
+	libglib2.0-dev
 	# tests of the host tool (tools/rtflex/tests, run with pytest-3)
 	python3-pytest
 	# the latency lab's report (make lab-report: histograms with matplotlib)

@@ -8,7 +8,7 @@ import sys
 from . import guest, image, qemu, uboot
 from .board import BoardError, load_board
 
-GUEST_COMMANDS = ("test", "compare", "bench", "fuzz", "lab", "shell")
+GUEST_COMMANDS = ("test", "compare", "bench", "profile", "fuzz", "lab", "shell")
 
 
 def positive(kind):
@@ -43,6 +43,7 @@ def parser():
         "test": "boot in test mode, run the guest tests, judge them",
         "compare": "boot, run cyclictest and rtlat alike, print the comparison",
         "bench": "boot with --smp N vCPUs, run the benchmarks, write the report",
+        "profile": "two boots with an instruction counter: where a FlexSC batch's instructions go",
         "fuzz": "boot, run the system call fuzzer for --seconds",
         "lab": "boot, run the latency lab's matrix, fetch its result bundle",
         "shell": "boot with an interactive console (Ctrl-a x quits)",
@@ -88,6 +89,15 @@ def parser():
             c.add_argument("--loops", type=positive(int), help="cycles per cell instead of --duration")
             c.add_argument("--loads", help="comma-separated loads (default: all)")
             c.add_argument("--tools", help="comma-separated tools (default: the runner's, all but rtla)")
+        if name == "profile":
+            c.add_argument("--plugin", required=True, help="the tbcount QEMU plugin (make builds it)")
+            c.add_argument("--rootfs", required=True, metavar="DIR",
+                           help="the image's root file system tree (names user-space addresses)")
+            c.add_argument("--protocol", choices=("batch", "original", "run-on-wait"), default="run-on-wait",
+                           help="FlexSC protocol (default run-on-wait)")
+            c.add_argument("--batch", type=positive(int), default=64, help="batch size (default 64)")
+            c.add_argument("--calls", type=positive(int), default=1000000,
+                           help="calls of the throughput test (default 1000000)")
         if name == "shell":
             c.add_argument("--no-icount", action="store_true", help="run at full speed")
 

@@ -9,6 +9,9 @@
            comparison table
   bench    (--smp N vCPUs) kml-bench, flexsc-bench and rtlat with per-cycle
            I/O; writes BUILD_DIR/bench/report-smp<N>.md
+  profile  two boots with the tbcount QEMU plugin (FlexSC, then --direct-only):
+           the instructions per call of a FlexSC batch by function;
+           writes BUILD_DIR/profile/report-<protocol>-<batch>.md
   fuzz     the system call fuzzer for --seconds N (--seed S repeats a run);
            non-zero on a fuzzer failure, a kernel problem or a hang
   lab      the latency lab's matrix (loads x tools) for one kernel variant;
@@ -39,9 +42,10 @@ def monitor_path(args):
     return os.path.join(args.build_dir, "fuzz-monitor.sock")
 
 
-def boot(args, mode, name=None, stall=None, timeout=None):
+def boot(args, mode, name=None, stall=None, timeout=None, plugin=None):
     """Boot in MODE; the logs are BUILD_DIR/NAME-results.log and
-    NAME-console.log (NAME: the mode by default)."""
+    NAME-console.log (NAME: the mode by default). PLUGIN: see
+    qemu.qemu_command."""
     os.makedirs(args.build_dir, exist_ok=True)
     name = name or mode
     results_path = os.path.join(args.build_dir, f"{name}-results.log")
@@ -59,7 +63,7 @@ def boot(args, mode, name=None, stall=None, timeout=None):
     dtb = qemu.dtb_for_qemu(args.board, args.dtb, args.build_dir, args.smp) if args.dtb else None
     cmd = qemu.qemu_command(args.board, args.kernel, dtb, sdcard, mode=mode, results=results_path,
                             smp=args.smp, monitor=monitor, card_cmdline=card_cmdline,
-                            icount=getattr(args, "use_icount", True), **options)
+                            icount=getattr(args, "use_icount", True), plugin=plugin, **options)
     timeout = (timeout or args.timeout) * args.timeout_factor
     if args.timeout_factor != 1:
         log(f"guest timeout {timeout:.0f} s ({args.timeout} s x {args.timeout_factor:g})")
@@ -191,6 +195,69 @@ def cmd_bench(args):
     if failures:
         log("bench failed: " + "; ".join(failures))
         return 1
+    return 0
+
+
+def cmd_profile(args):
+    """Two boots under -icount with the tbcount plugin, FlexSC and
+    --direct-only; the difference per function (profile.py)."""
+    from . import profile
+    out = os.path.join(args.build_dir, "profile")
+    os.makedirs(out, exist_ok=True)
+    base = list(args.append or [])
+    params = [f"rtflex.profile_protocol={args.protocol}", f"rtflex.profile_batch={args.batch}",
+              f"rtflex.profile_calls={args.calls}"]
+    with open(system_map(args.kernel)) as f:
+        kernel = profile.Symbols.from_system_map(f.read())
+    cache = {}
+
+    def user_symbols(path):
+        if path not in cache:
+            cache[path] = profile.Symbols.of_file(os.path.join(args.rootfs, path.lstrip("/")))
+        return cache[path]
+
+    totals, failures = {}, []
+    for name, direct in (("flexsc", "0"), ("direct", "1")):
+        args.append = base + ["rtflex.bench=profile", f"rtflex.profile_direct={direct}"] + params
+        counts_path = os.path.join(out, f"{name}.tbcount")
+        if os.path.exists(counts_path):
+            os.remove(counts_path)
+        b = boot(args, "bench", f"profile-{name}", plugin=(args.plugin, counts_path))
+        failures += [f"{name}: {f}" for f in boot_failures(b.results, b.problems, b.why) + boot_check_failures(b)]
+        if failures:
+            break
+        save_files(b.results, os.path.join(out, name))
+        if not os.path.exists(counts_path):
+            failures.append(f"{name}: the plugin wrote no counts ({counts_path})")
+            break
+        with open(counts_path) as f:
+            counts = profile.parse_counts(f.read())
+        maps = profile.parse_maps(b.results.files.get("profile-maps.txt", ""))
+        if not any(p.endswith("/flexsc-bench") for *_, p in maps):
+            failures.append(f"{name}: the guest sent no mappings of flexsc-bench")
+            break
+        totals[name] = profile.by_function(counts, kernel, maps, user_symbols)
+        if name == "flexsc":
+            print(b.results.files.get("profile.txt", "").rstrip())
+    if failures:
+        log("profile failed: " + "; ".join(failures))
+        return 1
+    command = (f"flexsc-bench --calls=getpid --uring=off --protocol={args.protocol} --batches={args.batch} "
+               f"--batch-calls={args.calls} --iters=10 --warmup=10 --repeats=1")
+    text = profile.report(profile.difference(totals["flexsc"], totals["direct"]), args.calls,
+                          f"FlexSC {args.protocol}, batches of {args.batch} getpid: instructions per call",
+                          command)
+    text += (f"\nCommand: `make profile` (`scripts/rtflex profile --protocol {args.protocol} --batch {args.batch} "
+             f"--calls {args.calls}`): two boots under QEMU -icount {qemu.ICOUNT} with the tbcount plugin "
+             "(tools/qemu-plugins/tbcount.c), the second with --direct-only; the table is the first's "
+             "instructions minus the second's, per function, divided by the calls. Kernel functions are "
+             "`k:`; user-space ones are named by the mapped file.\n")
+    path = os.path.join(out, f"report-{args.protocol}-{args.batch}.md")
+    with open(path, "w") as f:
+        f.write(text)
+    print()
+    print(text)
+    log(f"report: {path}")
     return 0
 
 

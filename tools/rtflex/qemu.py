@@ -98,7 +98,7 @@ def results_port(board, results):
 
 def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=None, icount=True,
                  monitor=None, skip=(), append=(), fuzz_seconds=None, fuzz_seed=None, card_cmdline=None,
-                 lab=None):
+                 lab=None, plugin=None):
     """The qemu-system-arm command (a list) that boots BOARD with KERNEL,
     DTB and the SD card image SDCARD.
 
@@ -115,7 +115,8 @@ def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=Non
     KERNEL and DTB are not used, and the kernel command line is the one in
     the card's extlinux.conf, the board's own unless CARD_CMDLINE (a list of
     words) says the card carries another (tools/rtflex/uboot.py writes
-    one). A run whose command line the card does not carry is refused."""
+    one). A run whose command line the card does not carry is refused.
+    PLUGIN: (path of the tbcount TCG plugin, file it writes its counts to)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r} (modes: {', '.join(MODES)})")
     if not board.has_qemu:
@@ -146,6 +147,8 @@ def qemu_command(board, kernel, dtb, sdcard, mode="shell", results=None, smp=Non
         if icount:
             cmd += ["-icount", ICOUNT]
         console, port = ["-serial", "stdio"], results_port(board, results)
+    if plugin:
+        cmd += ["-plugin", f"{plugin[0]},out={plugin[1]}"]
     # QEMU's serial ports in order; the console is the first one unless the
     # board says otherwise (i.MX6: UART2, ttymxc1, is QEMU's second).
     cmd += port + console if board.qemu_console_serial == 2 else console + port
