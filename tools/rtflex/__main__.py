@@ -75,7 +75,7 @@ def parser():
             c.add_argument("--stall", type=positive(int), default=180,
                            help="host seconds without output after which the guest counts as hung "
                                 "(default 180)")
-        if name in ("lab", "bench"):
+        if name in ("lab", "bench", "test"):
             c.add_argument("--icount", choices=("auto", "on", "off"), default="auto",
                            help="guest time from the instruction count: on, off, or auto (default): on "
                                 "with one vCPU, off with more (under -icount stop_machine() stalls an "

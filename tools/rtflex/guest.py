@@ -119,6 +119,9 @@ def closing_line(guest_counts, host_log, host_rc):
 
 
 def cmd_test(args):
+    args.use_icount = qemu.use_icount(args.icount, args.smp or 1)
+    if not args.use_icount:
+        log(f"{args.smp} vCPUs: no -icount (--icount {args.icount}): the guest runs host-timed")
     b = boot(args, "test")
     run = evaluate_test_run(b.results, b.problems, b.why, args.debug_kernel)
     # The boot chain through U-Boot: one test each, listed first (boot order).

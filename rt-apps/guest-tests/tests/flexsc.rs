@@ -2186,6 +2186,94 @@ fn set_thread_euid(euid: u32) {
     assert_eq!(r, Ok(0), "setresuid32(-1, {euid}, -1)");
 }
 
+/// Run-on-wait takes the process's credentials once per wait (kernel
+/// patch "flexsc: run calls in the waiting thread", flexsc.rst): a change
+/// between two waits applies to the second. The registering thread (whose
+/// credentials are the process's) posts geteuid32 and waits, as root, then
+/// with euid 65534, then as root again; each wait runs the call inline
+/// (the syscall thread never runs) and gives that wait's euid.
+#[test]
+fn run_on_wait_takes_the_credentials_at_each_wait() {
+    if FLEXSC_EMULATED {
+        return;
+    }
+    wait_own_workers_gone();
+    std::thread::spawn(|| {
+        let fx = register_run_on_wait(&Config {
+            nworkers: 1,
+            ..Config::default()
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let worker = own_worker_tid();
+        let w0 = voluntary_switches(worker);
+        for euid in [0u32, 65534, 0] {
+            set_thread_euid(euid);
+            // SAFETY: geteuid32 takes no pointers.
+            let t = unsafe { fx.post_raw_deferred(nr::GETEUID32, [0; 6]) }.unwrap();
+            assert_eq!(fx.wait(t), Ok(euid as usize), "wait with euid {euid}");
+        }
+        assert_eq!(voluntary_switches(worker), w0, "the syscall thread ran something");
+        fx.shutdown(Duration::from_secs(1));
+    })
+    .join()
+    .unwrap();
+}
+
+/// A caller pinned to one CPU may give its syscall threads another CPU of
+/// its cpuset (kernel patch "flexsc: add exception-less system calls",
+/// flexsc.rst: the CPUs are checked against the cpuset, not the caller's
+/// affinity); a CPU that is not online is refused. The syscall thread runs
+/// there (its affinity, from /proc) and serves calls. Needs two online
+/// CPUs (real boards, `make bench` with 2 vCPUs): with one it says so and
+/// checks only the refusal.
+#[test]
+fn a_pinned_caller_may_put_its_syscall_thread_on_another_cpu() {
+    if FLEXSC_EMULATED {
+        return;
+    }
+    wait_own_workers_gone();
+    std::thread::spawn(|| {
+        rt_utils::affinity::pin_to(0).unwrap();
+        let offline = Config {
+            nworkers: 1,
+            cpus: 1 << 63,
+            ..Config::default()
+        };
+        assert!(
+            matches!(FlexSc::register(&offline), Err(Error::Errno(libc::EINVAL))),
+            "CPU 63 is not online here"
+        );
+        if rt_utils::affinity::online_cpus() < 2 {
+            eprintln!("one online CPU: the placement on another CPU is checked on SMP boards only");
+            return;
+        }
+        let fx = flexsc_try_register_protocol(
+            &Config {
+                nworkers: 1,
+                cpus: 1 << 1,
+                ..Config::default()
+            },
+            flexsc::Protocol::Batch,
+        )
+        .unwrap_or_else(|e| panic!("pinned to CPU 0, syscall thread on CPU 1: {e}"));
+        let worker = own_worker_tid();
+        let status = std::fs::read_to_string(format!("/proc/self/task/{worker}/status")).unwrap();
+        let allowed = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_string();
+        assert_eq!(allowed, "1", "the syscall thread's CPUs");
+        // SAFETY: getpid takes no pointers.
+        let t = unsafe { fx.post_raw(nr::GETPID, [0; 6]) }.unwrap();
+        assert_eq!(fx.wait(t), Ok(std::process::id() as usize));
+        fx.shutdown(Duration::from_secs(1));
+    })
+    .join()
+    .unwrap();
+}
+
 /// A call run in a waiting thread gets the process's credentials (those of
 /// the registering thread), never the waiting thread's own: geteuid32
 /// posted by the registering thread (root) and run by a thread whose own
