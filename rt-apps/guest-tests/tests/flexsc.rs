@@ -2186,9 +2186,9 @@ fn set_thread_euid(euid: u32) {
     assert_eq!(r, Ok(0), "setresuid32(-1, {euid}, -1)");
 }
 
-/// Run-on-wait takes the process's credentials once per wait (kernel
-/// patch "flexsc: run calls in the waiting thread", flexsc.rst): a change
-/// between two waits applies to the second. The registering thread (whose
+/// Run-on-wait takes the process's credentials for each call it runs
+/// (kernel patch "flexsc: run calls in the waiting thread", flexsc.rst): a
+/// change between two waits applies to the second. The registering thread (whose
 /// credentials are the process's) posts geteuid32 and waits, as root, then
 /// with euid 65534, then as root again; each wait runs the call inline
 /// (the syscall thread never runs) and gives that wait's euid.
