@@ -289,7 +289,10 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 let v = value(&mut p, name)?;
                 let want: Vec<&str> = v.split(',').collect();
                 if let Some(bad) = want.iter().find(|c| !CALLS.contains(c)) {
-                    return Err(format!("--calls: '{bad}' is not one of {}", CALLS.join(", ")));
+                    return Err(format!(
+                        "--calls: '{bad}' is not one of {}",
+                        CALLS.join(", ")
+                    ));
                 }
                 o.calls = CALLS.iter().copied().filter(|c| want.contains(c)).collect();
             }
@@ -489,7 +492,9 @@ mod tests {
         assert!(fails("--workers-on=elsewhere").contains("same, other, all"));
         assert!(fails("--workers-on=3-1").contains("invalid CPU range"));
         assert!(fails("--direct-only=1").contains("does not take a value"));
-        assert!(fails("--calls=getpid,open").contains("'open' is not one of getpid, write, pwrite64"));
+        assert!(
+            fails("--calls=getpid,open").contains("'open' is not one of getpid, write, pwrite64")
+        );
         assert!(fails("--bogus=1").contains("unknown option"));
         assert!(fails("stray").contains("unexpected argument"));
         assert!(fails("--file=").contains("empty path"));

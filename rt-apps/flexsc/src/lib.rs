@@ -1199,7 +1199,12 @@ impl FlexSc {
     ) -> Result<usize> {
         let min = min.min(tickets.clone().count());
         // The callers checked that the tickets are ours.
-        let count = || tickets.clone().filter(|t| self.is_done_unchecked(t)).count();
+        let count = || {
+            tickets
+                .clone()
+                .filter(|t| self.is_done_unchecked(t))
+                .count()
+        };
         if self.is_fallback() {
             return Ok(count());
         }

@@ -2212,7 +2212,11 @@ fn run_on_wait_takes_the_credentials_at_each_wait() {
             let t = unsafe { fx.post_raw_deferred(nr::GETEUID32, [0; 6]) }.unwrap();
             assert_eq!(fx.wait(t), Ok(euid as usize), "wait with euid {euid}");
         }
-        assert_eq!(voluntary_switches(worker), w0, "the syscall thread ran something");
+        assert_eq!(
+            voluntary_switches(worker),
+            w0,
+            "the syscall thread ran something"
+        );
         fx.shutdown(Duration::from_secs(1));
     })
     .join()

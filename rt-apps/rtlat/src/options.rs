@@ -408,7 +408,9 @@ pub fn parse(args: &[String], cpus: &CpuInfo) -> Result<Parsed, UsageError> {
                     }
                 })
             }
-            Long("flexsc-cpus") => raw.flexsc_cpus = Some(cpuset(name, &value(&mut p, name)?, cpus)?),
+            Long("flexsc-cpus") => {
+                raw.flexsc_cpus = Some(cpuset(name, &value(&mut p, name)?, cpus)?)
+            }
             Long("flexsc-poll-us") => {
                 let n: u32 = num(name, &value(&mut p, name)?)?;
                 if n > FLEXSC_POLL_US_MAX {
@@ -1059,11 +1061,21 @@ mod tests {
                 poll_us: Some(2000),
             }
         );
-        assert_eq!(io("--io-pipe --io-via=flexsc --flexsc-poll-us 0").flexsc.poll_us, Some(0));
-        assert!(usage_err("--io-pipe --io-via=flexsc --flexsc-poll-us=10001")
-            .contains("out of range 0..10000"));
+        assert_eq!(
+            io("--io-pipe --io-via=flexsc --flexsc-poll-us 0")
+                .flexsc
+                .poll_us,
+            Some(0)
+        );
+        assert!(
+            usage_err("--io-pipe --io-via=flexsc --flexsc-poll-us=10001")
+                .contains("out of range 0..10000")
+        );
         assert!(usage_err("--io-pipe --io-via=flexsc --flexsc-cpus=9").contains("invalid CPU list"));
-        for s in ["--io-pipe --flexsc-cpus=1", "--io-pipe --io-via=direct --flexsc-poll-us=5"] {
+        for s in [
+            "--io-pipe --flexsc-cpus=1",
+            "--io-pipe --io-via=direct --flexsc-poll-us=5",
+        ] {
             assert!(usage_err(s).contains("need --io-via=flexsc"), "{s}");
         }
         assert_eq!(
