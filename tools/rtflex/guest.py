@@ -118,10 +118,17 @@ def closing_line(guest_counts, host_log, host_rc):
     return 1 if gf + hf else 0
 
 
-def cmd_test(args):
-    args.use_icount = qemu.use_icount(args.icount, args.smp or 1)
+def choose_icount(args, smp):
+    """Sets args.use_icount from --icount for SMP vCPUs (qemu.use_icount)
+    and says so when the run is host-timed."""
+    args.use_icount = qemu.use_icount(args.icount, smp)
     if not args.use_icount:
-        log(f"{args.smp} vCPUs: no -icount (--icount {args.icount}): the guest runs host-timed")
+        log(f"{smp} vCPUs: no -icount (--icount {args.icount}): times are host-timed, "
+            "so this host's load is in them")
+
+
+def cmd_test(args):
+    choose_icount(args, args.smp or 1)
     b = boot(args, "test")
     run = evaluate_test_run(b.results, b.problems, b.why, args.debug_kernel)
     # The boot chain through U-Boot: one test each, listed first (boot order).
@@ -178,10 +185,7 @@ def cmd_compare(args):
 def cmd_bench(args):
     smp = args.smp or 1
     args.smp = smp
-    args.use_icount = qemu.use_icount(args.icount, smp)
-    if not args.use_icount:
-        log(f"{smp} vCPUs: no -icount (--icount {args.icount}): times are host-timed, "
-            "so this host's load is in them")
+    choose_icount(args, smp)
     b = boot(args, "bench", f"bench-smp{smp}")
     outdir = os.path.join(args.build_dir, "bench", f"smp{smp}")
     save_files(b.results, outdir)
@@ -311,10 +315,7 @@ def cmd_lab(args):
     board_smp = [a for a, b in zip(args.board.qemu_args, args.board.qemu_args[1:]) if b and a == "-smp"]
     smp = args.smp or (int(args.board.qemu_args[args.board.qemu_args.index("-smp") + 1]) if board_smp else 1)
     args.smp = smp
-    args.use_icount = qemu.use_icount(args.icount, smp)
-    if not args.use_icount:
-        log(f"{smp} vCPUs: no -icount (--icount {args.icount}): latencies are host-timed, "
-            "so this host's load is in them")
+    choose_icount(args, smp)
     args.append = list(args.append or []) + lab_cmdline(smp, args.tune)
     args.lab_options = {"label": args.variant, "duration": args.duration, "loops": args.loops,
                         "loads": args.loads, "tools": args.tools}

@@ -1083,7 +1083,7 @@ impl FlexSc {
 
     /// True when the ticket's call is complete.
     pub fn is_done(&self, t: &Ticket) -> bool {
-        self.status(t) == Some(DONE)
+        self.mine(t).is_ok() && self.is_done_unchecked(t)
     }
 
     /// [`FlexSc::is_done`] for a ticket already checked to be ours, in

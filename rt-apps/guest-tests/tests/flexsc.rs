@@ -1739,15 +1739,19 @@ fn processes_ending_with_calls_in_flight_leave_nothing_behind() {
 /// The scheduler's count of the times thread `tid` of this process went to
 /// sleep (`voluntary_ctxt_switches` in /proc): an oracle outside FlexSC.
 fn voluntary_switches(tid: i32) -> u64 {
+    task_status(tid, "voluntary_ctxt_switches").parse().unwrap()
+}
+
+/// The value of field `key` in thread `tid`'s /proc status, trimmed.
+fn task_status(tid: i32, key: &str) -> String {
     let path = format!("/proc/self/task/{tid}/status");
     let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     status
         .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .unwrap_or_else(|| panic!("{path}: no voluntary_ctxt_switches"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("{path}: no {key}"))
         .trim()
-        .parse()
-        .unwrap()
+        .to_string()
 }
 
 /// The most sleeps of a thread waiting for a batch of 64 getpids, over
@@ -2261,14 +2265,11 @@ fn a_pinned_caller_may_put_its_syscall_thread_on_another_cpu() {
         )
         .unwrap_or_else(|e| panic!("pinned to CPU 0, syscall thread on CPU 1: {e}"));
         let worker = own_worker_tid();
-        let status = std::fs::read_to_string(format!("/proc/self/task/{worker}/status")).unwrap();
-        let allowed = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .map(str::trim)
-            .unwrap_or("?")
-            .to_string();
-        assert_eq!(allowed, "1", "the syscall thread's CPUs");
+        assert_eq!(
+            task_status(worker, "Cpus_allowed_list"),
+            "1",
+            "the syscall thread's CPUs"
+        );
         // SAFETY: getpid takes no pointers.
         let t = unsafe { fx.post_raw(nr::GETPID, [0; 6]) }.unwrap();
         assert_eq!(fx.wait(t), Ok(std::process::id() as usize));

@@ -6,11 +6,12 @@
 //! still make is the wake-up of a syscall thread that went to sleep
 //! (`flexsc_wait(addr, 0, NULL)`, when the control page shows idle
 //! syscall threads; they poll for 50 us, the library's default, before
-//! sleeping). With `--flexsc-cpus` and `--flexsc-poll-us` the syscall thread
-//! runs on a CPU of its own and polls longer than a period: a dedicated
-//! syscall CPU, and the post makes no system call at all. The posted writes are drained after the loop
-//! ([`RecordWriter::drain`]), before the descriptor is closed; the first
-//! failed write is reported then.
+//! sleeping). With `--flexsc-cpus` and `--flexsc-poll-us` the syscall
+//! thread runs on a CPU of its own and polls longer than a period: a
+//! dedicated syscall CPU, and the post makes no system call at all. The
+//! posted writes are drained after the loop ([`RecordWriter::drain`]),
+//! before the descriptor is closed; the first failed write is reported
+//! then.
 //!
 //! There is no fallback: on a kernel without FlexSC, [`register`] fails and
 //! rtlat exits with an error before measuring.

@@ -16,6 +16,8 @@ use crate::action::{
     ActionKind, FlexScPlacement, IoSpec, IoTarget, IoVia, IO_SIZE_DEFAULT, IO_SIZE_MAX,
 };
 use crate::cpuset::parse_cpuset;
+// `--flexsc-poll-us` limit: the kernel's `FLEXSC_MAX_POLL_US`.
+use rtflex_uapi::flexsc::MAX_POLL_US as FLEXSC_POLL_US_MAX;
 
 /// Default base interval in microseconds (cyclictest `DEFAULT_INTERVAL`).
 pub const DEFAULT_INTERVAL_US: u32 = 1000;
@@ -23,8 +25,6 @@ pub const DEFAULT_INTERVAL_US: u32 = 1000;
 pub const DEFAULT_DISTANCE_US: u32 = 500;
 /// Largest histogram (cyclictest `HIST_MAX`); bigger requests are capped.
 pub const HIST_MAX: usize = 1_000_000;
-/// `--flexsc-poll-us` limit: the kernel's `FLEXSC_MAX_POLL_US`.
-use rtflex_uapi::flexsc::MAX_POLL_US as FLEXSC_POLL_US_MAX;
 
 /// Scheduling policy of the measuring threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
