@@ -1083,6 +1083,67 @@ fn signals_and_restart_in_sys_mode() {
     assert_eq!(get(&kv, "nanosleep_child"), "ok");
 }
 
+/// The `[kml]` entry runs the calls of its short table (getpid, read, ...)
+/// without vector_swi and returns without restore_user_regs when no work
+/// is pending; anything else, and every call with work on its return, takes
+/// the full path (kernel patch 0005). Either way a call gives back every
+/// register but r0 (the result) and ip: `kml-probe regs` sets r1-r11 to
+/// known values around a short call (getpid), a full one (getpgid) and a
+/// short one that returns through signal delivery and an SA_RESTART restart
+/// (a read of an empty pipe); oracles: libc's getpid/getpgid, the byte a
+/// helper wrote, the handler's count.
+#[test]
+fn registers_survive_the_short_and_the_full_trampoline_path() {
+    let _s = serial();
+    let p = Installed::probe("kml-probe-regs");
+    let kv = probe(&p.path, &["regs"]);
+    assert_eq!(get(&kv, "mode"), "sys", "{kv:?}");
+    for path in ["short", "full"] {
+        assert_eq!(get(&kv, &format!("{path}_ok")), "1", "{path}: {kv:?}");
+        assert_eq!(
+            get(&kv, &format!("{path}_changed")),
+            "",
+            "{path}: registers changed by the call: {kv:?}"
+        );
+    }
+    assert_eq!(get(&kv, "work_ret"), "1", "the restarted read: {kv:?}");
+    assert_eq!(get(&kv, "work_byte"), "x", "{kv:?}");
+    assert_eq!(get(&kv, "work_handler_runs"), "1", "{kv:?}");
+    assert_eq!(
+        get(&kv, "work_changed"),
+        "",
+        "registers changed across signal delivery and restart: {kv:?}"
+    );
+    assert_eq!(get(&kv, "work_child"), "ok", "{kv:?}");
+}
+
+/// A traced trusted program's trampoline calls stop for its tracer like
+/// `svc` calls do: PTRACE_SYSCALL sets syscall work, which sends even the
+/// short table's calls down the full path. `kml-probe trace-calls` traces a
+/// child making a trampoline getpid (short table) and getpgid (not): the
+/// tracer must see an entry and an exit stop of each, at the `[kml]` page,
+/// and its PTRACE_SET_SYSCALL at getpid's entry must turn the call into
+/// getppid (the child checks the result against getppid()).
+#[test]
+fn ptrace_sees_and_changes_trampoline_calls() {
+    let _s = serial();
+    let p = Installed::probe("kml-probe-trace");
+    let kv = probe(&p.path, &["trace-calls"]);
+    assert_eq!(get(&kv, "mode"), "sys", "{kv:?}");
+    let (getpid, getpgid) = (libc::SYS_getpid, libc::SYS_getpgid);
+    assert_eq!(
+        get(&kv, "trace_stops"),
+        format!("entry:{getpid},exit:{getpid},entry:{getpgid},exit:{getpgid}"),
+        "{kv:?}"
+    );
+    assert_eq!(get(&kv, "trace_set_syscall"), "1", "{kv:?}");
+    assert_eq!(
+        get(&kv, "trace_child"),
+        "ok",
+        "the child's getpid must have run as getppid: {kv:?}"
+    );
+}
+
 #[test]
 fn a_busy_trusted_program_is_preempted_and_killed() {
     let _s = serial();

@@ -50,6 +50,14 @@
 //!                           per STATE (same | it | j), a child whose SIGUSR1
 //!                           handler adds nothing, IT bits or the J bit to
 //!                           the saved CPSR (ARM state): how it ended
+//! kml-probe regs            trampoline calls with r0-r11 set to known
+//!                           values: a short-path call (getpid), a full-path
+//!                           one (getpgid), a short one that returns through
+//!                           signal delivery and a restart (read, SA_RESTART):
+//!                           results and the registers that came back changed
+//! kml-probe trace-calls     a traced child (PTRACE_SYSCALL) makes trampoline
+//!                           calls: the stops its tracer saw, and a getpid the
+//!                           tracer turned into getppid at its entry stop
 //! ```
 
 use std::ffi::CString;
@@ -82,6 +90,8 @@ fn main() {
         "exit-mode" => exit_mode(args.get(1).map(String::as_str).unwrap_or("")),
         "endian" => endian(),
         "sigreturn-state" => sigreturn_state(&args[1..]),
+        "regs" => regs(),
+        "trace-calls" => trace_calls(),
         _ => {
             eprintln!("kml-probe: unknown command '{cmd}' (see the source's header for the list)");
             std::process::exit(2);
@@ -207,6 +217,11 @@ fn wait_status(pid: libc::pid_t) -> String {
     if unsafe { libc::waitpid(pid, &mut st, 0) } != pid {
         return format!("waitpid-failed:{}", io::Error::last_os_error());
     }
+    status_name(st)
+}
+
+/// A wait status as `ok`, `exitN`, a signal name or `status0x..`.
+fn status_name(st: i32) -> String {
     if libc::WIFEXITED(st) {
         match libc::WEXITSTATUS(st) {
             0 => "ok".into(),
@@ -1500,4 +1515,239 @@ fn race(args: &[String]) {
     println!("untraced_sys={untraced_sys}");
     println!("untraced_other={untraced_other}");
     println!("first_problem={first_violation}");
+}
+
+// ---------------------------------------------------------------------------
+// Registers across a trampoline call, and ptrace's view of trampoline calls.
+
+/// What `checked_call` puts in r6 and r8-r11 before the call: registers a
+/// system call neither takes nor returns, which the kernel must give back.
+const REG_PATTERN: [(usize, u32); 5] = [
+    (6, 0x6606_0606),
+    (8, 0x8808_0808),
+    (9, 0x9909_0909),
+    (10, 0xaa0a_0a0a),
+    (11, 0xbb0b_0b0b),
+];
+
+#[cfg(target_arch = "arm")]
+core::arch::global_asm!(
+    ".text",
+    ".arm",
+    ".p2align 2",
+    ".globl rtflex_kml_checked_call",
+    ".type rtflex_kml_checked_call, %function",
+    // r0 = [kml] page, r1 = [a0, a1, a2, a3, a4, a5, nr],
+    // r2 = out: r0-r11 as the call left them.
+    "rtflex_kml_checked_call:",
+    "push {{r4-r11, lr}}",
+    "push {{r2}}",
+    "mov ip, r0",
+    "ldr r7, [r1, #24]",
+    "movw r6, #0x0606",
+    "movt r6, #0x6606",
+    "movw r8, #0x0808",
+    "movt r8, #0x8808",
+    "movw r9, #0x0909",
+    "movt r9, #0x9909",
+    "movw r10, #0x0a0a",
+    "movt r10, #0xaa0a",
+    "movw r11, #0x0b0b",
+    "movt r11, #0xbb0b",
+    "ldm r1, {{r0-r5}}",
+    "blx ip",
+    "push {{r0-r11}}",
+    "ldr ip, [sp, #48]",
+    "pop {{r0-r11}}",
+    "stm ip, {{r0-r11}}",
+    "add sp, sp, #4",
+    "pop {{r4-r11, pc}}",
+    ".size rtflex_kml_checked_call, . - rtflex_kml_checked_call",
+);
+
+#[cfg(target_arch = "arm")]
+extern "C" {
+    fn rtflex_kml_checked_call(page: usize, input: *const u32, out: *mut u32);
+}
+
+/// System call `nr(args)` through the `[kml]` page with r6 and r8-r11 set
+/// to [`REG_PATTERN`]: its result and the registers r1-r11 that came back
+/// different from what the call was given, as `r1,r8` (empty: none).
+///
+/// # Safety
+///
+/// The arguments must be valid for the call, as for [`kml::syscall`].
+unsafe fn checked_call(page: usize, nr: u32, args: [u32; 6]) -> (i32, String) {
+    let mut out = [0u32; 12];
+    let mut input = [0u32; 7];
+    input[..6].copy_from_slice(&args);
+    input[6] = nr;
+    #[cfg(target_arch = "arm")]
+    // SAFETY: the function saves and restores what the AAPCS requires
+    // (r4-r11, lr), reads 7 words of `input`, writes 12 of `out`; the page
+    // is the kernel's [kml] page and the caller vouches for the arguments.
+    unsafe {
+        rtflex_kml_checked_call(page, input.as_ptr(), out.as_mut_ptr())
+    };
+    #[cfg(not(target_arch = "arm"))]
+    {
+        let _ = page;
+        out[0] = u32::MAX;
+    }
+    let mut want = [0u32; 12];
+    want[1..6].copy_from_slice(&args[1..]);
+    want[7] = nr;
+    for (r, v) in REG_PATTERN {
+        want[r] = v;
+    }
+    let changed: Vec<String> = (1..12)
+        .filter(|&r| out[r] != want[r])
+        .map(|r| format!("r{r}"))
+        .collect();
+    (out[0] as i32, changed.join(","))
+}
+
+/// Arguments 1-5 of a call that takes fewer: known values the kernel
+/// must give back (zero would hide a register the kernel zeroed).
+const UNUSED_ARGS: [u32; 5] = [
+    0x1101_0101,
+    0x2202_0202,
+    0x3303_0303,
+    0x4404_0404,
+    0x5505_0505,
+];
+
+/// `a0` and as many more arguments as given, then [`UNUSED_ARGS`].
+fn call_args(used: &[u32]) -> [u32; 6] {
+    let mut a = [0u32; 6];
+    a[1..].copy_from_slice(&UNUSED_ARGS);
+    a[..used.len()].copy_from_slice(used);
+    a
+}
+
+fn regs() {
+    println!("mode={}", mode_name());
+    let Some(page) = kml::entry() else {
+        println!("regs=no-trampoline");
+        return;
+    };
+    // 1. A call of the short path's table.
+    // SAFETY: getpid takes no arguments.
+    let (r, changed) = unsafe { checked_call(page, libc::SYS_getpid as u32, call_args(&[0])) };
+    // SAFETY: getpid() has no preconditions.
+    println!("short_ok={}", (r == unsafe { libc::getpid() }) as u8);
+    println!("short_changed={changed}");
+
+    // 2. A call outside it, which takes vector_swi.
+    // SAFETY: getpgid(0) takes no pointer.
+    let (r, changed) = unsafe { checked_call(page, libc::SYS_getpgid as u32, call_args(&[0])) };
+    // SAFETY: as above.
+    println!("full_ok={}", (r == unsafe { libc::getpgid(0) }) as u8);
+    println!("full_changed={changed}");
+
+    // 3. A short call that returns through signal delivery and a restart:
+    //    a read of an empty pipe, SIGALRM with SA_RESTART after 100 ms, the
+    //    byte written after 300 ms.
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    set_handler(libc::SIGALRM, libc::SA_RESTART);
+    HANDLER_RUNS.store(0, Ordering::SeqCst);
+    let w = fds[1];
+    let child = helper_after(Duration::from_millis(300), move || {
+        let _ = kml::write_via(Via::Svc, w, b"x");
+    });
+    alarm_in(100);
+    let mut buf = [0u8; 4];
+    // SAFETY: `buf` is writable for 4 bytes for the duration of the call.
+    let (r, changed) = unsafe {
+        checked_call(
+            page,
+            libc::SYS_read as u32,
+            call_args(&[fds[0] as u32, buf.as_mut_ptr() as u32, 4]),
+        )
+    };
+    println!("work_ret={r}");
+    println!("work_byte={}", buf[0] as char);
+    println!("work_handler_runs={}", HANDLER_RUNS.load(Ordering::SeqCst));
+    println!("work_changed={changed}");
+    println!("work_child={}", wait_status(child));
+}
+
+/// ARM's `PTRACE_SET_SYSCALL` (arch/arm/include/uapi/asm/ptrace.h).
+const PTRACE_SET_SYSCALL: libc::c_uint = 23;
+/// `PTRACE_GET_SYSCALL_INFO` and its entry stop's `op`
+/// (include/uapi/linux/ptrace.h).
+const PTRACE_GET_SYSCALL_INFO: libc::c_uint = 0x420e;
+const PTRACE_SYSCALL_INFO_ENTRY: u8 = 1;
+
+fn trace_calls() {
+    println!("mode={}", mode_name());
+    let Some(page) = kml::entry() else {
+        println!("trace=no-trampoline");
+        return;
+    };
+    // SAFETY: single-threaded here; the child makes raw calls and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: the child asks to be traced by this process and stops
+        // itself; the tracer resumes it.
+        unsafe {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            libc::raise(libc::SIGSTOP);
+        }
+        // SAFETY: getpid takes no arguments.
+        let a = unsafe { kml::syscall(Via::Trampoline, libc::SYS_getpid as u32, [0; 6]) };
+        // SAFETY: getpgid(0) takes no pointer.
+        let b = unsafe { kml::syscall(Via::Trampoline, libc::SYS_getpgid as u32, [0; 6]) };
+        // SAFETY: getppid() and getpgid(0) have no preconditions.
+        let ok =
+            a == unsafe { libc::getppid() } as isize && b == unsafe { libc::getpgid(0) } as isize;
+        // SAFETY: ends the child.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+    }
+    assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+    let in_page = |pc: u32| (pc as usize).wrapping_sub(page) < 4096;
+    let mut st = 0;
+    // SAFETY: waitpid and ptrace on our own traced child; `regs` is a
+    // writable user_regs for PTRACE_GETREGS.
+    unsafe {
+        assert_eq!(libc::waitpid(pid, &mut st, 0), pid);
+        assert!(libc::WIFSTOPPED(st), "{st:#x}");
+        libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, libc::PTRACE_O_TRACESYSGOOD);
+        let mut stops = Vec::new();
+        let mut changed = false;
+        loop {
+            assert_eq!(libc::ptrace(libc::PTRACE_SYSCALL, pid, 0, 0), 0);
+            assert_eq!(libc::waitpid(pid, &mut st, 0), pid);
+            if !libc::WIFSTOPPED(st) {
+                break;
+            }
+            if libc::WSTOPSIG(st) != libc::SIGTRAP | 0x80 {
+                continue;
+            }
+            let mut regs: libc::user_regs = core::mem::zeroed();
+            libc::ptrace(
+                libc::PTRACE_GETREGS,
+                pid,
+                0,
+                &mut regs as *mut libc::user_regs,
+            );
+            let mut info = [0u8; 88]; // struct ptrace_syscall_info; op first
+            libc::ptrace(PTRACE_GET_SYSCALL_INFO, pid, info.len(), info.as_mut_ptr());
+            let entry = info[0] == PTRACE_SYSCALL_INFO_ENTRY;
+            let nr = regs.arm_r7;
+            if in_page(regs.arm_pc as u32) {
+                let what = if entry { "entry" } else { "exit" };
+                stops.push(format!("{what}:{nr}"));
+                if entry && nr == libc::SYS_getpid as _ && !changed {
+                    changed =
+                        libc::ptrace(PTRACE_SET_SYSCALL, pid, 0, libc::SYS_getppid as usize) == 0;
+                }
+            }
+        }
+        println!("trace_stops={}", stops.join(","));
+        println!("trace_set_syscall={}", changed as u8);
+    }
+    println!("trace_child={}", status_name(st));
 }
