@@ -1088,10 +1088,15 @@ fn signals_and_restart_in_sys_mode() {
 /// is pending; anything else, and every call with work on its return, takes
 /// the full path (kernel patch 0005). Either way a call gives back every
 /// register but r0 (the result) and ip: `kml-probe regs` sets r1-r11 to
-/// known values around a short call (getpid), a full one (getpgid) and a
+/// known values around a short call (getpid), a full one (getpgid), a
 /// short one that returns through signal delivery and an SA_RESTART restart
-/// (a read of an empty pipe); oracles: libc's getpid/getpgid, the byte a
-/// helper wrote, the handler's count.
+/// (a read of an empty pipe), and a short one that sleeps while another
+/// process returns to user space (the user register bank, sp and lr, is
+/// shared by every task: a first version of the short path left the other
+/// process's sp and lr to the program). That last case runs without an
+/// rseq area: with one, a context switch is return work and the call
+/// returns the full way. Oracles: libc's getpid/getpgid, the
+/// bytes a helper wrote, the handler's count.
 #[test]
 fn registers_survive_the_short_and_the_full_trampoline_path() {
     let _s = serial();
@@ -1115,6 +1120,21 @@ fn registers_survive_the_short_and_the_full_trampoline_path() {
         "registers changed across signal delivery and restart: {kv:?}"
     );
     assert_eq!(get(&kv, "work_child"), "ok", "{kv:?}");
+    assert_eq!(
+        get(&kv, "block_child"),
+        "ok",
+        "a short call that slept while another process ran must give back \
+         the program's own sp and lr: {kv:?}"
+    );
+    assert_eq!(
+        get(&kv, "block_rseq"),
+        "unregistered",
+        "the child must take the short return, which needs no rseq area: {kv:?}"
+    );
+    assert_eq!(get(&kv, "block_ret"), "1", "{kv:?}");
+    assert_eq!(get(&kv, "block_byte"), "y", "{kv:?}");
+    assert_eq!(get(&kv, "block_changed"), "", "{kv:?}");
+    assert_eq!(get(&kv, "block_helper"), "ok", "{kv:?}");
 }
 
 /// A traced trusted program's trampoline calls stop for its tracer like

@@ -53,8 +53,10 @@
 //! kml-probe regs            trampoline calls with r0-r11 set to known
 //!                           values: a short-path call (getpid), a full-path
 //!                           one (getpgid), a short one that returns through
-//!                           signal delivery and a restart (read, SA_RESTART):
-//!                           results and the registers that came back changed
+//!                           signal delivery and a restart (read, SA_RESTART),
+//!                           a short one that sleeps (read) while another
+//!                           process runs: results and the registers that
+//!                           came back changed
 //! kml-probe trace-calls     a traced child (PTRACE_SYSCALL) makes trampoline
 //!                           calls: the stops its tracer saw, and a getpid the
 //!                           tracer turned into getppid at its entry stop
@@ -1672,6 +1674,97 @@ fn regs() {
     println!("work_handler_runs={}", HANDLER_RUNS.load(Ordering::SeqCst));
     println!("work_changed={changed}");
     println!("work_child={}", wait_status(child));
+
+    // 4. A short call that sleeps and returns with no work pending while
+    //    another process returns to user space: the user register bank (sp,
+    //    lr) is shared by every task, so the kernel must give the program
+    //    its own back. In a child, which a wrong sp or lr would crash.
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let w = fds[1];
+    let helper = helper_after(Duration::from_millis(200), move || {
+        let _ = kml::write_via(Via::Svc, w, b"y");
+    });
+    let rd = fds[0];
+    let ended = in_child(move || {
+        // With an rseq area registered, the kernel flags every context
+        // switch as return work (TIF_NOTIFY_RESUME on ARM), and a call that
+        // slept always returns the full way: without one it takes the short
+        // return, whose registers this case checks.
+        println!("block_rseq={}", unregister_rseq());
+        let mut buf = [0u8; 4];
+        // SAFETY: `buf` is writable for 4 bytes for the duration of the call.
+        let (r, changed) = unsafe {
+            checked_call(
+                page,
+                libc::SYS_read as u32,
+                call_args(&[rd as u32, buf.as_mut_ptr() as u32, 4]),
+            )
+        };
+        println!("block_ret={r}");
+        println!("block_byte={}", buf[0] as char);
+        println!("block_changed={changed}");
+        io::stdout().flush().ok();
+    });
+    println!("block_child={ended}");
+    println!("block_helper={}", wait_status(helper));
+}
+
+#[cfg(target_arch = "arm")]
+extern "C" {
+    /// glibc's rseq registration (glibc 2.35 and later, sys/rseq.h): the
+    /// area's offset from the thread pointer, and its size (0: none).
+    static __rseq_offset: isize;
+    static __rseq_size: u32;
+}
+
+/// Unregister the calling thread's rseq area, which glibc registered:
+/// `unregistered`, `none` (glibc registered none) or `failed:ERRNO`.
+fn unregister_rseq() -> String {
+    #[cfg(target_arch = "arm")]
+    {
+        /// RSEQ_SIG of little-endian ARM (the kernel's rseq selftests).
+        const RSEQ_SIG: u32 = 0xe7f5_def3;
+        const RSEQ_FLAG_UNREGISTER: usize = 1;
+        // SAFETY: glibc defines both constants before main().
+        let (offset, size) = unsafe { (__rseq_offset, __rseq_size) };
+        if size == 0 {
+            return "none".into();
+        }
+        let tp: usize;
+        // SAFETY: reads the user thread ID register (TPIDRURO), the
+        // thread pointer; no side effects.
+        unsafe {
+            core::arch::asm!("mrc p15, 0, {0}, c13, c0, 3", out(reg) tp, options(nomem, nostack))
+        };
+        let area = tp.wrapping_add(offset as usize);
+        let mut last = 0;
+        // The length must be the one glibc registered: 32 (struct rseq)
+        // in glibc 2.36, or the size it reports.
+        for len in [32, size as usize] {
+            // SAFETY: rseq(UNREGISTER) of this thread's own area, which
+            // glibc no longer touches in this single-threaded child.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_rseq,
+                    area,
+                    len,
+                    RSEQ_FLAG_UNREGISTER,
+                    RSEQ_SIG as usize,
+                )
+            };
+            if r == 0 {
+                return "unregistered".into();
+            }
+            last = errno();
+        }
+        format!("failed:{last}")
+    }
+    #[cfg(not(target_arch = "arm"))]
+    {
+        "none".into()
+    }
 }
 
 /// ARM's `PTRACE_SET_SYSCALL` (arch/arm/include/uapi/asm/ptrace.h).
