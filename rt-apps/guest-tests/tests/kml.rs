@@ -1095,7 +1095,9 @@ fn signals_and_restart_in_sys_mode() {
 /// shared by every task: a first version of the short path left the other
 /// process's sp and lr to the program). That last case runs without an
 /// rseq area: with one, a context switch is return work and the call
-/// returns the full way. Oracles: libc's getpid/getpgid, the
+/// returns the full way. (A kernel without the short path, such as the
+/// debug variants, which trace IRQ flags, runs every case the full way.)
+/// Oracles: libc's getpid/getpgid, the
 /// bytes a helper wrote, the handler's count.
 #[test]
 fn registers_survive_the_short_and_the_full_trampoline_path() {
@@ -1126,6 +1128,7 @@ fn registers_survive_the_short_and_the_full_trampoline_path() {
         "a short call that slept while another process ran must give back \
          the program's own sp and lr: {kv:?}"
     );
+    assert_eq!(get(&kv, "block_pinned"), "0", "{kv:?}");
     assert_eq!(
         get(&kv, "block_rseq"),
         "unregistered",

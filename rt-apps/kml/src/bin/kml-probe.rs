@@ -1678,7 +1678,12 @@ fn regs() {
     // 4. A short call that sleeps and returns with no work pending while
     //    another process returns to user space: the user register bank (sp,
     //    lr) is shared by every task, so the kernel must give the program
-    //    its own back. In a child, which a wrong sp or lr would crash.
+    //    its own back. In a child, which a wrong sp or lr would crash. All
+    //    on one CPU, so that the helper runs where the reader sleeps.
+    println!(
+        "block_pinned={}",
+        rt_utils::affinity::pin_to(0).map_or_else(|e| format!("failed:{e}"), |()| "0".into())
+    );
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for two descriptors.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
@@ -1810,13 +1815,18 @@ fn trace_calls() {
         libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, libc::PTRACE_O_TRACESYSGOOD);
         let mut stops = Vec::new();
         let mut changed = false;
-        loop {
-            assert_eq!(libc::ptrace(libc::PTRACE_SYSCALL, pid, 0, 0), 0);
+        // A signal the child gets (a fault, say) is passed on, not dropped:
+        // dropped, a faulting instruction would run again forever.
+        let mut deliver = 0;
+        for _ in 0..1000 {
+            assert_eq!(libc::ptrace(libc::PTRACE_SYSCALL, pid, 0, deliver), 0);
+            deliver = 0;
             assert_eq!(libc::waitpid(pid, &mut st, 0), pid);
             if !libc::WIFSTOPPED(st) {
                 break;
             }
             if libc::WSTOPSIG(st) != libc::SIGTRAP | 0x80 {
+                deliver = libc::WSTOPSIG(st);
                 continue;
             }
             let mut regs: libc::user_regs = core::mem::zeroed();
@@ -1838,6 +1848,11 @@ fn trace_calls() {
                         libc::ptrace(PTRACE_SET_SYSCALL, pid, 0, libc::SYS_getppid as usize) == 0;
                 }
             }
+        }
+        if libc::WIFSTOPPED(st) {
+            // Still running after 1000 stops: end it.
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, &mut st, 0);
         }
         println!("trace_stops={}", stops.join(","));
         println!("trace_set_syscall={}", changed as u8);
