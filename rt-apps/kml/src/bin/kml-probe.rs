@@ -1593,7 +1593,7 @@ unsafe fn checked_call(page: usize, nr: u32, args: [u32; 6]) -> (i32, String) {
     };
     #[cfg(not(target_arch = "arm"))]
     {
-        let _ = page;
+        let _ = (page, input);
         out[0] = u32::MAX;
     }
     let mut want = [0u32; 12];
@@ -1773,12 +1773,21 @@ fn unregister_rseq() -> String {
 }
 
 /// ARM's `PTRACE_SET_SYSCALL` (arch/arm/include/uapi/asm/ptrace.h).
+#[cfg(target_arch = "arm")]
 const PTRACE_SET_SYSCALL: libc::c_uint = 23;
 /// `PTRACE_GET_SYSCALL_INFO` and its entry stop's `op`
 /// (include/uapi/linux/ptrace.h).
+#[cfg(target_arch = "arm")]
 const PTRACE_GET_SYSCALL_INFO: libc::c_uint = 0x420e;
+#[cfg(target_arch = "arm")]
 const PTRACE_SYSCALL_INFO_ENTRY: u8 = 1;
 
+#[cfg(not(target_arch = "arm"))]
+fn trace_calls() {
+    println!("trace=unsupported");
+}
+
+#[cfg(target_arch = "arm")]
 fn trace_calls() {
     println!("mode={}", mode_name());
     let Some(page) = kml::entry() else {
