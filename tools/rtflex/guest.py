@@ -319,7 +319,13 @@ def cmd_lab(args):
     args.append = list(args.append or []) + lab_cmdline(smp, args.tune)
     args.lab_options = {"label": args.variant, "duration": args.duration, "loops": args.loops,
                         "loads": args.loads, "tools": args.tools}
-    cells = len((args.loads or "x,x,x,x,x,x").split(",")) * len((args.tools or "x,x,x,x").split(","))
+    loads = len((args.loads or "x,x,x,x,x,x").split(","))
+    tools = (args.tools or "x,x,x,x").split(",")
+    # An rtla cell is two runs (measuring, then analysing), and its
+    # analysis run parses a trace buffer full of the load's events: under
+    # the grinder on a busy host it took over 10 min for a 10 s cell
+    # (docs/latency-lab.md, "rtla under load"). It counts as 8 cells.
+    cells = loads * sum(8 if t == "rtla" else 1 for t in tools)
     per_cell = (args.loops / 1000 if args.loops else (args.duration or 5)) + 4
     # A busy guest's second takes several host seconds (measured: a 5 s
     # cell with a load, about 34 s on 2 loaded host cores): a generous
