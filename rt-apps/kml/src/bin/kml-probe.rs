@@ -627,21 +627,28 @@ fn helper_after(delay: Duration, f: impl FnOnce()) -> libc::pid_t {
     }
 }
 
-fn restart() {
-    println!("trampoline={}", kml::available() as u8);
-    // 1. SA_RESTART: a blocking read interrupted by a handled signal resumes.
+/// A new pipe whose one byte `byte` a helper child writes (with `svc`)
+/// after `delay`: the read end, and the helper's pid.
+fn pipe_written_after(delay: Duration, byte: &'static [u8; 1]) -> (i32, libc::pid_t) {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for two descriptors.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let w = fds[1];
+    let helper = helper_after(delay, move || {
+        let _ = kml::write_via(Via::Svc, w, byte);
+    });
+    (fds[0], helper)
+}
+
+fn restart() {
+    println!("trampoline={}", kml::available() as u8);
+    // 1. SA_RESTART: a blocking read interrupted by a handled signal resumes.
     set_handler(libc::SIGALRM, libc::SA_RESTART);
     HANDLER_RUNS.store(0, Ordering::SeqCst);
-    let w = fds[1];
-    let child = helper_after(Duration::from_millis(400), move || {
-        let _ = kml::write_via(Via::Svc, w, b"r");
-    });
+    let (rd, child) = pipe_written_after(Duration::from_millis(400), b"r");
     alarm_in(100);
     let mut buf = [0u8; 4];
-    let r = kml::read_via(Via::Auto, fds[0], &mut buf);
+    let r = kml::read_via(Via::Auto, rd, &mut buf);
     println!("restart_read={:?}", r.map_err(|e| e.raw_os_error()));
     println!(
         "restart_handler_runs={}",
@@ -653,7 +660,7 @@ fn restart() {
     set_handler(libc::SIGALRM, 0);
     HANDLER_RUNS.store(0, Ordering::SeqCst);
     alarm_in(100);
-    let r = kml::read_via(Via::Auto, fds[0], &mut buf);
+    let r = kml::read_via(Via::Auto, rd, &mut buf);
     println!("eintr_read={:?}", r.map_err(|e| e.raw_os_error()));
     println!("eintr_handler_runs={}", HANDLER_RUNS.load(Ordering::SeqCst));
 
@@ -1627,6 +1634,23 @@ fn call_args(used: &[u32]) -> [u32; 6] {
     a
 }
 
+/// A 4-byte `read(fd)` through [`checked_call`]: prints `PREFIX_ret`,
+/// `PREFIX_byte` (the first byte read) and `PREFIX_changed`.
+fn checked_read(page: usize, fd: i32, prefix: &str) {
+    let mut buf = [0u8; 4];
+    // SAFETY: `buf` is writable for 4 bytes for the duration of the call.
+    let (r, changed) = unsafe {
+        checked_call(
+            page,
+            libc::SYS_read as u32,
+            call_args(&[fd as u32, buf.as_mut_ptr() as u32, 4]),
+        )
+    };
+    println!("{prefix}_ret={r}");
+    println!("{prefix}_byte={}", buf[0] as char);
+    println!("{prefix}_changed={changed}");
+}
+
 fn regs() {
     println!("mode={}", mode_name());
     let Some(page) = kml::entry() else {
@@ -1650,29 +1674,12 @@ fn regs() {
     // 3. A short call that returns through signal delivery and a restart:
     //    a read of an empty pipe, SIGALRM with SA_RESTART after 100 ms, the
     //    byte written after 300 ms.
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for two descriptors.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     set_handler(libc::SIGALRM, libc::SA_RESTART);
     HANDLER_RUNS.store(0, Ordering::SeqCst);
-    let w = fds[1];
-    let child = helper_after(Duration::from_millis(300), move || {
-        let _ = kml::write_via(Via::Svc, w, b"x");
-    });
+    let (rd, child) = pipe_written_after(Duration::from_millis(300), b"x");
     alarm_in(100);
-    let mut buf = [0u8; 4];
-    // SAFETY: `buf` is writable for 4 bytes for the duration of the call.
-    let (r, changed) = unsafe {
-        checked_call(
-            page,
-            libc::SYS_read as u32,
-            call_args(&[fds[0] as u32, buf.as_mut_ptr() as u32, 4]),
-        )
-    };
-    println!("work_ret={r}");
-    println!("work_byte={}", buf[0] as char);
+    checked_read(page, rd, "work");
     println!("work_handler_runs={}", HANDLER_RUNS.load(Ordering::SeqCst));
-    println!("work_changed={changed}");
     println!("work_child={}", wait_status(child));
 
     // 4. A short call that sleeps and returns with no work pending while
@@ -1684,32 +1691,14 @@ fn regs() {
         "block_pinned={}",
         rt_utils::affinity::pin_to(0).map_or_else(|e| format!("failed:{e}"), |()| "0".into())
     );
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for two descriptors.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    let w = fds[1];
-    let helper = helper_after(Duration::from_millis(200), move || {
-        let _ = kml::write_via(Via::Svc, w, b"y");
-    });
-    let rd = fds[0];
+    let (rd, helper) = pipe_written_after(Duration::from_millis(200), b"y");
     let ended = in_child(move || {
         // With an rseq area registered, the kernel flags every context
         // switch as return work (TIF_NOTIFY_RESUME on ARM), and a call that
         // slept always returns the full way: without one it takes the short
         // return, whose registers this case checks.
         println!("block_rseq={}", unregister_rseq());
-        let mut buf = [0u8; 4];
-        // SAFETY: `buf` is writable for 4 bytes for the duration of the call.
-        let (r, changed) = unsafe {
-            checked_call(
-                page,
-                libc::SYS_read as u32,
-                call_args(&[rd as u32, buf.as_mut_ptr() as u32, 4]),
-            )
-        };
-        println!("block_ret={r}");
-        println!("block_byte={}", buf[0] as char);
-        println!("block_changed={changed}");
+        checked_read(page, rd, "block");
         io::stdout().flush().ok();
     });
     println!("block_child={ended}");
@@ -1775,12 +1764,6 @@ fn unregister_rseq() -> String {
 /// ARM's `PTRACE_SET_SYSCALL` (arch/arm/include/uapi/asm/ptrace.h).
 #[cfg(target_arch = "arm")]
 const PTRACE_SET_SYSCALL: libc::c_uint = 23;
-/// `PTRACE_GET_SYSCALL_INFO` and its entry stop's `op`
-/// (include/uapi/linux/ptrace.h).
-#[cfg(target_arch = "arm")]
-const PTRACE_GET_SYSCALL_INFO: libc::c_uint = 0x420e;
-#[cfg(target_arch = "arm")]
-const PTRACE_SYSCALL_INFO_ENTRY: u8 = 1;
 
 #[cfg(not(target_arch = "arm"))]
 fn trace_calls() {
@@ -1846,8 +1829,13 @@ fn trace_calls() {
                 &mut regs as *mut libc::user_regs,
             );
             let mut info = [0u8; 88]; // struct ptrace_syscall_info; op first
-            libc::ptrace(PTRACE_GET_SYSCALL_INFO, pid, info.len(), info.as_mut_ptr());
-            let entry = info[0] == PTRACE_SYSCALL_INFO_ENTRY;
+            libc::ptrace(
+                libc::PTRACE_GET_SYSCALL_INFO,
+                pid,
+                info.len(),
+                info.as_mut_ptr(),
+            );
+            let entry = info[0] == libc::PTRACE_SYSCALL_INFO_ENTRY;
             let nr = regs.arm_r7;
             if in_page(regs.arm_pc as u32) {
                 let what = if entry { "entry" } else { "exit" };
